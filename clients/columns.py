@@ -1,0 +1,69 @@
+"""The clients table's columns: system ones plus one per custom field."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from django.utils import formats
+from django.utils.translation import gettext_lazy as _
+
+from .models import CustomField
+from .phones import format_phone
+
+DEFAULT_COLUMNS = ["name", "phone", "email", "responsible", "tags", "lifecycle", "modified_at"]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    value: Callable  # client -> display value
+    needs: str = ""  # a related name to select or prefetch when the column is shown
+
+
+def _date(value):
+    return formats.date_format(value, "SHORT_DATE_FORMAT") if value else ""
+
+
+def _datetime(value):
+    return formats.date_format(value, "SHORT_DATETIME_FORMAT") if value else ""
+
+
+SYSTEM_COLUMNS = [
+    Column("name", _("Full name"), lambda c: c.name),
+    Column("phone", _("Phone"), lambda c: format_phone(c.phone)),
+    Column("email", _("Email"), lambda c: c.email),
+    Column("responsible", _("Responsible"), lambda c: c.responsible or "", "responsible"),
+    Column("tags", _("Tags"), lambda c: list(c.tags.all()), "tags"),
+    Column("lifecycle", _("Status"), lambda c: c.get_lifecycle_display()),
+    Column("priority", _("Priority"), lambda c: c.get_priority_display()),
+    Column("company", _("Company"), lambda c: c.company),
+    Column("country", _("Country"), lambda c: c.get_country_display()),
+    Column("city", _("City"), lambda c: c.city),
+    Column("channel", _("Channel"), lambda c: c.get_channel_display()),
+    Column("external_id", _("Player ID"), lambda c: c.external_id),
+    Column("registration_date", _("Registration date"), lambda c: _date(c.registration_date)),
+    Column("created_at", _("Created"), lambda c: _datetime(c.created_at)),
+    Column("modified_at", _("Modified"), lambda c: _datetime(c.modified_at)),
+    Column("created_by", _("Created by"), lambda c: c.created_by or "", "created_by"),
+    Column("modified_by", _("Modified by"), lambda c: c.modified_by or "", "modified_by"),
+]
+
+
+def custom_column(field: CustomField) -> Column:
+    key = field.key
+    return Column(field.column_key, field.label, lambda c: c.custom.get(key, ""))
+
+
+def all_columns(custom_fields) -> dict[str, Column]:
+    columns = {c.key: c for c in SYSTEM_COLUMNS}
+    for field in custom_fields:
+        columns[field.column_key] = custom_column(field)
+    return columns
+
+
+def chosen_columns(saved: list[str] | None, available: dict[str, Column]) -> list[Column]:
+    """The user's columns in their order; unknown keys (a deleted field) are dropped."""
+    keys = [k for k in (saved or DEFAULT_COLUMNS) if k in available]
+    if "name" not in keys:
+        keys.insert(0, "name")  # the name links to the card: it is always shown
+    return [available[k] for k in keys]

@@ -1,0 +1,149 @@
+"""The clients table's filters (django-filter). All of them combine with AND."""
+
+import django_filters as df
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext_lazy as _
+
+from crm.countries import COUNTRIES
+
+from .models import Channel, Client, CustomField, Lifecycle, Priority, Tag
+from .phones import digits_of
+
+MIN_SEARCH_DIGITS = 3
+
+
+def users(request=None):
+    return get_user_model().objects.filter(is_active=True)
+
+
+def search_q(value: str) -> Q:
+    """Name fragment, or any 3+ consecutive digits of a phone."""
+    value = value.strip()
+    q = Q(name__icontains=value)
+    digits = digits_of(value)
+    if len(digits) >= MIN_SEARCH_DIGITS:
+        q |= Q(phone_digits__contains=digits)
+    return q
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class IdListField(forms.Field):
+    """Several record ids from repeated query parameters, checked without a database query.
+
+    Filtering by an id the user cannot see simply matches nothing; the filter panel fills the
+    widget's choices itself, so the table page spends no query validating them.
+    """
+
+    widget = forms.SelectMultiple
+
+    def __init__(self, *, choices=(), **kwargs):
+        super().__init__(**kwargs)
+        self.widget.choices = choices
+
+    def to_python(self, value):
+        if not value:
+            return []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        try:
+            return [int(v) for v in value if str(v).strip()]
+        except (TypeError, ValueError):
+            raise forms.ValidationError(_("Choose from the list."), code="invalid")
+
+
+class IdListFilter(df.Filter):
+    field_class = IdListField
+
+    def filter(self, qs, value):
+        return qs.filter(**{f"{self.field_name}__in": value}) if value else qs
+
+
+class IdFilter(df.NumberFilter):
+    def filter(self, qs, value):
+        return qs.filter(**{self.field_name: int(value)}) if value is not None else qs
+
+
+class ClientFilter(df.FilterSet):
+    q = df.CharFilter(label=_("Search"), method="filter_q")
+    tab = df.ChoiceFilter(label=_("Status"), field_name="lifecycle", choices=Lifecycle.choices)
+    name = df.CharFilter(label=_("Client name"), lookup_expr="icontains")
+    phone = df.CharFilter(label=_("Phone"), method="filter_phone")
+    email = df.CharFilter(label=_("Email"), lookup_expr="icontains")
+    company = df.CharFilter(label=_("Company"), lookup_expr="icontains")
+    city = df.CharFilter(label=_("City"), lookup_expr="icontains")
+    address = df.CharFilter(label=_("Address"), lookup_expr="icontains")
+    external_id = df.CharFilter(label=_("Player ID"), lookup_expr="iexact")
+    created_from = df.DateFilter(label=_("Created from"), field_name="created_at", lookup_expr="date__gte", widget=DateInput)
+    created_to = df.DateFilter(label=_("Created to"), field_name="created_at", lookup_expr="date__lte", widget=DateInput)
+    modified_from = df.DateFilter(label=_("Modified from"), field_name="modified_at", lookup_expr="date__gte", widget=DateInput)
+    modified_to = df.DateFilter(label=_("Modified to"), field_name="modified_at", lookup_expr="date__lte", widget=DateInput)
+    registered_from = df.DateFilter(label=_("Registered from"), field_name="registration_date", lookup_expr="gte", widget=DateInput)
+    registered_to = df.DateFilter(label=_("Registered to"), field_name="registration_date", lookup_expr="lte", widget=DateInput)
+    responsible = IdListFilter(label=_("Responsible"), field_name="responsible_id")
+    created_by = IdFilter(label=_("Created by"), field_name="created_by_id", widget=forms.Select)
+    modified_by = IdFilter(label=_("Modified by"), field_name="modified_by_id", widget=forms.Select)
+    tags = IdListFilter(label=_("Tags"), method="filter_tags")
+    country = df.MultipleChoiceFilter(label=_("Country"), choices=COUNTRIES)
+    channel = df.MultipleChoiceFilter(label=_("Channel"), choices=Channel.choices)
+    priority = df.MultipleChoiceFilter(label=_("Priority"), choices=Priority.choices)
+
+    class Meta:
+        model = Client
+        fields: list[str] = []
+
+    def __init__(self, *args, custom_fields=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in custom_fields or []:
+            self.filters.update(custom_field_filters(field))
+
+    def with_choices(self):
+        """Fill the user and tag selects (for the filter panel and the search form)."""
+        people = [(u.pk, str(u)) for u in users()]
+        form = self.form
+        form.fields["responsible"].widget.choices = people
+        form.fields["created_by"].widget.choices = [("", "—"), *people]
+        form.fields["modified_by"].widget.choices = [("", "—"), *people]
+        form.fields["tags"].widget.choices = [(t.pk, t.name) for t in Tag.objects.all()]
+        return self
+
+    def filter_q(self, qs, name, value):
+        return qs.filter(search_q(value)) if value.strip() else qs
+
+    def filter_phone(self, qs, name, value):
+        digits = digits_of(value)
+        return qs.filter(phone_digits__contains=digits) if digits else qs
+
+    def filter_tags(self, qs, name, value):
+        # EXISTS, not a join: a client with two chosen tags must not appear twice.
+        if not value:
+            return qs
+        through = Client.tags.through
+        return qs.filter(
+            Exists(through.objects.filter(client_id=OuterRef("pk"), tag_id__in=value))
+        )
+
+
+def custom_field_filters(field: CustomField) -> dict[str, df.Filter]:
+    """The filter(s) for one custom field, named after its column key."""
+    path = f"custom__{field.key}"
+    key = field.column_key
+    label = field.label
+    if field.kind == CustomField.Kind.SELECT:
+        choices = [(v, v) for v in field.choices]
+        return {key: df.MultipleChoiceFilter(label=label, field_name=path, choices=choices)}
+    if field.kind == CustomField.Kind.NUMBER:
+        return {
+            f"{key}_min": df.NumberFilter(label=f"{label} ≥", field_name=path, lookup_expr="gte"),
+            f"{key}_max": df.NumberFilter(label=f"{label} ≤", field_name=path, lookup_expr="lte"),
+        }
+    if field.kind == CustomField.Kind.DATE:
+        return {
+            f"{key}_from": df.CharFilter(label=f"{label} ≥", field_name=path, lookup_expr="gte", widget=DateInput),
+            f"{key}_to": df.CharFilter(label=f"{label} ≤", field_name=path, lookup_expr="lte", widget=DateInput),
+        }
+    return {key: df.CharFilter(label=label, field_name=path, lookup_expr="icontains")}

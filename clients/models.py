@@ -1,0 +1,210 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from crm.countries import COUNTRIES
+
+NAME_MAX = 30  # seed 002: "ФИО" is limited to 30 characters
+TEXT_FIELD_MAX = 30  # seed 002: custom fields of type "Text" are limited to 30 characters
+ALIVE = Q(deleted_at__isnull=True)
+
+
+class Channel(models.TextChoices):
+    PHONE = "phone", _("Phone")
+    WEBSITE = "website", _("Website")
+    EMAIL = "email", _("Email")
+    TELEGRAM = "telegram", _("Telegram")
+    WHATSAPP = "whatsapp", _("WhatsApp")
+    INSTAGRAM = "instagram", _("Instagram")
+    VK = "vk", _("VK")
+    REFERRAL = "referral", _("Referral")
+    ADVERTISING = "ads", _("Advertising")
+
+
+class Priority(models.TextChoices):
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+
+
+class Lifecycle(models.TextChoices):
+    POTENTIAL = "potential", _("Potential")
+    CONVERTED = "converted", _("Converted")
+
+
+class Tag(models.Model):
+    class Color(models.TextChoices):
+        GREY = "grey", _("Grey")
+        BLUE = "blue", _("Blue")
+        GREEN = "green", _("Green")
+        YELLOW = "yellow", _("Yellow")
+        ORANGE = "orange", _("Orange")
+        RED = "red", _("Red")
+        PURPLE = "purple", _("Purple")
+
+    name = models.CharField(_("name"), max_length=30, unique=True)
+    color = models.CharField(_("colour"), max_length=10, choices=Color, default=Color.BLUE)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+
+    def __str__(self):
+        return self.name
+
+
+class CustomField(models.Model):
+    """An admin-defined client field; values live in Client.custom under str(pk)."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        SELECT = "select", _("Selector")
+
+    label = models.CharField(_("name"), max_length=40)
+    kind = models.CharField(_("type"), max_length=10, choices=Kind, default=Kind.TEXT)
+    choices = models.JSONField(_("values"), default=list, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def key(self):
+        return str(self.pk)
+
+    @property
+    def column_key(self):
+        return f"cf_{self.pk}"
+
+
+class ClientQuerySet(models.QuerySet):
+    def alive(self):
+        return self.filter(deleted_at__isnull=True)
+
+    def deleted(self):
+        return self.filter(deleted_at__isnull=False)
+
+    def newest_first(self):
+        return self.order_by("-modified_at", "-pk")
+
+
+class Client(models.Model):
+    name = models.CharField(_("full name"), max_length=NAME_MAX)
+    responsible = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("responsible"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="clients",
+    )
+    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    extra_phones = models.JSONField(_("other phones"), default=list, blank=True)
+    # Every phone's digits, space separated: what "search by any 3+ digits" looks in.
+    phone_digits = models.CharField(max_length=200, blank=True, editable=False)
+    email = models.EmailField(_("email"), blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True, choices=COUNTRIES)
+    city = models.CharField(_("city"), max_length=60, blank=True)
+    address = models.CharField(_("address"), max_length=200, blank=True)
+    company = models.CharField(_("company"), max_length=100, blank=True)
+    channel = models.CharField(_("channel"), max_length=20, blank=True, choices=Channel)
+    priority = models.CharField(_("priority"), max_length=10, choices=Priority, default=Priority.NORMAL)
+    lifecycle = models.CharField(_("status"), max_length=10, choices=Lifecycle, default=Lifecycle.POTENTIAL)
+    external_id = models.CharField(_("player ID"), max_length=64, blank=True)
+    registration_date = models.DateField(_("registration date"), null=True, blank=True)
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="clients")
+    custom = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    modified_at = models.DateTimeField(_("modified"), auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    modified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("modified by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ClientQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
+        permissions = [
+            ("restore_client", _("Can restore deleted clients")),
+            ("change_responsible", _("Can change the responsible")),
+            ("import_clients", _("Can import clients")),
+            ("export_clients", _("Can export clients")),
+        ]
+        # An index behind every sort and filter the table offers (trigram ones are PostgreSQL-only,
+        # in migration 0002). Partial on live rows: the table never lists deleted ones by default.
+        indexes = [
+            models.Index(fields=["-modified_at", "-id"], name="client_recent_idx", condition=ALIVE),
+            models.Index(fields=["-modified_at", "-id"], name="client_deleted_idx", condition=~ALIVE),
+            models.Index(fields=["responsible", "-modified_at"], name="client_resp_idx", condition=ALIVE),
+            models.Index(fields=["lifecycle", "-modified_at"], name="client_lifecycle_idx", condition=ALIVE),
+            models.Index(fields=["created_by", "-modified_at"], name="client_created_by_idx"),
+            models.Index(fields=["modified_by", "-modified_at"], name="client_modified_by_idx"),
+            models.Index(fields=["created_at"], name="client_created_idx"),
+            models.Index(fields=["country", "-modified_at"], name="client_country_idx"),
+            models.Index(fields=["channel", "-modified_at"], name="client_channel_idx"),
+            models.Index(fields=["priority", "-modified_at"], name="client_priority_idx"),
+            models.Index(fields=["email"], name="client_email_idx"),
+            models.Index(fields=["external_id"], name="client_external_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="client_name_not_empty"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("clients:detail", args=[self.pk])
+
+    @property
+    def is_deleted(self):
+        return self.deleted_at is not None
+
+    @property
+    def all_phones(self):
+        return [p for p in [self.phone, *self.extra_phones] if p]
+
+
+class SavedFilter(models.Model):
+    """A named set of table filters a user saved (the query string of the clients table)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_filters")
+    name = models.CharField(_("name"), max_length=60)
+    query = models.CharField(max_length=2000)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="saved_filter_unique")]
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,151 @@
+"""Reads for the clients section. Every queryset starts from the permission gate."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.http import QueryDict
+from django.utils.dateparse import parse_datetime
+
+from crm import permissions as gate
+from crm.models import TableSettings
+
+from .columns import Column, all_columns, chosen_columns
+from .filters import ClientFilter
+from .models import CustomField, SavedFilter
+
+CLIENTS_TABLE = "clients"
+VIEWS = ("all", "mine", "deleted")
+
+
+def custom_fields_active() -> list[CustomField]:
+    return list(CustomField.objects.filter(is_active=True))
+
+
+def table_columns_for(user, custom_fields) -> tuple[list[Column], dict[str, Column]]:
+    available = all_columns(custom_fields)
+    saved = TableSettings.objects.filter(user=user, table=CLIENTS_TABLE).values_list("columns", flat=True).first()
+    return chosen_columns(saved, available), available
+
+
+def saved_filters_of(user) -> QuerySet:
+    return SavedFilter.objects.filter(user=user)
+
+
+def filtered_clients(user, params: QueryDict, custom_fields) -> tuple[QuerySet, ClientFilter]:
+    """The clients matching the table's view (all / mine / deleted) and filters, as the user may see them."""
+    view = params.get("view", "all")
+    qs = gate.visible_clients(user, deleted=(view == "deleted"))
+    if view == "mine":
+        qs = qs.filter(responsible=user)
+    filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields)
+    if not filterset.is_valid():
+        return qs.none(), filterset
+    return filterset.qs, filterset
+
+
+def _cursor(value: str | None) -> tuple[datetime, int] | None:
+    """Parse a keyset cursor "<modified_at ISO>_<pk>"; anything malformed means the first page."""
+    if not value or "_" not in value:
+        return None
+    stamp, _sep, pk = value.rpartition("_")
+    moment = parse_datetime(stamp)
+    if moment is None or not pk.isdigit():
+        return None
+    return moment, int(pk)
+
+
+def cursor_of(client) -> str:
+    return f"{client.modified_at.isoformat()}_{client.pk}"
+
+
+@dataclass
+class TablePage:
+    rows: list
+    columns: list[Column]
+    total: int
+    total_capped: bool
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+    filterset: ClientFilter | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def clients_table(user, params: QueryDict) -> TablePage:
+    """One page of the clients table: newest modification first, keyset-paginated, capped count."""
+    custom_fields = custom_fields_active()
+    columns, _available = table_columns_for(user, custom_fields)
+    qs, filterset = filtered_clients(user, params, custom_fields)
+
+    needs = {c.needs for c in columns if c.needs}
+    related = [n for n in ("responsible", "created_by", "modified_by") if n in needs]
+    page_qs = qs.select_related(*related) if related else qs
+    if "tags" in needs:
+        page_qs = page_qs.prefetch_related("tags")
+
+    size = settings.CLIENTS_PAGE_SIZE
+    after, before = _cursor(params.get("after")), _cursor(params.get("before"))
+    if before:
+        moment, pk = before
+        rows = list(
+            page_qs.filter(Q(modified_at__gt=moment) | Q(modified_at=moment, pk__gt=pk))
+            .order_by("modified_at", "pk")[: size + 1]
+        )
+        has_more_before = len(rows) > size
+        rows = rows[:size][::-1]
+        has_more_after = True
+    else:
+        if after:
+            moment, pk = after
+            page_qs = page_qs.filter(Q(modified_at__lt=moment) | Q(modified_at=moment, pk__lt=pk))
+        rows = list(page_qs.order_by("-modified_at", "-pk")[: size + 1])
+        has_more_after = len(rows) > size
+        rows = rows[:size]
+        has_more_before = after is not None
+
+    first_page = not after and not before
+    if first_page and not has_more_after:
+        total, capped = len(rows), False  # the whole result is on this page: no count query
+    else:
+        cap = settings.CLIENTS_COUNT_CAP
+        total = qs.order_by()[: cap + 1].count()
+        total, capped = min(total, cap), total > cap
+
+    for client in rows:
+        client.cells = [(col, col.value(client)) for col in columns]
+    return TablePage(
+        rows=rows,
+        columns=columns,
+        total=total,
+        total_capped=capped,
+        next_cursor=cursor_of(rows[-1]) if rows and has_more_after else None,
+        prev_cursor=cursor_of(rows[0]) if rows and has_more_before else None,
+        filterset=filterset,
+    )
+
+
+@dataclass
+class Selection:
+    """The clients a mass action will touch, and how they were chosen."""
+
+    queryset: QuerySet
+    count: int
+    scope: str  # "ids": the ticked rows; "filter": every client matching the table's filter
+    ids: list[int]
+    query: str  # the table's query string, for scope "filter"
+
+
+def bulk_selection(user, data: QueryDict) -> Selection:
+    """Ticked ids (scoped by the gate: unseen ids are dropped) or every client matching the filter."""
+    if data.get("scope") == "filter":
+        query = data.get("query", "")
+        qs, _filterset = filtered_clients(user, QueryDict(query), custom_fields_active())
+        return Selection(queryset=qs, count=qs.count(), scope="filter", ids=[], query=query)
+    ids = sorted({int(i) for i in data.getlist("ids") if str(i).isdigit()})
+    qs = gate.visible_clients(user).filter(pk__in=ids)
+    return Selection(queryset=qs, count=qs.count(), scope="ids", ids=ids, query="")
+
+
+def custom_fields_all() -> QuerySet:
+    return CustomField.objects.all()

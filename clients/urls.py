@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+app_name = "clients"
+urlpatterns = [
+    path("", views.client_list, name="list"),
+    path("filters/", views.filter_panel, name="filters"),
+    path("filters/save/", views.saved_filter_create, name="filter-save"),
+    path("filters/<int:pk>/delete/", views.saved_filter_delete, name="filter-delete"),
+    path("search/", views.advanced_search, name="search"),
+    path("columns/", views.table_columns, name="columns"),
+    path("new/", views.client_create, name="create"),
+    path("bulk/confirm/", views.bulk_confirm, name="bulk-confirm"),
+    path("bulk/run/", views.bulk_run, name="bulk-run"),
+    path("<int:pk>/", views.client_detail, name="detail"),
+    path("<int:pk>/edit/", views.client_edit, name="edit"),
+    path("<int:pk>/delete/", views.client_delete, name="delete"),
+    path("<int:pk>/restore/", views.client_restore, name="restore"),
+]

@@ -1,0 +1,301 @@
+from django.contrib import messages
+from django.core.exceptions import BadRequest
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crm import permissions as gate
+
+from . import selectors, services
+from .filters import ClientFilter
+from .forms import BulkResponsibleForm, ClientForm, CustomFieldForm, SavedFilterForm
+from .models import CustomField
+
+PAGING_PARAMS = ("after", "before")
+
+
+def hx_redirect(url: str) -> HttpResponse:
+    """After an HTMX write: a full navigation, so the page shows the new state and any message."""
+    response = HttpResponse(status=204)
+    response["HX-Redirect"] = url
+    return response
+
+
+def table_query(params: QueryDict, *, drop=PAGING_PARAMS) -> str:
+    """The table's query string without the paging cursor (what filters and mass actions carry)."""
+    kept = params.copy()
+    for key in drop:
+        kept.pop(key, None)
+    return kept.urlencode()
+
+
+@require_GET
+def client_list(request):
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    page = selectors.clients_table(request.user, request.GET)
+    query = table_query(request.GET)
+    filter_query = table_query(request.GET, drop=PAGING_PARAMS + ("q", "view", "tab"))
+    ctx = {
+        "page": page,
+        "view": request.GET.get("view", "all"),
+        "tab": request.GET.get("tab", ""),
+        "q": request.GET.get("q", ""),
+        "query": query,
+        "keep_params": [(k, v) for k, v in QueryDict(query).lists() if k != "q" for v in v],
+        "filters_active": bool(filter_query),
+        "view_links": _view_links(request.GET),
+    }
+    template = "clients/list.html#clients-table" if request.htmx and not request.htmx.boosted else "clients/list.html"
+    return render(request, template, ctx)
+
+
+def _view_links(params: QueryDict) -> dict[str, str]:
+    """Links for the system filters and tabs that keep every other filter."""
+    links = {}
+    for key, values in (("view", ("all", "mine", "deleted")), ("tab", ("", "potential", "converted"))):
+        for value in values:
+            kept = params.copy()
+            for drop in PAGING_PARAMS + (key,):
+                kept.pop(drop, None)
+            if value and value != "all":
+                kept[key] = value
+            links[f"{key}_{value or 'any'}"] = "?" + kept.urlencode() if kept else "?"
+    return links
+
+
+@require_GET
+def filter_panel(request):
+    """The custom filters form (lazy: its selects cost queries the table itself does not)."""
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    filterset = ClientFilter(request.GET, custom_fields=selectors.custom_fields_active()).with_choices()
+    ctx = {
+        "form": filterset.form,
+        "saved_filters": selectors.saved_filters_of(request.user),
+        "query": table_query(request.GET),
+        "save_form": SavedFilterForm(),
+    }
+    return render(request, "clients/list.html#filter-panel", ctx)
+
+
+@require_GET
+def advanced_search(request):
+    """A form over every field; a single match opens that client's card directly."""
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    custom_fields = selectors.custom_fields_active()
+    params = request.GET.copy()
+    searched = params.pop("go", None)
+    if searched:
+        qs, filterset = selectors.filtered_clients(request.user, params, custom_fields)
+        if filterset.is_valid():
+            matches = list(qs.values_list("pk", flat=True)[:2])
+            if len(matches) == 1:
+                return redirect("clients:detail", pk=matches[0])
+            return redirect(reverse("clients:list") + "?" + table_query(params))
+    else:
+        filterset = ClientFilter(None, custom_fields=custom_fields)
+    return render(request, "clients/search.html", {"form": filterset.with_choices().form})
+
+
+@require_GET
+def client_detail(request, pk):
+    client = gate.client_or_404(request.user, pk, include_deleted=True)
+    tags = list(client.tags.all())
+    custom_fields = selectors.custom_fields_active()
+    custom_values = [(f, client.custom.get(f.key, "")) for f in custom_fields]
+    return render(request, "clients/detail.html", {"client": client, "tags": tags, "custom_values": custom_values})
+
+
+def _form_response(request, form, *, client=None, status=200):
+    ctx = {"form": form, "client": client}
+    template = "clients/form.html#client-form" if request.htmx else "clients/form.html"
+    return render(request, template, ctx, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def client_create(request):
+    gate.require(request.user, gate.ADD_CLIENT)
+    custom_fields = selectors.custom_fields_active()
+    can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
+    if request.method == "POST":
+        form = ClientForm(request.POST, custom_fields=custom_fields, can_change_responsible=can_assign)
+        if form.is_valid():
+            client = services.client_create(actor=request.user, data=form.service_data())
+            messages.success(request, _("Client “%(name)s” created.") % {"name": client.name})
+            return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
+    else:
+        form = ClientForm(
+            initial={"responsible": request.user}, custom_fields=custom_fields, can_change_responsible=can_assign
+        )
+    return _form_response(request, form)
+
+
+@require_http_methods(["GET", "POST"])
+def client_edit(request, pk):
+    client = gate.client_or_404(request.user, pk)
+    gate.require(request.user, gate.CHANGE_CLIENT)
+    custom_fields = selectors.custom_fields_active()
+    can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
+    if request.method == "POST":
+        form = ClientForm(
+            request.POST, instance=client, custom_fields=custom_fields, can_change_responsible=can_assign
+        )
+        if form.is_valid():
+            services.client_update(actor=request.user, client=client, data=form.service_data())
+            messages.success(request, _("Changes saved."))
+            return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
+    else:
+        form = ClientForm(instance=client, custom_fields=custom_fields, can_change_responsible=can_assign)
+    return _form_response(request, form, client=client)
+
+
+@require_http_methods(["GET", "POST"])
+def client_delete(request, pk):
+    client = gate.client_or_404(request.user, pk)
+    gate.require(request.user, gate.DELETE_CLIENT)
+    if request.method == "POST":
+        services.clients_soft_delete(actor=request.user, clients=selectors_one(client))
+        messages.success(request, _("Client “%(name)s” deleted. An administrator can restore it.") % {"name": client.name})
+        url = reverse("clients:list")
+        return hx_redirect(url) if request.htmx else redirect(url)
+    template = "clients/detail.html#delete-confirm" if request.htmx else "clients/delete.html"
+    return render(request, template, {"client": client})
+
+
+@require_POST
+def client_restore(request, pk):
+    client = gate.client_or_404(request.user, pk, include_deleted=True)
+    gate.require(request.user, gate.RESTORE_CLIENT)
+    services.clients_restore(actor=request.user, clients=selectors_one(client))
+    messages.success(request, _("Client “%(name)s” restored.") % {"name": client.name})
+    return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
+
+
+def selectors_one(client):
+    return type(client).objects.filter(pk=client.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def table_columns(request):
+    """Per-user column settings: show, hide and order the table's columns."""
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    custom_fields = selectors.custom_fields_active()
+    chosen, available = selectors.table_columns_for(request.user, custom_fields)
+    if request.method == "POST":
+        shown = set(request.POST.getlist("shown"))
+        order = [k for k in request.POST.getlist("order") if k in available]
+        columns = [k for k in dict.fromkeys(order) if k in shown]
+        services.table_settings_save(actor=request.user, table=selectors.CLIENTS_TABLE, columns=columns)
+        messages.success(request, _("Table settings saved."))
+        url = reverse("clients:list")
+        return hx_redirect(url) if request.htmx else redirect(url)
+    chosen_keys = [c.key for c in chosen]
+    rest = [c for key, c in available.items() if key not in chosen_keys]
+    rows = [(c, True) for c in chosen] + [(c, False) for c in rest]
+    template = "clients/columns.html#columns-form" if request.htmx else "clients/columns.html"
+    return render(request, template, {"rows": rows})
+
+
+@require_POST
+def saved_filter_create(request):
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    form = SavedFilterForm(request.POST)
+    query = table_query(QueryDict(request.POST.get("query", "")))
+    if form.is_valid():
+        services.saved_filter_save(actor=request.user, name=form.cleaned_data["name"], query=query)
+        messages.success(request, _("Filter “%(name)s” saved.") % {"name": form.cleaned_data["name"]})
+    else:
+        messages.error(request, _("Give the filter a name of at most 60 characters."))
+    return redirect(reverse("clients:list") + ("?" + query if query else ""))
+
+
+@require_POST
+def saved_filter_delete(request, pk):
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    services.saved_filter_delete(actor=request.user, pk=pk)
+    return redirect("clients:list")
+
+
+BULK_ACTIONS = {
+    "responsible": gate.CHANGE_RESPONSIBLE,
+    "delete": gate.DELETE_CLIENT,
+}
+
+
+def _bulk_action(request) -> str:
+    action = request.POST.get("action", "")
+    if action not in BULK_ACTIONS:
+        raise BadRequest("unknown action")
+    gate.require(request.user, BULK_ACTIONS[action])
+    return action
+
+
+@require_POST
+def bulk_confirm(request):
+    """Step one of a mass action: say exactly how many clients it will touch."""
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    action = _bulk_action(request)
+    selection = selectors.bulk_selection(request.user, request.POST)
+    ctx = {
+        "action": action,
+        "selection": selection,
+        "form": BulkResponsibleForm() if action == "responsible" else None,
+        "return_query": request.POST.get("return_query", ""),
+    }
+    return render(request, "clients/bulk.html#bulk-confirm", ctx)
+
+
+@require_POST
+def bulk_run(request):
+    """Step two: run the action on the same selection, refusing if it changed since step one."""
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    action = _bulk_action(request)
+    selection = selectors.bulk_selection(request.user, request.POST)
+    expected = request.POST.get("expected", "")
+    form = BulkResponsibleForm(request.POST) if action == "responsible" else None
+    ctx = {"action": action, "selection": selection, "form": form, "return_query": request.POST.get("return_query", "")}
+    if not expected.isdigit() or int(expected) != selection.count:
+        ctx["changed"] = True
+        return render(request, "clients/bulk.html#bulk-confirm", ctx)
+    if form is not None and not form.is_valid():
+        return render(request, "clients/bulk.html#bulk-confirm", ctx)
+    if action == "responsible":
+        done = services.clients_change_responsible(
+            actor=request.user, clients=selection.queryset, responsible=form.cleaned_data["responsible"]
+        )
+        text = ngettext("Responsible changed for %(n)s client.", "Responsible changed for %(n)s clients.", done)
+    else:
+        done = services.clients_soft_delete(actor=request.user, clients=selection.queryset)
+        text = ngettext("%(n)s client deleted.", "%(n)s clients deleted.", done)
+    messages.success(request, text % {"n": done})
+    query = request.POST.get("return_query", "")
+    return hx_redirect(reverse("clients:list") + ("?" + query if query else ""))
+
+
+@require_GET
+def field_list(request):
+    gate.require(request.user, gate.CONFIGURE_FIELDS)
+    return render(request, "clients/fields.html", {"fields": selectors.custom_fields_all()})
+
+
+@require_http_methods(["GET", "POST"])
+def field_edit(request, pk=None):
+    gate.require(request.user, gate.CONFIGURE_FIELDS)
+    field = get_object_or_404(CustomField, pk=pk) if pk else None
+    form = CustomFieldForm(request.POST or None, instance=field)
+    if request.method == "POST" and form.is_valid():
+        services.custom_field_save(actor=request.user, form=form)
+        messages.success(request, _("Field saved."))
+        return redirect("fields:list")
+    return render(request, "clients/field_form.html", {"form": form, "field": field})
+
+
+@require_POST
+def field_toggle(request, pk):
+    """Delete (hide, values kept) or bring back a custom field."""
+    gate.require(request.user, gate.CONFIGURE_FIELDS)
+    field = get_object_or_404(CustomField, pk=pk)
+    services.custom_field_set_active(actor=request.user, field=field, active=not field.is_active)
+    return redirect("fields:list")

@@ -1,0 +1,12 @@
+"""The Celery app. Periodic jobs are scheduled in code with beat_schedule."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
+
+app = Celery("crm")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.beat_schedule = {}
+app.autodiscover_tasks()

@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.utils import translation
+
+
+class UserLanguageMiddleware:
+    """Activate the signed-in user's interface language (Russian by default)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            language = user.language
+        else:
+            language = translation.get_language_from_request(request) or settings.LANGUAGE_CODE
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Language", language)
+        return response

@@ -1,0 +1,89 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, Group
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+
+class Team(models.Model):
+    """A line or team of users; a role with *team* visibility sees its members' records."""
+
+    name = models.CharField(_("name"), max_length=60, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.Model):
+    """A named set of permissions (backed by a Group) plus a record visibility scope."""
+
+    class Visibility(models.TextChoices):
+        OWN = "own", _("Own records")
+        TEAM = "team", _("Team records")
+        ALL = "all", _("All records")
+
+    ADMIN = "Admin"
+    MANAGER = "Manager"
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="role")
+    visibility = models.CharField(
+        _("record visibility"), max_length=8, choices=Visibility, default=Visibility.OWN
+    )
+    is_builtin = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["group__name"]
+        verbose_name = _("role")
+        verbose_name_plural = _("roles")
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def name(self):
+        return self.group.name
+
+
+class User(AbstractUser):
+    """A person who signs in. Permissions come from the role; language is per user."""
+
+    email = models.EmailField(_("email"), blank=True)
+    language = models.CharField(
+        _("interface language"), max_length=8, choices=settings.LANGUAGES, default="ru"
+    )
+    role = models.ForeignKey(
+        Role, verbose_name=_("role"), null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
+
+    class Meta:
+        ordering = ["first_name", "last_name", "username"]
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        permissions = [("manage_users", _("Can manage users and roles"))]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"), name="user_email_ci_unique", condition=~models.Q(email="")
+            )
+        ]
+
+    def __str__(self):
+        return self.get_full_name() or self.username
+
+
+class TableSettings(models.Model):
+    """One user's column choice and order for one table, e.g. the clients table."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="table_settings")
+    table = models.CharField(max_length=40)
+    columns = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "table"], name="table_settings_unique")]

@@ -1,0 +1,28 @@
+from django.urls import include, path
+
+from . import views
+
+crm_patterns = (
+    [
+        path("", views.home, name="home"),
+        path("login/", views.login, name="login"),
+        path("logout/", views.logout, name="logout"),
+        path("account/", views.profile, name="profile"),
+        path("account/password/", views.password_change, name="password"),
+        path("account/password/done/", views.password_done, name="password-done"),
+        path("settings/users/", views.user_list, name="users"),
+        path("settings/users/new/", views.user_edit, name="user-create"),
+        path("settings/users/<int:pk>/", views.user_edit, name="user-edit"),
+        path("settings/teams/new/", views.team_create, name="team-create"),
+        path("settings/roles/", views.role_list, name="roles"),
+        path("settings/roles/new/", views.role_edit, name="role-create"),
+        path("settings/roles/<int:pk>/", views.role_edit, name="role-edit"),
+    ],
+    "crm",
+)
+
+urlpatterns = [
+    path("", include(crm_patterns)),
+    path("clients/", include("clients.urls")),
+    path("settings/fields/", include("clients.fields_urls")),
+]

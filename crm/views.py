@@ -1,0 +1,105 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import permissions as gate
+from . import services
+from .forms import LoginForm, ProfileForm, RoleForm, TeamForm, UserForm
+from .models import Role, Team
+
+login = login_not_required(
+    auth_views.LoginView.as_view(template_name="crm/login.html", authentication_form=LoginForm, redirect_authenticated_user=True)
+)
+logout = auth_views.LogoutView.as_view()
+password_change = auth_views.PasswordChangeView.as_view(
+    template_name="crm/password_change.html", success_url=reverse_lazy("crm:password-done")
+)
+
+
+@require_GET
+def password_done(request):
+    messages.success(request, _("Your password has been changed."))
+    return redirect("crm:profile")
+
+
+@require_GET
+def home(request):
+    return redirect("clients:list")
+
+
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    form = ProfileForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        services.profile_save(actor=request.user, form=form)
+        messages.success(request, _("Settings saved."))
+        return redirect("crm:profile")
+    return render(request, "crm/profile.html", {"form": form})
+
+
+@require_GET
+def user_list(request):
+    gate.require(request.user, gate.MANAGE_USERS)
+    users = get_user_model().objects.select_related("role__group", "team").order_by("username")
+    return render(request, "crm/users.html", {"users": users, "teams": Team.objects.all(), "team_form": TeamForm()})
+
+
+@require_http_methods(["GET", "POST"])
+def user_edit(request, pk=None):
+    gate.require(request.user, gate.MANAGE_USERS)
+    instance = get_object_or_404(get_user_model(), pk=pk) if pk else None
+    form = UserForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        user = services.user_save(actor=request.user, form=form)
+        messages.success(request, _("User “%(name)s” saved.") % {"name": user})
+        return redirect("crm:users")
+    return render(request, "crm/user_form.html", {"form": form, "edited": instance})
+
+
+@require_http_methods(["POST"])
+def team_create(request):
+    gate.require(request.user, gate.MANAGE_USERS)
+    form = TeamForm(request.POST)
+    if form.is_valid():
+        services.team_create(actor=request.user, name=form.cleaned_data["name"])
+        messages.success(request, _("Team created."))
+    else:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect("crm:users")
+
+
+@require_GET
+def role_list(request):
+    gate.require(request.user, gate.MANAGE_USERS)
+    roles = Role.objects.select_related("group").order_by("group__name")
+    return render(request, "crm/roles.html", {"roles": roles})
+
+
+@require_http_methods(["GET", "POST"])
+def role_edit(request, pk=None):
+    gate.require(request.user, gate.MANAGE_USERS)
+    role = get_object_or_404(Role.objects.select_related("group"), pk=pk) if pk else None
+    initial = {}
+    if role:
+        codes = {f"{p.content_type.app_label}.{p.codename}" for p in role.group.permissions.select_related("content_type")}
+        initial = {"name": role.name, "visibility": role.visibility}
+        form = RoleForm(role=role, initial=initial)
+        for index in range(len(form.permission_fields())):
+            initial[f"perms_{index}"] = [c for c, _label in form.fields[f"perms_{index}"].choices if c in codes]
+    form = RoleForm(request.POST or None, role=role, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.role_save(
+            actor=request.user,
+            role=role,
+            name=form.cleaned_data["name"],
+            visibility=form.cleaned_data["visibility"],
+            permissions=form.chosen_permissions(),
+        )
+        messages.success(request, _("Role saved."))
+        return redirect("crm:roles")
+    return render(request, "crm/role_form.html", {"form": form, "role": role})

@@ -1,0 +1,88 @@
+// Voronka: small behaviours on top of htmx. No inline scripts (CSP).
+(function () {
+  "use strict";
+
+  function modal() { return document.getElementById("modal"); }
+
+  // Anything htmx loads into the modal body opens the dialog; [data-close-modal] closes it.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id === "modal-body") {
+      var dialog = modal();
+      if (!dialog.open) dialog.showModal();
+      var first = dialog.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
+      if (first) first.focus();
+    }
+    initSortables(event.detail.target);
+    initBulk();
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-close-modal]")) {
+      modal().close();
+    }
+  });
+  document.addEventListener("close", function (event) {
+    if (event.target.id === "modal") document.getElementById("modal-body").innerHTML = "";
+  }, true);
+
+  // Column settings: drag with SortableJS, or move with the arrow buttons (keyboard).
+  function initSortables(root) {
+    (root || document).querySelectorAll("[data-sortable]").forEach(function (list) {
+      if (list.dataset.sortableReady) return;
+      list.dataset.sortableReady = "1";
+      if (window.Sortable) {
+        window.Sortable.create(list, { handle: ".handle", animation: 120, draggable: ".sortable-item" });
+      }
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-move]");
+    if (!button) return;
+    var item = button.closest(".sortable-item");
+    if (button.dataset.move === "up" && item.previousElementSibling) {
+      item.parentNode.insertBefore(item, item.previousElementSibling);
+    } else if (button.dataset.move === "down" && item.nextElementSibling) {
+      item.parentNode.insertBefore(item.nextElementSibling, item);
+    }
+    button.focus();
+  });
+
+  // Mass actions: tick rows (or the whole page, or every client matching the filter).
+  function initBulk() {
+    var form = document.getElementById("bulk-form");
+    if (!form || form.dataset.ready) return;
+    form.dataset.ready = "1";
+    var bar = document.getElementById("bulk-bar");
+    var countEl = document.getElementById("bulk-count");
+    var scope = document.getElementById("bulk-scope");
+    var all = document.getElementById("check-all");
+    var everything = document.getElementById("bulk-all");
+    var boxes = function () { return form.querySelectorAll("input[name=ids]"); };
+    function refresh() {
+      if (!bar) return;
+      var ticked = form.querySelectorAll("input[name=ids]:checked").length;
+      bar.hidden = ticked === 0;
+      if (scope.value === "filter") {
+        countEl.textContent = form.dataset.allLabel;
+      } else {
+        countEl.textContent = (form.dataset.tickedLabel || "%s").replace("%s", ticked);
+      }
+      if (everything) everything.hidden = !(all && all.checked) || scope.value === "filter";
+    }
+    form.addEventListener("change", function (event) {
+      if (event.target === all) {
+        boxes().forEach(function (box) { box.checked = all.checked; });
+      }
+      if (event.target.name === "ids" || event.target === all) scope.value = "ids";
+      refresh();
+    });
+    if (everything) {
+      everything.addEventListener("click", function () { scope.value = "filter"; refresh(); });
+    }
+    refresh();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initSortables(document);
+    initBulk();
+  });
+})();

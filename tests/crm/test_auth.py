@@ -1,0 +1,79 @@
+import pytest
+from django.urls import reverse
+
+from tests.factories import UserFactory, role
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, username, password="pass-12345"):
+    return client.post(reverse("crm:login"), {"username": username, "password": password})
+
+
+def test_login_by_username_and_by_email(client, manager):
+    response = login(client, "mary")
+    assert response.status_code == 302 and response["Location"] == reverse("clients:list")
+    client.post(reverse("crm:logout"))
+    response = login(client, "MARY@example.com")
+    assert response.status_code == 302
+    assert client.get(reverse("clients:list")).status_code == 200
+
+
+def test_wrong_password_shows_message_in_users_language(client, manager):
+    response = login(client, "mary", "wrong")
+    assert response.status_code == 200
+    assert "Пожалуйста, введите правильные" in response.content.decode()  # Russian by default
+
+
+def test_logout_needs_post_and_ends_session(client, manager):
+    client.force_login(manager)
+    assert client.get(reverse("crm:logout")).status_code == 405
+    client.post(reverse("crm:logout"))
+    response = client.get(reverse("clients:list"))
+    assert response.status_code == 302 and reverse("crm:login") in response["Location"]
+
+
+def test_anonymous_is_sent_to_login(client, db):
+    response = client.get(reverse("clients:list"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("crm:login"))
+
+
+def test_failed_logins_are_throttled(client, manager):
+    for _ in range(5):
+        login(client, "mary", "wrong")
+    response = login(client, "mary")  # right password, but locked out now
+    assert response.status_code == 429
+    assert "Too many failed sign-in attempts" in response.content.decode() or "Слишком много" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_password_change(client, manager):
+    client.force_login(manager)
+    response = client.post(
+        reverse("crm:password"),
+        {"old_password": "pass-12345", "new_password1": "N3w-secret-pass", "new_password2": "N3w-secret-pass"},
+    )
+    assert response.status_code == 302
+    manager.refresh_from_db()
+    assert manager.check_password("N3w-secret-pass")
+
+
+def test_interface_language_is_per_user(client, db):
+    russian = UserFactory(language="ru", role=role("Manager"))
+    english = UserFactory(language="en", role=role("Manager"))
+    client.force_login(russian)
+    assert "Клиенты" in client.get(reverse("clients:list")).content.decode()
+    client.force_login(english)
+    page = client.get(reverse("clients:list")).content.decode()
+    assert "Clients" in page and "Клиенты" not in page
+
+
+def test_user_switches_language_in_settings(client, manager):
+    client.force_login(manager)
+    response = client.post(
+        reverse("crm:profile"),
+        {"first_name": "Mary", "last_name": "K", "email": "mary@example.com", "language": "ru"},
+    )
+    assert response.status_code == 302
+    assert "Мои настройки" in client.get(reverse("crm:profile")).content.decode()
