@@ -63,6 +63,13 @@ class IdListFilter(df.Filter):
         return qs.filter(**{f"{self.field_name}__in": value}) if value else qs
 
 
+class JsonNumberFilter(df.NumberFilter):
+    """A number compared with a custom field's JSON value (JSON has no Decimal)."""
+
+    def filter(self, qs, value):
+        return super().filter(qs, float(value) if value is not None else None)
+
+
 class IdFilter(df.NumberFilter):
     def filter(self, qs, value):
         return qs.filter(**{self.field_name: int(value)}) if value is not None else qs
@@ -138,8 +145,8 @@ def custom_field_filters(field: CustomField) -> dict[str, df.Filter]:
         return {key: df.MultipleChoiceFilter(label=label, field_name=path, choices=choices)}
     if field.kind == CustomField.Kind.NUMBER:
         return {
-            f"{key}_min": df.NumberFilter(label=f"{label} ≥", field_name=path, lookup_expr="gte"),
-            f"{key}_max": df.NumberFilter(label=f"{label} ≤", field_name=path, lookup_expr="lte"),
+            f"{key}_min": JsonNumberFilter(label=f"{label} ≥", field_name=path, lookup_expr="gte"),
+            f"{key}_max": JsonNumberFilter(label=f"{label} ≤", field_name=path, lookup_expr="lte"),
         }
     if field.kind == CustomField.Kind.DATE:
         return {

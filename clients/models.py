@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.countries import COUNTRIES
 
@@ -30,8 +31,8 @@ class Priority(models.TextChoices):
 
 
 class Lifecycle(models.TextChoices):
-    POTENTIAL = "potential", _("Potential")
-    CONVERTED = "converted", _("Converted")
+    POTENTIAL = "potential", pgettext_lazy("one client's status", "Potential")
+    CONVERTED = "converted", pgettext_lazy("one client's status", "Converted")
 
 
 class Tag(models.Model):
@@ -57,7 +58,10 @@ class Tag(models.Model):
 
 
 class CustomField(models.Model):
-    """An admin-defined client field; values live in Client.custom under str(pk)."""
+    """An admin-defined client field; values live in Client.custom under its key ("cf_<pk>").
+
+    The key is never all digits: on PostgreSQL a numeric JSON key would be read as an array index.
+    """
 
     class Kind(models.TextChoices):
         TEXT = "text", _("Text")
@@ -81,11 +85,11 @@ class CustomField(models.Model):
 
     @property
     def key(self):
-        return str(self.pk)
+        return f"cf_{self.pk}"
 
     @property
     def column_key(self):
-        return f"cf_{self.pk}"
+        return self.key
 
 
 class ClientQuerySet(models.QuerySet):

@@ -90,8 +90,10 @@ def saved_filter_save(*, actor, name: str, query: str) -> SavedFilter:
     return saved
 
 
-def saved_filter_delete(*, actor, pk: int) -> None:
-    SavedFilter.objects.filter(user=actor, pk=pk).delete()
+def saved_filter_delete(*, actor, saved: SavedFilter) -> None:
+    if saved.user_id != actor.pk:
+        raise PermissionDenied
+    saved.delete()
 
 
 @transaction.atomic

@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.core.exceptions import BadRequest
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -114,12 +114,20 @@ def _form_response(request, form, *, client=None, status=200):
     return render(request, template, ctx, status=status)
 
 
+def _refuse_crafted_reassignment(request, *, current) -> None:
+    """The responsible select is disabled without the permission; a POST that sets it anyway is refused."""
+    posted = request.POST.get("responsible", "")
+    if posted and posted != str(current) and not gate.can(request.user, gate.CHANGE_RESPONSIBLE):
+        raise PermissionDenied
+
+
 @require_http_methods(["GET", "POST"])
 def client_create(request):
     gate.require(request.user, gate.ADD_CLIENT)
     custom_fields = selectors.custom_fields_active()
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
     if request.method == "POST":
+        _refuse_crafted_reassignment(request, current=request.user.pk)
         form = ClientForm(request.POST, custom_fields=custom_fields, can_change_responsible=can_assign)
         if form.is_valid():
             client = services.client_create(actor=request.user, data=form.service_data())
@@ -139,6 +147,7 @@ def client_edit(request, pk):
     custom_fields = selectors.custom_fields_active()
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
     if request.method == "POST":
+        _refuse_crafted_reassignment(request, current=client.responsible_id)
         form = ClientForm(
             request.POST, instance=client, custom_fields=custom_fields, can_change_responsible=can_assign
         )
@@ -214,7 +223,8 @@ def saved_filter_create(request):
 @require_POST
 def saved_filter_delete(request, pk):
     gate.require(request.user, gate.VIEW_CLIENTS)
-    services.saved_filter_delete(actor=request.user, pk=pk)
+    saved = get_object_or_404(selectors.saved_filters_of(request.user), pk=pk)  # someone else's: 404
+    services.saved_filter_delete(actor=request.user, saved=saved)
     return redirect("clients:list")
 
 

@@ -64,7 +64,7 @@
       if (scope.value === "filter") {
         countEl.textContent = form.dataset.allLabel;
       } else {
-        countEl.textContent = (form.dataset.tickedLabel || "%s").replace("%s", ticked);
+        countEl.textContent = form.dataset.tickedLabel + ": " + ticked;
       }
       if (everything) everything.hidden = !(all && all.checked) || scope.value === "filter";
     }

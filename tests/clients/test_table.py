@@ -1,0 +1,184 @@
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from clients.models import Client, SavedFilter
+from crm.models import TableSettings
+from tests.conftest import HX
+from tests.factories import ClientFactory, CustomFieldFactory, TagFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def names(response) -> list[str]:
+    return [c.name for c in response.context["page"].rows]
+
+
+def touch(obj, minutes_ago):
+    Client.objects.filter(pk=obj.pk).update(modified_at=timezone.now() - timedelta(minutes=minutes_ago))
+
+
+def test_newest_modification_first(admin_client):
+    old, new, middle = ClientFactory(name="Old"), ClientFactory(name="New"), ClientFactory(name="Middle")
+    touch(old, 30), touch(new, 1), touch(middle, 10)
+    assert names(admin_client.get(reverse("clients:list"))) == ["New", "Middle", "Old"]
+
+
+def test_keyset_pages_of_50_cover_every_row_once(admin_client, settings):
+    settings.CLIENTS_COUNT_CAP = 100
+    ClientFactory.create_batch(120)
+    seen, url = [], reverse("clients:list")
+    first = admin_client.get(url)
+    assert "120 clients" in first.content.decode() or "More than" in first.content.decode()
+    response = first
+    while True:
+        page = response.context["page"]
+        seen += [c.pk for c in page.rows]
+        if not page.next_cursor:
+            break
+        response = admin_client.get(url, {"after": page.next_cursor}, headers=HX)
+    assert len(seen) == 120 and len(set(seen)) == 120
+    back = admin_client.get(url, {"before": response.context["page"].prev_cursor}, headers=HX)
+    assert len(back.context["page"].rows) == 50
+
+
+def test_count_is_capped(admin_client, settings):
+    settings.CLIENTS_COUNT_CAP = 60
+    ClientFactory.create_batch(70)
+    page = admin_client.get(reverse("clients:list")).content.decode()
+    assert "More than 60 clients" in page
+
+
+def test_live_search_by_name_and_phone_digits(admin_client):
+    ClientFactory(name="Петров Пётр", phone="+79161234567", phone_digits="79161234567")
+    ClientFactory(name="Smith John", phone="+12025550143", phone_digits="12025550143")
+    url = reverse("clients:list")
+    assert names(admin_client.get(url, {"q": "петр"}, headers=HX)) == ["Петров Пётр"]
+    assert names(admin_client.get(url, {"q": "555"}, headers=HX)) == ["Smith John"]
+    assert names(admin_client.get(url, {"q": "123-45"}, headers=HX)) == ["Петров Пётр"]
+    response = admin_client.get(url, {"q": "петр"}, headers=HX)
+    assert "<html" not in response.content.decode()  # the partial only
+    assert 'id="clients-table"' in response.content.decode()
+
+
+def test_system_filters_and_tabs(admin_client, admin, manager):
+    ClientFactory(name="Mine potential", responsible=admin, lifecycle="potential")
+    ClientFactory(name="Mine converted", responsible=admin, lifecycle="converted")
+    ClientFactory(name="Theirs", responsible=manager)
+    ClientFactory(name="Gone", responsible=admin, deleted_at=timezone.now())
+    url = reverse("clients:list")
+    assert sorted(names(admin_client.get(url, {"view": "mine"}))) == ["Mine converted", "Mine potential"]
+    assert names(admin_client.get(url, {"view": "mine", "tab": "converted"})) == ["Mine converted"]
+    assert names(admin_client.get(url, {"view": "deleted"})) == ["Gone"]
+    assert "Gone" not in names(admin_client.get(url))
+
+
+def test_custom_filters_combine_with_and(admin_client, admin, manager, other_manager):
+    vip = TagFactory(name="VIP")
+    level = CustomFieldFactory(kind="select", choices=["Gold", "Silver"])
+    ClientFactory(name="Match", responsible=manager, tags=[vip], country="KZ", custom={level.key: "Gold"})
+    ClientFactory(name="Wrong tag", responsible=manager, country="KZ", custom={level.key: "Gold"})
+    ClientFactory(name="Wrong owner", responsible=admin, tags=[vip], country="KZ", custom={level.key: "Gold"})
+    ClientFactory(name="Wrong level", responsible=other_manager, tags=[vip], country="KZ", custom={level.key: "Silver"})
+    params = {"responsible": [manager.pk, other_manager.pk], "tags": [vip.pk], "country": ["KZ"], level.column_key: ["Gold"]}
+    assert names(admin_client.get(reverse("clients:list"), params)) == ["Match"]
+
+
+def test_date_range_and_author_filters(admin_client, admin, manager):
+    old = ClientFactory(name="Old", created_by=manager, modified_by=admin)
+    Client.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+    ClientFactory(name="Fresh", created_by=admin, modified_by=admin)
+    since = (timezone.localdate() - timedelta(days=7)).isoformat()
+    url = reverse("clients:list")
+    assert names(admin_client.get(url, {"created_from": since})) == ["Fresh"]
+    assert names(admin_client.get(url, {"created_by": manager.pk})) == ["Old"]
+    assert sorted(names(admin_client.get(url, {"modified_by": admin.pk}))) == ["Fresh", "Old"]
+
+
+def test_tag_filter_does_not_duplicate_rows(admin_client):
+    a, b = TagFactory(name="a"), TagFactory(name="b")
+    ClientFactory(name="Both", tags=[a, b])
+    assert names(admin_client.get(reverse("clients:list"), {"tags": [a.pk, b.pk]})) == ["Both"]
+
+
+def test_invalid_filter_value_shows_nothing_rather_than_everything(admin_client):
+    ClientFactory()
+    response = admin_client.get(reverse("clients:list"), {"created_from": "not-a-date"})
+    assert names(response) == []
+
+
+def test_saved_filter_sets_are_per_user(admin_client, admin, manager):
+    response = admin_client.post(reverse("clients:filter-save"), {"name": "Казахстан", "query": "country=KZ&q=%D0%B0"})
+    assert response.status_code == 302 and "country=KZ" in response["Location"]
+    saved = SavedFilter.objects.get()
+    assert saved.user == admin and saved.query == "country=KZ&q=%D0%B0"
+    panel = admin_client.get(reverse("clients:filters"), headers=HX).content.decode()
+    assert "Казахстан" in panel
+    SavedFilter.objects.create(user=manager, name="Someone else's", query="x=1")
+    assert "Someone else" not in admin_client.get(reverse("clients:filters"), headers=HX).content.decode()
+
+
+def test_columns_saved_per_user_in_order(admin_client, admin, manager):
+    field = CustomFieldFactory(label="Nickname")
+    response = admin_client.post(
+        reverse("clients:columns"),
+        {"order": ["email", field.column_key, "name", "phone"], "shown": ["email", field.column_key, "name"]},
+        headers=HX,
+    )
+    assert response.status_code == 204
+    assert TableSettings.objects.get(user=admin).columns == ["email", field.column_key, "name"]
+    ClientFactory(custom={field.key: "Shadow"})
+    page = admin_client.get(reverse("clients:list"))
+    assert [c.key for c in page.context["page"].columns] == ["email", field.column_key, "name"]
+    assert "Shadow" in page.content.decode()
+    assert not TableSettings.objects.filter(user=manager).exists()
+
+
+def test_advanced_search_single_match_opens_card(admin_client):
+    target = ClientFactory(name="Unique Person", city="Казань", email="u@example.com")
+    ClientFactory(name="Other Person", city="Казань")
+    response = admin_client.get(reverse("clients:search"), {"go": "1", "city": "казань", "email": "u@"})
+    assert response.status_code == 302 and response["Location"] == target.get_absolute_url()
+    response = admin_client.get(reverse("clients:search"), {"go": "1", "city": "Казань"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("clients:list") + "?")
+    assert "go=" not in response["Location"]
+
+
+@pytest.mark.parametrize("rows", [5, 500])
+def test_table_query_count_does_not_grow(rows, admin_client, admin, django_assert_num_queries):
+    tags = [TagFactory(name=f"t{i}") for i in range(3)]
+    users = UserFactory.create_batch(3)
+    CustomFieldFactory.create_batch(2)
+    clients = ClientFactory.create_batch(rows, responsible=users[0], created_by=users[1])
+    through = Client.tags.through
+    through.objects.bulk_create([through(client_id=c.pk, tag_id=t.pk) for c in clients for t in tags])
+    TableSettings.objects.create(user=admin, table="clients", columns=["name", "responsible", "tags", "created_by"])
+    # session, user, permissions, custom fields, table settings, rows, tags prefetch, capped count
+    expected = 8 if rows > 50 else 7
+    with django_assert_num_queries(expected):
+        assert admin_client.get(reverse("clients:list")).status_code == 200
+    with django_assert_num_queries(expected):
+        response = admin_client.get(reverse("clients:list"), {"responsible": users[0].pk, "tags": tags[0].pk}, headers=HX)
+        assert response.status_code == 200
+
+
+def test_filter_panel_query_count(admin_client, django_assert_num_queries):
+    UserFactory.create_batch(5)
+    TagFactory.create_batch(5)
+    CustomFieldFactory.create_batch(2)
+    # session, user, perms, custom fields, users, tags, saved filters
+    with django_assert_num_queries(7):
+        assert admin_client.get(reverse("clients:filters"), headers=HX).status_code == 200
+
+
+def test_number_and_date_custom_filters(admin_client):
+    amount = CustomFieldFactory(kind="number")
+    born = CustomFieldFactory(kind="date")
+    ClientFactory(name="Rich", custom={amount.key: 1500, born.key: "1990-05-01"})
+    ClientFactory(name="Poor", custom={amount.key: 20.5, born.key: "2001-01-01"})
+    url = reverse("clients:list")
+    assert names(admin_client.get(url, {f"{amount.key}_min": "100"})) == ["Rich"]
+    assert names(admin_client.get(url, {f"{amount.key}_max": "20.5"})) == ["Poor"]
+    assert names(admin_client.get(url, {f"{born.key}_to": "1995-12-31"})) == ["Rich"]

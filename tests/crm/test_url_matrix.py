@@ -1,0 +1,151 @@
+"""Walk every URL of the project as each role and fail on any leak.
+
+Every named URL must be classified below, so a new page cannot slip past this test.
+"""
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from clients.models import Client, CustomField, SavedFilter, Tag
+from crm.models import Role, TableSettings, Team, User
+from tests.factories import ClientFactory, CustomFieldFactory, UserFactory, role
+
+PUBLIC = {"crm:login"}
+SELF = {"crm:home", "crm:logout", "crm:profile", "crm:password", "crm:password-done"}
+ADMIN_ONLY = {
+    "crm:users", "crm:user-create", "crm:user-edit", "crm:team-create", "crm:roles", "crm:role-create",
+    "crm:role-edit", "fields:list", "fields:create", "fields:edit", "fields:toggle",
+}
+CLIENT_RECORD = {"clients:detail", "clients:edit", "clients:delete", "clients:restore"}
+CLIENT_SECTION = {
+    "clients:list", "clients:filters", "clients:filter-save", "clients:filter-delete", "clients:search",
+    "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run",
+}
+ALL = PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION
+
+
+def named_patterns(resolver=None, namespace=""):
+    for pattern in (resolver or get_resolver()).url_patterns:
+        if isinstance(pattern, URLResolver):
+            ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from named_patterns(pattern, ns)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield f"{namespace}{pattern.name}", str(pattern.pattern)
+
+
+def fingerprint():
+    """Everything a forbidden request might change."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT md5(string_agg(t::text, ',' ORDER BY t.id)) FROM clients_client t"
+        )
+        clients = cursor.fetchone()[0]
+    return (
+        clients,
+        [(u.pk, u.username, u.email, u.role_id, u.is_active, u.password) for u in User.objects.order_by("pk")],
+        [(r.pk, r.visibility, r.group.name) for r in Role.objects.select_related("group").order_by("pk")],
+        sorted(Permission.objects.filter(group__isnull=False).values_list("group", "codename")),
+        list(CustomField.objects.order_by("pk").values_list("pk", "label", "is_active")),
+        list(SavedFilter.objects.order_by("pk").values_list("pk", "name")),
+        list(TableSettings.objects.values_list("user", "columns")),
+        list(Team.objects.values_list("name", flat=True)),
+        list(Tag.objects.values_list("name", flat=True)),
+    )
+
+
+@pytest.fixture
+def world(db, admin, manager, nobody):
+    secret = ClientFactory(name="Admin's secret client", responsible=admin)
+    field = CustomFieldFactory()
+    saved = SavedFilter.objects.create(user=admin, name="mine", query="q=a")
+    objects = {
+        "clients": secret.pk, "fields": field.pk, "crm:user-edit": admin.pk,
+        "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk,
+    }
+    return {"admin": admin, "manager": manager, "nobody": nobody, "objects": objects, "secret": secret}
+
+
+def url_for(name, route, objects):
+    if "<int:pk>" not in route:
+        return reverse(name)
+    pk = objects.get(name) or objects[name.split(":")[0]]
+    return reverse(name, args=[pk])
+
+
+def payload(name, world):
+    secret = world["secret"].pk
+    return {
+        "action": "delete", "scope": "ids", "ids": [secret], "expected": "1", "name": "Hijack",
+        "query": f"q={world['secret'].name}", "username": "hijack", "visibility": "all",
+        "perms_0": ["clients.view_client"], "label": "Hijack", "kind": "text",
+        "order": ["name"], "shown": ["name"], "responsible": world["manager"].pk,
+    }
+
+
+def test_every_url_is_classified():
+    found = {name for name, _route in named_patterns()}
+    assert found == ALL, f"unclassified: {found - ALL}, stale: {ALL - found}"
+
+
+@pytest.mark.parametrize("name,route", sorted(named_patterns()))
+def test_anonymous_is_sent_to_login(name, route, client, world):
+    url = url_for(name, route, world["objects"])
+    before = fingerprint()
+    for method in ("get", "post"):
+        response = getattr(client, method)(url)
+        if name in PUBLIC:
+            assert response.status_code in (200, 302)
+        else:
+            assert response.status_code == 302 and reverse("crm:login") in response["Location"], (method, url)
+    assert fingerprint() == before
+
+
+@pytest.mark.parametrize("name,route", sorted(named_patterns()))
+@pytest.mark.parametrize("who", ["nobody", "manager"])
+def test_no_leaks_for_lesser_roles(who, name, route, client, world):
+    client.force_login(world[who])
+    url = url_for(name, route, world["objects"])
+    before = fingerprint()
+    get = client.get(url)
+    post = client.post(url, payload(name, world))
+    body = get.content.decode() + post.content.decode()
+    assert "Admin&#x27;s secret client" not in body and "Admin's secret client" not in body
+    if name in PUBLIC | SELF:
+        assert get.status_code in (200, 302, 405)
+        return
+    if name in ADMIN_ONLY:
+        assert get.status_code in (403, 405) and post.status_code in (403, 405), url
+    elif name in CLIENT_RECORD:
+        assert get.status_code in (404, 405) and post.status_code in (404, 405), url
+    elif who == "nobody":
+        assert get.status_code in (403, 405) and post.status_code in (403, 405), url
+    elif name == "clients:filter-delete":
+        assert post.status_code == 404  # someone else's saved filter
+    else:
+        assert get.status_code in (200, 405) and post.status_code in (200, 204, 302, 405), url
+    if name not in {"clients:filter-save", "clients:columns", "clients:create"} or who == "nobody":
+        assert fingerprint() == before, f"{who} changed data through {url}"
+
+
+@pytest.mark.parametrize("name,route", sorted(named_patterns()))
+def test_admin_reaches_every_page(name, route, admin_client, world):
+    response = admin_client.get(url_for(name, route, world["objects"]))
+    assert response.status_code in (200, 302, 405), name
+
+
+def test_manager_sees_no_admin_buttons(manager_client, world):
+    page = manager_client.get(reverse("clients:list")).content.decode()
+    assert reverse("crm:users") not in page and reverse("fields:list") not in page
+    assert "view=deleted" not in page and "Change responsible" not in page
+    assert reverse("clients:create") in page
+
+
+def test_nobody_sees_no_clients_link(client, world):
+    client.force_login(world["nobody"])
+    page = client.get(reverse("crm:profile")).content.decode()
+    assert reverse("clients:list") not in page
+    assert re.search(r"Log out|Выйти", page)
