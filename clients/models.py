@@ -198,6 +198,13 @@ class Client(models.Model):
     def all_phones(self):
         return [p for p in [self.phone, *self.extra_phones] if p]
 
+    @property
+    def phones_display(self):
+        """(E.164, human form) for each phone, for tel: links."""
+        from .phones import format_phone
+
+        return [(p, format_phone(p)) for p in self.all_phones]
+
 
 class SavedFilter(models.Model):
     """A named set of table filters a user saved (the query string of the clients table)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 LOCALE = Path(__file__).resolve().parents[2] / "locale"
-ENTRY = re.compile(r'^(?:msgctxt "(?P<ctx>.*)"\n)?msgid "(?P<id>(?:.|\n")*?)"\n(?:msgid_plural .*\n)?msgstr(?:\[0\])? "(?P<str>(?:.|\n")*?)"$', re.M)
+ENTRY = re.compile(r'^(?:msgctxt "(?P<ctx>.*)"\n)?msgid "(?P<id>.*)"\n(?:msgid_plural .*\n)?msgstr(?:\[0\])? "(?P<str>.*)"$', re.M)
 
 
 def entries(language):
@@ -17,9 +17,10 @@ def entries(language):
         if "#, fuzzy" in block and 'msgid ""\nmsgstr ""\n"Project' not in block:
             found.append(("FUZZY", block))
         body = "\n".join(line for line in block.splitlines() if not line.startswith("#"))
+        body = body.replace('"\n"', "")  # join continued strings
         match = ENTRY.search(body)
         if match and match["id"]:
-            found.append((match["ctx"], match["id"].replace('"\n"', ""), match["str"].replace('"\n"', "")))
+            found.append((match["ctx"], match["id"], match["str"]))
     return found
 
 
