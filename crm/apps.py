@@ -1,7 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
 class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = _("CRM")
+
+    def ready(self):
+        from .roles import on_post_migrate
+
+        # After a flush (transactional tests) the built-in roles come back with the permissions.
+        post_migrate.connect(on_post_migrate, dispatch_uid="crm.builtin_roles")

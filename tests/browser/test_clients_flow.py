@@ -9,8 +9,7 @@ from tests.factories import ClientFactory, TagFactory, UserFactory, role
 
 from .conftest import shot, sign_in
 
-# serialized_rollback: the flush after each test must not take the built-in roles with it
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

@@ -77,3 +77,12 @@ def test_user_switches_language_in_settings(client, manager):
     )
     assert response.status_code == 302
     assert "Мои настройки" in client.get(reverse("crm:profile")).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_builtin_roles_survive_a_flush():
+    from django.core.management import call_command
+
+    call_command("flush", verbosity=0, interactive=False)
+    assert role("Admin").group.permissions.filter(codename="restore_client").exists()
+    assert role("Manager").visibility == "own"

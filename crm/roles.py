@@ -1,0 +1,49 @@
+"""The built-in roles: Admin (every permission, all records) and Manager (own records).
+
+Created by migration crm.0002 and again after any flush (post_migrate), only when missing:
+an admin's later changes to a role are never overwritten.
+"""
+
+ADMIN_PERMISSIONS = [
+    "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
+    "clients.restore_client", "clients.change_responsible", "clients.import_clients",
+    "clients.export_clients", "clients.change_customfield", "crm.manage_users",
+]
+MANAGER_PERMISSIONS = [
+    "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
+    "clients.export_clients",
+]
+BUILTIN = [("Admin", "all", ADMIN_PERMISSIONS), ("Manager", "own", MANAGER_PERMISSIONS)]
+
+
+def ensure_builtin_roles(apps) -> None:
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    Role = apps.get_model("crm", "Role")
+    for name, visibility, codes in BUILTIN:
+        group, _created = Group.objects.get_or_create(name=name)
+        role, created = Role.objects.get_or_create(group=group, defaults={"visibility": visibility, "is_builtin": True})
+        if created:
+            for code in codes:
+                app_label, codename = code.split(".")
+                perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+                if perm:
+                    group.permissions.add(perm)
+
+
+def on_post_migrate(sender, apps=None, **kwargs):
+    from django.apps import apps as global_apps
+    from django.contrib.auth.management import create_permissions
+
+    if sender.name != "crm":
+        return
+    apps = apps or global_apps  # flush sends no migration state
+    try:
+        apps.get_model("crm", "Role")
+    except LookupError:
+        return
+
+    # Other apps' post_migrate may not have run yet: make every permission exist first.
+    for app_config in global_apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, apps=apps)
+    ensure_builtin_roles(apps)
