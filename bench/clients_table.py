@@ -31,13 +31,19 @@ def main():
     http = HttpClient()
     http.force_login(admin)
     hx = {"HX-Request": "true"}
+    # common fragments (a fourteenth of all rows each) and rare ones (a single client)
     name_fragments = ["Смирн", "Кузне", "Taylo", "Волко", "Evans", "Петро", "Brow", "Новик"]
+    rare_fragments = ["Анна 4242", "Smith John 77", "Мария 99999", "Laura 123456", "Иван 31337", "Sarah 8080"]
     phone_fragments = ["9161", "903555", "12345", "7777", "98765", "4321", "55512", "9990"]
     scenarios = {
         "clients_table": lambda i: ("/clients/", {}),
         "clients_filtered": lambda i: ("/clients/", {"responsible": manager.pk, "tags": tag.pk}),
         "clients_search_name": lambda i: ("/clients/", {"q": name_fragments[i % len(name_fragments)]}),
+        "clients_search_name_rare": lambda i: ("/clients/", {"q": rare_fragments[i % len(rare_fragments)]}),
         "clients_search_phone": lambda i: ("/clients/", {"q": phone_fragments[i % len(phone_fragments)]}),
+        # the deferred total, fetched by the page after it renders (capped at CLIENTS_COUNT_CAP)
+        "clients_count_filtered": lambda i: ("/clients/count/", {"responsible": manager.pk, "tags": tag.pk}),
+        "clients_count_all": lambda i: ("/clients/count/", {}),
     }
     result = {"clients": total}
     for key, make in scenarios.items():

@@ -57,7 +57,7 @@ def main():
         conn.execute("TRUNCATE clients_client_tags, clients_client RESTART IDENTITY CASCADE")
         indexes = conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('clients_client', 'clients_client_tags') "
-            "AND indexname NOT LIKE '%%_pkey'"
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
         ).fetchall()
         for name, _definition in indexes:
             conn.execute(f'DROP INDEX IF EXISTS "{name}"')

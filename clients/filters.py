@@ -3,6 +3,7 @@
 import django_filters as df
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
@@ -18,14 +19,28 @@ def users(request=None):
     return get_user_model().objects.filter(is_active=True)
 
 
+SELECTIVE_PHONE_DIGITS = 4
+
+
+def is_selective_phone_search(value: str) -> bool:
+    """A phone-only search of 4+ digits matches few rows: the trigram index should lead."""
+    value = (value or "").strip()
+    return len(digits_of(value)) >= SELECTIVE_PHONE_DIGITS and not any(ch.isalpha() for ch in value)
+
+
 def search_q(value: str) -> Q:
-    """Name fragment, or any 3+ consecutive digits of a phone."""
+    """Name fragment, or any 3+ consecutive digits of a phone.
+
+    Digits and phone punctuation alone ("+7 916-12") search phones only; anything with a letter
+    searches names (and phones too when it also holds 3+ digits). Each branch has its own index.
+    """
     value = value.strip()
-    q = Q(name__icontains=value)
     digits = digits_of(value)
-    if len(digits) >= MIN_SEARCH_DIGITS:
-        q |= Q(phone_digits__contains=digits)
-    return q
+    phone = Q(phone_digits__contains=digits) if len(digits) >= MIN_SEARCH_DIGITS else None
+    if phone is not None and not any(ch.isalpha() for ch in value):
+        return phone
+    name = Q(name__icontains=value)
+    return name | phone if phone is not None else name
 
 
 class DateInput(forms.DateInput):
@@ -68,6 +83,25 @@ class JsonNumberFilter(df.NumberFilter):
 
     def filter(self, qs, value):
         return super().filter(qs, float(value) if value is not None else None)
+
+
+class CustomChoiceFilter(df.MultipleChoiceFilter):
+    """A selector custom field: JSON containment on PostgreSQL, so the GIN index serves it."""
+
+    def __init__(self, *args, key: str, **kwargs):
+        self.key = key
+        super().__init__(*args, field_name=f"custom__{key}", **kwargs)
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        query = Q()
+        for choice in value:
+            if connection.vendor == "postgresql":
+                query |= Q(custom__contains={self.key: choice})
+            else:
+                query |= Q(**{f"custom__{self.key}": choice})
+        return qs.filter(query)
 
 
 class IdFilter(df.NumberFilter):
@@ -142,7 +176,7 @@ def custom_field_filters(field: CustomField) -> dict[str, df.Filter]:
     label = field.label
     if field.kind == CustomField.Kind.SELECT:
         choices = [(v, v) for v in field.choices]
-        return {key: df.MultipleChoiceFilter(label=label, field_name=path, choices=choices)}
+        return {key: CustomChoiceFilter(label=label, key=field.key, choices=choices)}
     if field.kind == CustomField.Kind.NUMBER:
         return {
             f"{key}_min": JsonNumberFilter(label=f"{label} ≥", field_name=path, lookup_expr="gte"),

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -178,7 +179,8 @@ class Client(models.Model):
             models.Index(fields=["channel", "-modified_at"], name="client_channel_idx"),
             models.Index(fields=["priority", "-modified_at"], name="client_priority_idx"),
             models.Index(fields=["email"], name="client_email_idx"),
-            models.Index(fields=["external_id"], name="client_external_idx"),
+            models.Index(Upper("external_id"), name="client_external_upper_idx"),
+            models.Index(fields=["registration_date"], name="client_registered_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(name=""), name="client_name_not_empty"),

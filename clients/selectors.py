@@ -1,10 +1,10 @@
 """Reads for the clients section. Every queryset starts from the permission gate."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet
 from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
@@ -12,7 +12,7 @@ from crm import permissions as gate
 from crm.models import TableSettings
 
 from .columns import Column, all_columns, chosen_columns
-from .filters import ClientFilter
+from .filters import ClientFilter, is_selective_phone_search
 from .models import CustomField, SavedFilter
 
 CLIENTS_TABLE = "clients"
@@ -64,7 +64,7 @@ def cursor_of(client) -> str:
 class TablePage:
     rows: list
     columns: list[Column]
-    total: int
+    total: int | None  # None: more than one page; the count arrives in its own request
     total_capped: bool
     next_cursor: str | None = None
     prev_cursor: str | None = None
@@ -86,11 +86,17 @@ def clients_table(user, params: QueryDict) -> TablePage:
 
     size = settings.CLIENTS_PAGE_SIZE
     after, before = _cursor(params.get("after")), _cursor(params.get("before"))
+    # Newest first. For a selective phone search, sort on an expression equal to modified_at:
+    # PostgreSQL then finds the few matches by the trigram index instead of walking the
+    # recency index through the whole table looking for them.
+    recency = F("modified_at")
+    if is_selective_phone_search(params.get("q", "")):
+        recency = ExpressionWrapper(F("modified_at") + timedelta(0), output_field=DateTimeField())
     if before:
         moment, pk = before
         rows = list(
             page_qs.filter(Q(modified_at__gt=moment) | Q(modified_at=moment, pk__gt=pk))
-            .order_by("modified_at", "pk")[: size + 1]
+            .order_by(recency.asc(), "pk")[: size + 1]
         )
         has_more_before = len(rows) > size
         rows = rows[:size][::-1]
@@ -99,18 +105,16 @@ def clients_table(user, params: QueryDict) -> TablePage:
         if after:
             moment, pk = after
             page_qs = page_qs.filter(Q(modified_at__lt=moment) | Q(modified_at=moment, pk__lt=pk))
-        rows = list(page_qs.order_by("-modified_at", "-pk")[: size + 1])
+        rows = list(page_qs.order_by(recency.desc(), "-pk")[: size + 1])
         has_more_after = len(rows) > size
         rows = rows[:size]
         has_more_before = after is not None
 
     first_page = not after and not before
     if first_page and not has_more_after:
-        total, capped = len(rows), False  # the whole result is on this page: no count query
+        total = len(rows)  # the whole result is on this page
     else:
-        cap = settings.CLIENTS_COUNT_CAP
-        total = qs.order_by()[: cap + 1].count()
-        total, capped = min(total, cap), total > cap
+        total = None  # deferred: clients_count() answers the count partial
 
     for client in rows:
         client.cells = [(col, col.value(client)) for col in columns]
@@ -118,11 +122,19 @@ def clients_table(user, params: QueryDict) -> TablePage:
         rows=rows,
         columns=columns,
         total=total,
-        total_capped=capped,
+        total_capped=False,
         next_cursor=cursor_of(rows[-1]) if rows and has_more_after else None,
         prev_cursor=cursor_of(rows[0]) if rows and has_more_before else None,
         filterset=filterset,
     )
+
+
+def clients_count(user, params: QueryDict) -> tuple[int, bool]:
+    """How many clients match, counted up to the cap: (count, more_than_cap)."""
+    qs, _filterset = filtered_clients(user, params, custom_fields_active())
+    cap = settings.CLIENTS_COUNT_CAP
+    total = qs.order_by()[: cap + 1].count()
+    return min(total, cap), total > cap
 
 
 @dataclass

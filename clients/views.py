@@ -67,6 +67,14 @@ def _view_links(params: QueryDict) -> dict[str, str]:
 
 
 @require_GET
+def client_count(request):
+    """The table's total, fetched after the page so a big count never slows the rows down."""
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    total, capped = selectors.clients_count(request.user, request.GET)
+    return render(request, "clients/list.html#clients-count", {"total": total, "capped": capped})
+
+
+@require_GET
 def filter_panel(request):
     """The custom filters form (lazy: its selects cost queries the table itself does not)."""
     gate.require(request.user, gate.VIEW_CLIENTS)

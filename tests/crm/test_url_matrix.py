@@ -22,7 +22,7 @@ ADMIN_ONLY = {
 }
 CLIENT_RECORD = {"clients:detail", "clients:edit", "clients:delete", "clients:restore"}
 CLIENT_SECTION = {
-    "clients:list", "clients:filters", "clients:filter-save", "clients:filter-delete", "clients:search",
+    "clients:list", "clients:count", "clients:filters", "clients:filter-save", "clients:filter-delete", "clients:search",
     "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run",
 }
 ALL = PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION
