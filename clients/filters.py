@@ -47,6 +47,10 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
+class CheckboxList(forms.CheckboxSelectMultiple):
+    """Several choices as ticks in a scrolling box: no Ctrl-click needed."""
+
+
 class IdListField(forms.Field):
     """Several record ids from repeated query parameters, checked without a database query.
 
@@ -54,7 +58,7 @@ class IdListField(forms.Field):
     widget's choices itself, so the table page spends no query validating them.
     """
 
-    widget = forms.SelectMultiple
+    widget = CheckboxList
 
     def __init__(self, *, choices=(), **kwargs):
         super().__init__(**kwargs)
@@ -129,9 +133,9 @@ class ClientFilter(df.FilterSet):
     created_by = IdFilter(label=_("Created by"), field_name="created_by_id", widget=forms.Select)
     modified_by = IdFilter(label=_("Modified by"), field_name="modified_by_id", widget=forms.Select)
     tags = IdListFilter(label=_("Tags"), method="filter_tags")
-    country = df.MultipleChoiceFilter(label=_("Country"), choices=COUNTRIES)
-    channel = df.MultipleChoiceFilter(label=_("Channel"), choices=Channel.choices)
-    priority = df.MultipleChoiceFilter(label=_("Priority"), choices=Priority.choices)
+    country = df.MultipleChoiceFilter(label=_("Country"), choices=COUNTRIES, widget=CheckboxList)
+    channel = df.MultipleChoiceFilter(label=_("Channel"), choices=Channel.choices, widget=CheckboxList)
+    priority = df.MultipleChoiceFilter(label=_("Priority"), choices=Priority.choices, widget=CheckboxList)
 
     class Meta:
         model = Client
@@ -176,7 +180,7 @@ def custom_field_filters(field: CustomField) -> dict[str, df.Filter]:
     label = field.label
     if field.kind == CustomField.Kind.SELECT:
         choices = [(v, v) for v in field.choices]
-        return {key: CustomChoiceFilter(label=label, key=field.key, choices=choices)}
+        return {key: CustomChoiceFilter(label=label, key=field.key, choices=choices, widget=CheckboxList)}
     if field.kind == CustomField.Kind.NUMBER:
         return {
             f"{key}_min": JsonNumberFilter(label=f"{label} ≥", field_name=path, lookup_expr="gte"),

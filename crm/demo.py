@@ -91,10 +91,8 @@ def load_demo(*, clients: int = 2000, seed: int = 7) -> list[tuple[str, str]]:
     created_clients = Client.objects.bulk_create(batch, batch_size=500)
     # auto_now fields take "now" on insert: spread them so the table looks lived-in.
     for client in created_clients:
-        client.created_at = now - timedelta(days=rnd.randint(0, 720))
-        client.modified_at = client.created_at + timedelta(days=rnd.randint(0, 30))
-        if client.modified_at > now:
-            client.modified_at = now
+        client.created_at = now - timedelta(minutes=rnd.randint(0, 720 * 24 * 60))
+        client.modified_at = client.created_at + (now - client.created_at) * rnd.random() ** 3
     Client.objects.bulk_update(created_clients, ["created_at", "modified_at"], batch_size=500)
     through = Client.tags.through
     links = [

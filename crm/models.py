@@ -19,6 +19,9 @@ class Team(models.Model):
         return self.name
 
 
+BUILTIN_LABELS = {"Admin": _("Administrator"), "Manager": _("Manager")}
+
+
 class Role(models.Model):
     """A named set of permissions (backed by a Group) plus a record visibility scope."""
 
@@ -42,10 +45,18 @@ class Role(models.Model):
         verbose_name_plural = _("roles")
 
     def __str__(self):
-        return self.name
+        return str(self.label)
 
     @property
     def name(self):
+        """The stored name (the group's): what the role form edits."""
+        return self.group.name
+
+    @property
+    def label(self):
+        """The name to show: built-in roles in the user's language."""
+        if self.is_builtin and self.group.name in BUILTIN_LABELS:
+            return BUILTIN_LABELS[self.group.name]
         return self.group.name
 
 

@@ -149,3 +149,11 @@ def test_nobody_sees_no_clients_link(client, world):
     page = client.get(reverse("crm:profile")).content.decode()
     assert reverse("clients:list") not in page
     assert re.search(r"Log out|Выйти", page)
+
+
+def test_error_pages_are_friendly(manager_client, settings, world):
+    settings.DEBUG = False
+    missing = manager_client.get(world["secret"].get_absolute_url())
+    assert missing.status_code == 404 and "Nothing here" in missing.content.decode()
+    refused = manager_client.get(reverse("crm:users"))
+    assert refused.status_code == 403 and "permission to do this" in refused.content.decode()
