@@ -34,13 +34,16 @@ def browser():
 
 @pytest.fixture
 def new_page(browser, live_server):
-    contexts = []
+    """Pages in fresh contexts; any console error (a CSP refusal, a JS error) fails the test."""
+    contexts, problems = [], []
 
     def make(user=None, password="pass-12345"):
         context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-US")
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
+        page.on("console", lambda msg: msg.type == "error" and not _expected(msg.text) and problems.append(f"{msg.text} at {msg.location}"))
+        page.on("pageerror", lambda error: problems.append(str(error)))
         page.base = live_server.url
         if user is not None:
             sign_in(page, user.username, password)
@@ -49,6 +52,12 @@ def new_page(browser, live_server):
     yield make
     for context in contexts:
         context.close()
+    assert not problems, f"browser console errors: {problems}"
+
+
+def _expected(text: str) -> bool:
+    # 4xx answers a test provokes on purpose show up as failed resource loads
+    return "Failed to load resource" in text and ("404" in text or "403" in text or "409" in text)
 
 
 def sign_in(page, username, password="pass-12345"):

@@ -83,7 +83,7 @@ def test_live_search_filters_and_saved_columns(new_page, boss):
     dialog.locator(".sortable-item[data-key=city] input[type=checkbox]").check()
     shot(page, "06-table-settings")
     dialog.get_by_role("button", name="Save").click()
-    page.wait_for_load_state("load")
+    expect(page.get_by_text("Table settings saved.")).to_be_visible()
     page.reload()
     headers = page.locator("#clients-table thead th[data-col]")
     expect(headers.first).to_have_attribute("data-col", "email")

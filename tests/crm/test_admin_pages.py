@@ -141,3 +141,18 @@ def test_no_missing_migrations_and_they_run_on_sqlite(tmp_path):
     migrate = subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env,
                              capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stderr
+
+
+def test_deploy_checks_are_clean_with_production_settings():
+    env = {"DJANGO_SETTINGS_MODULE": "crm.settings.prod", "SECRET_KEY": "x" * 60 + "unique-enough-0123456789",
+           "ALLOWED_HOSTS": "crm.example.com", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_page_sends_a_strict_csp(admin_client):
+    response = admin_client.get(reverse("clients:list"))
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "<script>" not in response.content.decode() and " style=" not in response.content.decode()
