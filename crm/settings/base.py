@@ -168,7 +168,25 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+
+
+def mailers(default_backend: str) -> dict:
+    """Django 6.1 mailers: MAILER_BACKEND overrides the environment's default backend."""
+    backend = env_str("MAILER_BACKEND", default_backend)
+    options = {}
+    if backend.endswith("smtp.EmailBackend"):
+        options = {
+            "host": env_str("SMTP_HOST", "127.0.0.1"),
+            "port": env_int("SMTP_PORT", 25),
+            "username": env_str("SMTP_USER"),
+            "password": env_str("SMTP_PASSWORD"),
+            "use_tls": env_bool("SMTP_TLS", False),
+            "timeout": env_int("SMTP_TIMEOUT", 15),
+        }
+    return {"default": {"BACKEND": backend, "OPTIONS": options}}
+
+
+MAILERS = mailers("django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "voronka@localhost")
 
 LOGGING = {

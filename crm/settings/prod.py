@@ -1,4 +1,5 @@
 from .base import *  # noqa: F403
+from .base import mailers
 from .env import env_bool, env_int
 
 DEBUG = False
@@ -13,3 +14,5 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Static files are served by the app itself (whitenoise) in production.
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]  # noqa: F405
+
+MAILERS = mailers("django.core.mail.backends.smtp.EmailBackend")
