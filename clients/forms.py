@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import TEXT_FIELD_MAX, Client, CustomField, Tag
+from .selectors import custom_field_in_use
 from .phones import format_phone, normalize_phone
 
 
@@ -17,15 +18,22 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
-def custom_form_field(field: CustomField) -> forms.Field:
-    """The form field for one admin-defined client field."""
+def custom_form_field(field: CustomField, current=None) -> forms.Field:
+    """The form field for one admin-defined client field.
+
+    A selector keeps a stored value that is no longer in its list, so saving the form never
+    erases it unnoticed.
+    """
     common = {"label": field.label, "required": False}
     if field.kind == CustomField.Kind.NUMBER:
         return forms.DecimalField(max_digits=18, decimal_places=4, **common)
     if field.kind == CustomField.Kind.DATE:
         return forms.DateField(widget=DateInput, **common)
     if field.kind == CustomField.Kind.SELECT:
-        return forms.ChoiceField(choices=[("", "—")] + [(v, v) for v in field.choices], **common)
+        choices = [("", "—")] + [(v, v) for v in field.choices]
+        if current not in (None, "") and current not in field.choices:
+            choices.append((current, _("%(value)s (no longer in the list)") % {"value": current}))
+        return forms.ChoiceField(choices=choices, **common)
     return forms.CharField(max_length=TEXT_FIELD_MAX, **common)
 
 
@@ -47,6 +55,8 @@ class ClientForm(forms.ModelForm):
     tags = forms.ModelMultipleChoiceField(
         label=_("Tags"), queryset=Tag.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
+    # When the editor opened the client: a save in between is not silently overwritten.
+    seen_modified = forms.DateTimeField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Client
@@ -68,10 +78,12 @@ class ClientForm(forms.ModelForm):
                 format_phone(p) for p in self.instance.extra_phones
             )
             self.initial["phone"] = format_phone(self.instance.phone)
+        if self.instance.pk:
+            self.fields["seen_modified"].initial = self.instance.modified_at
         for field in self.custom_fields:
-            form_field = custom_form_field(field)
-            if self.instance.pk:
-                form_field.initial = self.instance.custom.get(field.key)
+            current = self.instance.custom.get(field.key) if self.instance.pk else None
+            form_field = custom_form_field(field, current)
+            form_field.initial = current
             self.fields[field.column_key] = form_field
 
     def clean_name(self):
@@ -116,6 +128,16 @@ class ClientForm(forms.ModelForm):
         data["custom"] = self.custom_values()
         return data
 
+    def show_conflict(self, current: Client) -> None:
+        """Keep what the user typed, tell them, and let the next save go through."""
+        who = current.modified_by or _("someone")
+        self.add_error(None, _(
+            "%(who)s saved this client while you were editing. Your changes are still here: "
+            "check them against the card and save again."
+        ) % {"who": who})
+        self.data = self.data.copy()
+        self.data["seen_modified"] = current.modified_at.isoformat()
+
     def custom_bound_fields(self):
         return [self[f.column_key] for f in self.custom_fields]
 
@@ -145,6 +167,8 @@ class CustomFieldForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.instance.pk and cleaned.get("kind") != self.instance.kind and custom_field_in_use(self.instance):
+            self.add_error("kind", _("Clients already have values in this field, so its type cannot change."))
         values = [v.strip()[:TEXT_FIELD_MAX] for v in cleaned.get("choices_text", "").splitlines() if v.strip()]
         if cleaned.get("kind") == CustomField.Kind.SELECT and not values:
             self.add_error("choices_text", _("A selector needs at least one value."))

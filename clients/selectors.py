@@ -1,11 +1,13 @@
 """Reads for the clients section. Every queryset starts from the permission gate."""
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet
 from django.http import QueryDict
+from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 
 from crm import permissions as gate
@@ -13,7 +15,7 @@ from crm.models import TableSettings
 
 from .columns import Column, all_columns, chosen_columns
 from .filters import ClientFilter, is_selective_phone_search
-from .models import CustomField, SavedFilter
+from .models import Client, CustomField, SavedFilter
 
 CLIENTS_TABLE = "clients"
 VIEWS = ("all", "mine", "deleted")
@@ -143,9 +145,14 @@ class Selection:
 
     queryset: QuerySet
     count: int
+    digest: str  # fingerprint of the exact ids: the run step refuses if they changed
     scope: str  # "ids": the ticked rows; "filter": every client matching the table's filter
     ids: list[int]
     query: str  # the table's query string, for scope "filter"
+
+
+def ids_digest(ids: list[int]) -> str:
+    return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:32]
 
 
 def bulk_selection(user, data: QueryDict) -> Selection:
@@ -153,11 +160,30 @@ def bulk_selection(user, data: QueryDict) -> Selection:
     if data.get("scope") == "filter":
         query = data.get("query", "")
         qs, _filterset = filtered_clients(user, QueryDict(query), custom_fields_active())
-        return Selection(queryset=qs, count=qs.count(), scope="filter", ids=[], query=query)
-    ids = sorted({int(i) for i in data.getlist("ids") if str(i).isdigit()})
-    qs = gate.visible_clients(user).filter(pk__in=ids)
-    return Selection(queryset=qs, count=qs.count(), scope="ids", ids=ids, query="")
+        qs = qs.filter(deleted_at__isnull=True)  # mass actions never touch deleted clients
+        scope, ids = "filter", []
+    else:
+        query, scope = "", "ids"
+        ids = sorted({int(i) for i in data.getlist("ids") if str(i).isdigit()})
+        qs = gate.visible_clients(user).filter(pk__in=ids)
+    matched = list(qs.order_by("pk").values_list("pk", flat=True))
+    return Selection(
+        queryset=qs, count=len(matched), digest=ids_digest(matched), scope=scope, ids=ids, query=query
+    )
 
 
 def custom_fields_all() -> QuerySet:
     return CustomField.objects.all()
+
+
+def custom_field_or_404(pk) -> CustomField:
+    return get_object_or_404(CustomField, pk=pk)
+
+
+def client_as_queryset(client) -> QuerySet:
+    """One client as a queryset, for the services that work on sets."""
+    return type(client).objects.filter(pk=client.pk)
+
+
+def custom_field_in_use(field: CustomField) -> bool:
+    return Client.objects.filter(custom__has_key=field.key).exists()

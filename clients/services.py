@@ -41,30 +41,74 @@ def client_create(*, actor, data: dict) -> Client:
     return client
 
 
+class ClientChanged(Exception):
+    """Someone saved the client after the editor opened it."""
+
+    def __init__(self, current: Client):
+        super().__init__(current.pk)
+        self.current = current
+
+
 @transaction.atomic
-def client_update(*, actor, client: Client, data: dict) -> Client:
+def client_update(*, actor, client: Client, data: dict, seen_modified=None) -> Client:
+    """Save the fields that changed. With seen_modified (the edit form's), refuse to overwrite
+    a save that happened after the form was opened: ClientChanged, nothing written."""
     gate.require(actor, gate.CHANGE_CLIENT)
-    if client.is_deleted:
+    current = Client.objects.select_for_update().get(pk=client.pk)
+    if current.is_deleted:
         raise PermissionDenied
-    if "responsible" in data and data["responsible"] != client.responsible:
+    if seen_modified is not None and current.modified_at != seen_modified:
+        raise ClientChanged(current)
+    if "responsible" in data and getattr(data["responsible"], "pk", None) != current.responsible_id:
         gate.require(actor, gate.CHANGE_RESPONSIBLE)
-    _apply(client, data)
-    client.modified_by = actor
-    client.full_clean(exclude=["tags"])
-    client.save()
+    changed = [f for f in CLIENT_FIELDS if f in data and getattr(current, f) != data[f]]
+    _apply(current, data)
+    current.modified_by = actor
+    current.full_clean(exclude=["tags"])
+    current.save(update_fields=[*changed, "phone_digits", "modified_at", "modified_by"])
     if "tags" in data:
-        client.tags.set(data["tags"])
-    return client
+        current.tags.set(data["tags"])
+    return current
+
+
+class SelectionChanged(Exception):
+    """The clients matching a mass action are no longer the ones the user confirmed."""
+
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
+
+
+BULK_CHUNK = 5000
+
+
+def _lock_selection(clients: QuerySet, digest: str | None) -> list[int]:
+    """Lock the selected rows and return their ids; refuse if they are not the confirmed ones."""
+    from .selectors import ids_digest
+
+    ids = list(clients.select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True))
+    if digest is not None and ids_digest(ids) != digest:
+        raise SelectionChanged(len(ids))
+    return ids
+
+
+def _update_ids(ids: list[int], **values) -> int:
+    done = 0
+    for start in range(0, len(ids), BULK_CHUNK):
+        done += Client.objects.filter(pk__in=ids[start : start + BULK_CHUNK]).update(**values)
+    return done
 
 
 @transaction.atomic
-def clients_soft_delete(*, actor, clients: QuerySet) -> int:
-    """Mark the given (already visibility-scoped) clients deleted. No row is removed."""
+def clients_soft_delete(*, actor, clients: QuerySet, digest: str | None = None) -> int:
+    """Mark the given (already visibility-scoped) live clients deleted. No row is removed.
+
+    With a digest (a mass action), only if they are exactly the clients the user confirmed.
+    """
     gate.require(actor, gate.DELETE_CLIENT)
+    ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
     now = timezone.now()
-    return clients.filter(deleted_at__isnull=True).update(
-        deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor
-    )
+    return _update_ids(ids, deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor)
 
 
 @transaction.atomic
@@ -76,16 +120,19 @@ def clients_restore(*, actor, clients: QuerySet) -> int:
 
 
 @transaction.atomic
-def clients_change_responsible(*, actor, clients: QuerySet, responsible) -> int:
+def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest: str | None = None) -> int:
     gate.require(actor, gate.CHANGE_RESPONSIBLE)
-    return clients.update(responsible=responsible, modified_at=timezone.now(), modified_by=actor)
+    ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
+    return _update_ids(ids, responsible=responsible, modified_at=timezone.now(), modified_by=actor)
 
 
 def table_settings_save(*, actor, table: str, columns: list[str]) -> None:
+    gate.require(actor, gate.VIEW_CLIENTS)
     TableSettings.objects.update_or_create(user=actor, table=table, defaults={"columns": columns})
 
 
 def saved_filter_save(*, actor, name: str, query: str) -> SavedFilter:
+    gate.require(actor, gate.VIEW_CLIENTS)
     saved, _created = SavedFilter.objects.update_or_create(user=actor, name=name, defaults={"query": query})
     return saved
 

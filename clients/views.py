@@ -1,3 +1,5 @@
+import copy
+
 from django.contrib import messages
 from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import HttpResponse, QueryDict
@@ -12,7 +14,6 @@ from crm import permissions as gate
 from . import selectors, services
 from .filters import ClientFilter
 from .forms import BulkResponsibleForm, ClientForm, CustomFieldForm, SavedFilterForm
-from .models import CustomField
 
 PAGING_PARAMS = ("after", "before")
 
@@ -156,11 +157,19 @@ def client_edit(request, pk):
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
     if request.method == "POST":
         _refuse_crafted_reassignment(request, current=client.responsible_id)
+        # The form works on a copy: the service compares against the stored client.
         form = ClientForm(
-            request.POST, instance=client, custom_fields=custom_fields, can_change_responsible=can_assign
+            request.POST, instance=copy.copy(client), custom_fields=custom_fields, can_change_responsible=can_assign
         )
         if form.is_valid():
-            services.client_update(actor=request.user, client=client, data=form.service_data())
+            try:
+                services.client_update(
+                    actor=request.user, client=client, data=form.service_data(),
+                    seen_modified=form.cleaned_data["seen_modified"],
+                )
+            except services.ClientChanged as changed:
+                form.show_conflict(changed.current)
+                return _form_response(request, form, client=client)
             messages.success(request, _("Changes saved."))
             return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
     else:
@@ -173,7 +182,7 @@ def client_delete(request, pk):
     client = gate.client_or_404(request.user, pk)
     gate.require(request.user, gate.DELETE_CLIENT)
     if request.method == "POST":
-        services.clients_soft_delete(actor=request.user, clients=selectors_one(client))
+        services.clients_soft_delete(actor=request.user, clients=selectors.client_as_queryset(client))
         messages.success(request, _("Client “%(name)s” deleted. An administrator can restore it.") % {"name": client.name})
         url = reverse("clients:list")
         return hx_redirect(url) if request.htmx else redirect(url)
@@ -185,13 +194,9 @@ def client_delete(request, pk):
 def client_restore(request, pk):
     client = gate.client_or_404(request.user, pk, include_deleted=True)
     gate.require(request.user, gate.RESTORE_CLIENT)
-    services.clients_restore(actor=request.user, clients=selectors_one(client))
+    services.clients_restore(actor=request.user, clients=selectors.client_as_queryset(client))
     messages.success(request, _("Client “%(name)s” restored.") % {"name": client.name})
     return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
-
-
-def selectors_one(client):
-    return type(client).objects.filter(pk=client.pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -271,22 +276,25 @@ def bulk_run(request):
     gate.require(request.user, gate.VIEW_CLIENTS)
     action = _bulk_action(request)
     selection = selectors.bulk_selection(request.user, request.POST)
-    expected = request.POST.get("expected", "")
     form = BulkResponsibleForm(request.POST) if action == "responsible" else None
     ctx = {"action": action, "selection": selection, "form": form, "return_query": request.POST.get("return_query", "")}
-    if not expected.isdigit() or int(expected) != selection.count:
-        ctx["changed"] = True
-        return render(request, "clients/bulk.html#bulk-confirm", ctx)
     if form is not None and not form.is_valid():
         return render(request, "clients/bulk.html#bulk-confirm", ctx)
-    if action == "responsible":
-        done = services.clients_change_responsible(
-            actor=request.user, clients=selection.queryset, responsible=form.cleaned_data["responsible"]
-        )
-        text = ngettext("Responsible changed for %(n)s client.", "Responsible changed for %(n)s clients.", done)
-    else:
-        done = services.clients_soft_delete(actor=request.user, clients=selection.queryset)
-        text = ngettext("%(n)s client deleted.", "%(n)s clients deleted.", done)
+    confirmed = request.POST.get("digest", "")
+    try:
+        if action == "responsible":
+            done = services.clients_change_responsible(
+                actor=request.user, clients=selection.queryset, digest=confirmed,
+                responsible=form.cleaned_data["responsible"],
+            )
+            text = ngettext("Responsible changed for %(n)s client.", "Responsible changed for %(n)s clients.", done)
+        else:
+            done = services.clients_soft_delete(actor=request.user, clients=selection.queryset, digest=confirmed)
+            text = ngettext("%(n)s client deleted.", "%(n)s clients deleted.", done)
+    except services.SelectionChanged:
+        # Show the new selection to confirm; nothing was written.
+        ctx["changed"] = True
+        return render(request, "clients/bulk.html#bulk-confirm", ctx)
     messages.success(request, text % {"n": done})
     query = request.POST.get("return_query", "")
     return hx_redirect(reverse("clients:list") + ("?" + query if query else ""))
@@ -301,7 +309,7 @@ def field_list(request):
 @require_http_methods(["GET", "POST"])
 def field_edit(request, pk=None):
     gate.require(request.user, gate.CONFIGURE_FIELDS)
-    field = get_object_or_404(CustomField, pk=pk) if pk else None
+    field = selectors.custom_field_or_404(pk) if pk else None
     form = CustomFieldForm(request.POST or None, instance=field)
     if request.method == "POST" and form.is_valid():
         services.custom_field_save(actor=request.user, form=form)
@@ -314,6 +322,6 @@ def field_edit(request, pk=None):
 def field_toggle(request, pk):
     """Delete (hide, values kept) or bring back a custom field."""
     gate.require(request.user, gate.CONFIGURE_FIELDS)
-    field = get_object_or_404(CustomField, pk=pk)
+    field = selectors.custom_field_or_404(pk)
     services.custom_field_set_active(actor=request.user, field=field, active=not field.is_active)
     return redirect("fields:list")

@@ -8,7 +8,11 @@ class CrmConfig(AppConfig):
     verbose_name = _("CRM")
 
     def ready(self):
+        from django.db.backends.signals import connection_created
+
+        from . import sqlite
         from .roles import on_post_migrate
 
+        connection_created.connect(sqlite.install, dispatch_uid="crm.sqlite_unicode_like")
         # After a flush (transactional tests) the built-in roles come back with the permissions.
         post_migrate.connect(on_post_migrate, dispatch_uid="crm.builtin_roles")

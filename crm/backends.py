@@ -3,21 +3,34 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db.models import Q
 
 
 class RoleBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if not username or password is None:
             return None
-        User = get_user_model()
-        user = User.objects.filter(Q(username__iexact=username) | Q(email__iexact=username)).first()
+        user = self._find(username.strip())
         if user is None:
             User().set_password(password)  # same work as a real check: no timing oracle
             return None
         if user.check_password(password) and self.user_can_authenticate(user):
             return user
         return None
+
+    @staticmethod
+    def _find(login: str):
+        """An email (unique, any case) if it has "@", else the username: exact first, then any case.
+
+        Usernames may not contain "@" (crm.forms.UserForm), so the two can never be confused.
+        """
+        User = get_user_model()
+        if "@" in login:
+            return User.objects.filter(email__iexact=login).first()
+        exact = User.objects.filter(username=login).first()
+        if exact is not None:
+            return exact
+        matches = list(User.objects.filter(username__iexact=login)[:2])
+        return matches[0] if len(matches) == 1 else None
 
     def get_user(self, user_id):
         User = get_user_model()

@@ -37,6 +37,15 @@ class UserForm(SetPasswordMixin, forms.ModelForm):
         if not creating:
             self.fields["password1"].help_text = _("Leave empty to keep the current password.")
 
+    def clean_username(self):
+        username = self.cleaned_data["username"].strip()
+        if "@" in username:
+            raise forms.ValidationError(_("A username cannot contain “@”: people sign in with their email too."))
+        User = get_user_model()
+        if User.objects.filter(username__iexact=username).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(_("A user with this username already exists."))
+        return username
+
     def clean_email(self):
         email = self.cleaned_data.get("email", "").strip()
         User = get_user_model()

@@ -1,16 +1,14 @@
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import permissions as gate
-from . import services
+from . import selectors, services
 from .forms import LoginForm, ProfileForm, RoleForm, TeamForm, UserForm
-from .models import Role, Team
 
 login = login_not_required(
     auth_views.LoginView.as_view(template_name="crm/login.html", authentication_form=LoginForm, redirect_authenticated_user=True)
@@ -45,14 +43,14 @@ def profile(request):
 @require_GET
 def user_list(request):
     gate.require(request.user, gate.MANAGE_USERS)
-    users = get_user_model().objects.select_related("role__group", "team").order_by("username")
-    return render(request, "crm/users.html", {"users": users, "teams": Team.objects.all(), "team_form": TeamForm()})
+    ctx = {"users": selectors.users_for_admin(), "teams": selectors.teams_all(), "team_form": TeamForm()}
+    return render(request, "crm/users.html", ctx)
 
 
 @require_http_methods(["GET", "POST"])
 def user_edit(request, pk=None):
     gate.require(request.user, gate.MANAGE_USERS)
-    instance = get_object_or_404(get_user_model(), pk=pk) if pk else None
+    instance = selectors.user_or_404(pk) if pk else None
     form = UserForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
         user = services.user_save(actor=request.user, form=form)
@@ -76,17 +74,16 @@ def team_create(request):
 @require_GET
 def role_list(request):
     gate.require(request.user, gate.MANAGE_USERS)
-    roles = Role.objects.select_related("group").order_by("group__name")
-    return render(request, "crm/roles.html", {"roles": roles})
+    return render(request, "crm/roles.html", {"roles": selectors.roles_all()})
 
 
 @require_http_methods(["GET", "POST"])
 def role_edit(request, pk=None):
     gate.require(request.user, gate.MANAGE_USERS)
-    role = get_object_or_404(Role.objects.select_related("group"), pk=pk) if pk else None
+    role = selectors.role_or_404(pk) if pk else None
     initial = {}
     if role:
-        codes = {f"{p.content_type.app_label}.{p.codename}" for p in role.group.permissions.select_related("content_type")}
+        codes = selectors.role_permission_codes(role)
         initial = {"name": role.name, "visibility": role.visibility}
         form = RoleForm(role=role, initial=initial)
         for index in range(len(form.permission_fields())):

@@ -1,5 +1,8 @@
+import re
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from clients.models import Client
 from tests.conftest import HX
@@ -124,3 +127,64 @@ def test_edit_form_query_count(admin_client, admin, django_assert_num_queries):
     with django_assert_num_queries(8):
         # session, user, perms, client, custom fields, responsible choices, tags choices, tag values
         assert admin_client.get(reverse("clients:edit", args=[obj.pk]), headers=HX).status_code == 200
+
+
+def edit_payload(**data):
+    payload = {"name": "Edited", "phone": "", "priority": "normal", "lifecycle": "potential"}
+    payload.update(data)
+    return payload
+
+
+def test_edit_opened_before_another_save_is_not_silently_overwritten(admin_client, admin, manager):
+    obj = ClientFactory(name="Original", responsible=admin, city="Тула")
+    form_page = admin_client.get(reverse("clients:edit", args=[obj.pk]), headers=HX).content.decode()
+    seen = re.search(r'name="seen_modified" value="([^"]+)"', form_page).group(1)
+    # meanwhile a colleague reassigns the client (e.g. a mass action)
+    Client.objects.filter(pk=obj.pk).update(responsible=manager, modified_by=manager, modified_at=timezone.now())
+    response = admin_client.post(
+        reverse("clients:edit", args=[obj.pk]),
+        edit_payload(name="My edit", responsible=admin.pk, seen_modified=seen), headers=HX,
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "saved this client while you were editing" in page
+    assert 'value="My edit"' in page  # nothing typed is lost
+    obj.refresh_from_db()
+    assert obj.name == "Original" and obj.responsible == manager
+    new_seen = re.search(r'name="seen_modified" value="([^"]+)"', page).group(1)
+    response = admin_client.post(
+        reverse("clients:edit", args=[obj.pk]),
+        edit_payload(name="My edit", responsible=manager.pk, city="Тула", seen_modified=new_seen), headers=HX,
+    )
+    assert response.status_code == 204
+    obj.refresh_from_db()
+    assert obj.name == "My edit" and obj.responsible == manager
+
+
+def test_service_refuses_reassignment_without_permission(manager, other_manager):
+    from clients import services
+    from django.core.exceptions import PermissionDenied
+
+    obj = ClientFactory(responsible=manager)
+    with pytest.raises(PermissionDenied):
+        services.client_update(actor=manager, client=obj, data={"responsible": other_manager})
+    obj.refresh_from_db()
+    assert obj.responsible == manager
+
+
+def test_removed_selector_value_is_kept_on_edit(manager_client, manager):
+    level = CustomFieldFactory(kind="select", choices=["Gold", "Silver"])
+    obj = ClientFactory(responsible=manager, custom={level.key: "Bronze"})
+    page = manager_client.get(reverse("clients:edit", args=[obj.pk]), headers=HX).content.decode()
+    assert "Bronze (no longer in the list)" in page
+    manager_client.post(reverse("clients:edit", args=[obj.pk]), edit_payload(**{level.key: "Bronze"}), headers=HX)
+    obj.refresh_from_db()
+    assert obj.custom == {level.key: "Bronze"} and obj.name == "Edited"
+
+
+def test_field_type_locked_once_clients_have_values(admin_client):
+    field = CustomFieldFactory(kind="text")
+    ClientFactory(custom={field.key: "abc"})
+    response = admin_client.post(reverse("fields:edit", args=[field.pk]), {"label": field.label, "kind": "number"})
+    assert "its type cannot change" in response.content.decode()
+    field.refresh_from_db()
+    assert field.kind == "text"

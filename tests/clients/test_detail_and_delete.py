@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from clients.models import Client
 from tests.conftest import HX
-from tests.factories import ClientFactory, CustomFieldFactory, TagFactory
+from tests.factories import ClientFactory, CustomFieldFactory, TagFactory, UserFactory, role
 
 pytestmark = pytest.mark.django_db
 
@@ -67,13 +67,13 @@ def test_manager_sees_only_own_clients(manager_client, manager, admin):
 def test_team_visibility(client, manager, admin, team):
     from crm.models import Role
 
-    role = manager.role
-    role.visibility = Role.Visibility.TEAM
-    role.save()
+    manager_role = manager.role
+    manager_role.visibility = Role.Visibility.TEAM
+    manager_role.save()
     teammate_client = ClientFactory(name="Teammate's", responsible=admin)  # admin is in the same team
-    stranger = ClientFactory(name="Stranger's")
+    stranger = ClientFactory(name="Stranger's", responsible=UserFactory(role=role("Manager")))
     client.force_login(manager)
     rows = client.get(reverse("clients:list")).context["page"].rows
     assert [c.name for c in rows] == ["Teammate's"]
+    assert client.get(teammate_client.get_absolute_url()).status_code == 200
     assert client.get(stranger.get_absolute_url()).status_code == 404
-    assert teammate_client

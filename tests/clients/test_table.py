@@ -42,7 +42,24 @@ def test_keyset_pages_of_50_cover_every_row_once(admin_client, settings):
         response = admin_client.get(url, {"after": page.next_cursor}, headers=HX)
     assert len(seen) == 120 and len(set(seen)) == 120
     back = admin_client.get(url, {"before": response.context["page"].prev_cursor}, headers=HX)
-    assert len(back.context["page"].rows) == 50
+    assert [c.pk for c in back.context["page"].rows] == seen[50:100]  # the second page, in order
+
+
+@pytest.mark.parametrize("q", ["", "9160"])
+def test_keyset_with_equal_modification_times(q, admin_client, settings):
+    """After a mass action many rows share modified_at: paging must still see each once."""
+    settings.CLIENTS_PAGE_SIZE = 7
+    ClientFactory.create_batch(20)
+    Client.objects.update(modified_at=timezone.now())
+    expected = list(Client.objects.order_by("-pk").values_list("pk", flat=True))
+    seen, params = [], {"q": q} if q else {}
+    while True:
+        page = admin_client.get(reverse("clients:list"), params, headers=HX).context["page"]
+        seen += [c.pk for c in page.rows]
+        if not page.next_cursor:
+            break
+        params["after"] = page.next_cursor
+    assert seen == expected
 
 
 def test_count_is_capped_and_filtered(admin_client, settings):

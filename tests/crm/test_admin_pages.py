@@ -141,6 +141,16 @@ def test_no_missing_migrations_and_they_run_on_sqlite(tmp_path):
     migrate = subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env,
                              capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stderr
+    # and the table's search works there, Cyrillic in any case included
+    script = (
+        "from clients.models import Client; from clients.filters import search_q;"
+        "Client.objects.create(name='Петров Пётр', phone_digits='79161234567');"
+        "Client.objects.create(name='Smith', phone_digits='12025550143');"
+        "print(sorted(Client.objects.filter(search_q(q)).get().name for q in ['петр', 'ПЁТР', '123-45', 'smi']))"
+    )
+    shell = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert "['Smith', 'Петров Пётр', 'Петров Пётр', 'Петров Пётр']" in shell.stdout, shell.stdout + shell.stderr
 
 
 def test_deploy_checks_are_clean_with_production_settings():

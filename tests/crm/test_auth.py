@@ -86,3 +86,24 @@ def test_builtin_roles_survive_a_flush():
     call_command("flush", verbosity=0, interactive=False)
     assert role("Admin").group.permissions.filter(codename="restore_client").exists()
     assert role("Manager").visibility == "own"
+
+
+def test_login_never_confuses_one_users_email_with_anothers_username(client, db):
+    anna = UserFactory(username="anna", email="anna@corp.example", role=role("Manager"))
+    UserFactory(username="bob", email="bob@corp.example", role=role("Manager"))
+    assert login(client, "anna@corp.example").status_code == 302
+    assert int(client.session["_auth_user_id"]) == anna.pk
+    client.post(reverse("crm:logout"))
+    assert login(client, "ANNA").status_code == 302  # username in any case, when unambiguous
+    assert int(client.session["_auth_user_id"]) == anna.pk
+
+
+def test_admin_cannot_create_username_with_at_sign(client, db):
+    admin = UserFactory(role=role("Admin"))
+    client.force_login(admin)
+    response = client.post(
+        reverse("crm:user-create"),
+        {"username": "x@corp.example", "role": role("Manager").pk, "language": "en",
+         "password1": "Str0ng-pass-42", "password2": "Str0ng-pass-42"},
+    )
+    assert "cannot contain" in response.content.decode()
