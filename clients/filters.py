@@ -116,7 +116,8 @@ class IdFilter(df.NumberFilter):
 class ClientFilter(df.FilterSet):
     q = df.CharFilter(label=_("Search"), method="filter_q")
     tab = df.ChoiceFilter(label=_("Status"), field_name="lifecycle", choices=Lifecycle.choices)
-    name = df.CharFilter(label=_("Client name"), lookup_expr="icontains")
+    name = df.CharFilter(label=_("Client or deal name"), method="filter_name")
+    deal_stage = IdListFilter(label=_("Deal stage"), method="filter_deal_stage")
     phone = df.CharFilter(label=_("Phone"), method="filter_phone")
     email = df.CharFilter(label=_("Email"), lookup_expr="icontains")
     company = df.CharFilter(label=_("Company"), lookup_expr="icontains")
@@ -146,18 +147,43 @@ class ClientFilter(df.FilterSet):
         for field in custom_fields or []:
             self.filters.update(custom_field_filters(field))
 
-    def with_choices(self):
-        """Fill the user and tag selects (for the filter panel and the search form)."""
+    request_user = None
+
+    def with_choices(self, user=None):
+        """Fill the user, tag and stage choices (for the filter panel and the search form)."""
+        from deals.selectors import stage_choices_for  # noqa: F401 (used below)
+
+        self.request_user = user
         people = [(u.pk, str(u)) for u in users()]
         form = self.form
         form.fields["responsible"].widget.choices = people
         form.fields["created_by"].widget.choices = [("", "—"), *people]
         form.fields["modified_by"].widget.choices = [("", "—"), *people]
         form.fields["tags"].widget.choices = [(t.pk, t.name) for t in Tag.objects.all()]
+        if user is not None:
+            form.fields["deal_stage"].widget.choices = [
+                (stage_id, f"{group} · {label}") for group, stages in stage_choices_for(user) for stage_id, label in stages
+            ]
         return self
 
     def filter_q(self, qs, name, value):
         return qs.filter(search_q(value)) if value.strip() else qs
+
+    def filter_name(self, qs, name, value):
+        from deals.models import Deal
+
+        value = value.strip()
+        if not value:
+            return qs
+        deals = Deal.objects.filter(client_id=OuterRef("pk"), deleted_at__isnull=True, name__icontains=value)
+        return qs.filter(Q(name__icontains=value) | Exists(deals))
+
+    def filter_deal_stage(self, qs, name, value):
+        from deals.models import Deal
+
+        if not value:
+            return qs
+        return qs.filter(Exists(Deal.objects.filter(client_id=OuterRef("pk"), deleted_at__isnull=True, stage_id__in=value)))
 
     def filter_phone(self, qs, name, value):
         digits = digits_of(value)

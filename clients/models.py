@@ -130,6 +130,10 @@ class Client(models.Model):
     registration_date = models.DateField(_("registration date"), null=True, blank=True)
     tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="clients")
     custom = models.JSONField(default=dict, blank=True)
+    # Kept in step with the client's sales by deals.services.sale_add, in the same transaction.
+    sales_count = models.PositiveIntegerField(_("sales count"), default=0)
+    sales_sum = models.DecimalField(_("sales sum"), max_digits=14, decimal_places=2, default=0)
+    last_sale_at = models.DateTimeField(_("last sale date"), null=True, blank=True)
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     modified_at = models.DateTimeField(_("modified"), auto_now=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -18,7 +18,7 @@ from .filters import ClientFilter, is_selective_phone_search
 from .models import Client, CustomField, SavedFilter
 
 CLIENTS_TABLE = "clients"
-VIEWS = ("all", "mine", "deleted")
+VIEWS = ("all", "mine", "no_deals", "deleted")
 
 
 def custom_fields_active() -> list[CustomField]:
@@ -41,6 +41,10 @@ def filtered_clients(user, params: QueryDict, custom_fields) -> tuple[QuerySet, 
     qs = gate.visible_clients(user, deleted=(view == "deleted"))
     if view == "mine":
         qs = qs.filter(responsible=user)
+    elif view == "no_deals":
+        from deals.models import Deal
+
+        qs = qs.filter(~Exists(Deal.objects.filter(client_id=OuterRef("pk"), deleted_at__isnull=True)))
     filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields)
     if not filterset.is_valid():
         return qs.none(), filterset

@@ -100,23 +100,39 @@ def _update_ids(ids: list[int], **values) -> int:
 
 
 @transaction.atomic
-def clients_soft_delete(*, actor, clients: QuerySet, digest: str | None = None) -> int:
+def clients_soft_delete(*, actor, clients: QuerySet, digest: str | None = None, with_deals: bool = False) -> int:
     """Mark the given (already visibility-scoped) live clients deleted. No row is removed.
 
     With a digest (a mass action), only if they are exactly the clients the user confirmed.
+    "With deals" (seed 002) deletes their live deals too, marked to come back with them.
     """
+    from deals.services import deals_delete_with_clients
+
     gate.require(actor, gate.DELETE_CLIENT)
+    if with_deals:
+        gate.require(actor, gate.DELETE_DEAL)
     ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
     now = timezone.now()
-    return _update_ids(ids, deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor)
+    done = _update_ids(ids, deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor)
+    if with_deals:
+        for start in range(0, len(ids), BULK_CHUNK):
+            deals_delete_with_clients(actor=actor, client_ids=ids[start : start + BULK_CHUNK], when=now)
+    return done
 
 
 @transaction.atomic
-def clients_restore(*, actor, clients: QuerySet) -> int:
+def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> int:
+    """Restore deleted clients; "restore with deals" also brings back the deals deleted with them."""
+    from deals.services import deals_restore_with_clients
+
     gate.require(actor, gate.RESTORE_CLIENT)
-    return clients.filter(deleted_at__isnull=False).update(
+    ids = list(clients.filter(deleted_at__isnull=False).values_list("pk", flat=True))
+    done = Client.objects.filter(pk__in=ids).update(
         deleted_at=None, deleted_by=None, modified_at=timezone.now(), modified_by=actor
     )
+    if with_deals:
+        deals_restore_with_clients(actor=actor, client_ids=ids)
+    return done
 
 
 @transaction.atomic

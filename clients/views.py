@@ -56,7 +56,7 @@ def client_list(request):
 def _view_links(params: QueryDict) -> dict[str, str]:
     """Links for the system filters and tabs that keep every other filter."""
     links = {}
-    for key, values in (("view", ("all", "mine", "deleted")), ("tab", ("", "potential", "converted"))):
+    for key, values in (("view", selectors.VIEWS), ("tab", ("", "potential", "converted"))):
         for value in values:
             kept = params.copy()
             for drop in PAGING_PARAMS + (key,):
@@ -79,7 +79,7 @@ def client_count(request):
 def filter_panel(request):
     """The custom filters form (lazy: its selects cost queries the table itself does not)."""
     gate.require(request.user, gate.VIEW_CLIENTS)
-    filterset = ClientFilter(request.GET, custom_fields=selectors.custom_fields_active()).with_choices()
+    filterset = ClientFilter(request.GET, custom_fields=selectors.custom_fields_active()).with_choices(request.user)
     ctx = {
         "form": filterset.form,
         "saved_filters": selectors.saved_filters_of(request.user),
@@ -105,16 +105,19 @@ def advanced_search(request):
             return redirect(reverse("clients:list") + "?" + table_query(params))
     else:
         filterset = ClientFilter(None, custom_fields=custom_fields)
-    return render(request, "clients/search.html", {"form": filterset.with_choices().form})
+    return render(request, "clients/search.html", {"form": filterset.with_choices(request.user).form})
 
 
 @require_GET
 def client_detail(request, pk):
+    from deals.selectors import client_deals
+
     client = gate.client_or_404(request.user, pk, include_deleted=True)
     tags = list(client.tags.all())
     custom_fields = selectors.custom_fields_active()
     custom_values = [(f, client.custom.get(f.key, "")) for f in custom_fields]
-    return render(request, "clients/detail.html", {"client": client, "tags": tags, "custom_values": custom_values})
+    ctx = {"client": client, "tags": tags, "custom_values": custom_values, "deals": client_deals(request.user, client)}
+    return render(request, "clients/detail.html", ctx)
 
 
 def _form_response(request, form, *, client=None, status=200):
@@ -182,8 +185,13 @@ def client_delete(request, pk):
     client = gate.client_or_404(request.user, pk)
     gate.require(request.user, gate.DELETE_CLIENT)
     if request.method == "POST":
-        services.clients_soft_delete(actor=request.user, clients=selectors.client_as_queryset(client))
-        messages.success(request, _("Client “%(name)s” deleted. An administrator can restore it.") % {"name": client.name})
+        with_deals = request.POST.get("with_deals") == "1"
+        services.clients_soft_delete(
+            actor=request.user, clients=selectors.client_as_queryset(client), with_deals=with_deals
+        )
+        text = (_("Client “%(name)s” and their deals deleted. An administrator can restore them.") if with_deals
+                else _("Client “%(name)s” deleted. An administrator can restore it."))
+        messages.success(request, text % {"name": client.name})
         url = reverse("clients:list")
         return hx_redirect(url) if request.htmx else redirect(url)
     template = "clients/detail.html#delete-confirm" if request.htmx else "clients/delete.html"
@@ -194,8 +202,10 @@ def client_delete(request, pk):
 def client_restore(request, pk):
     client = gate.client_or_404(request.user, pk, include_deleted=True)
     gate.require(request.user, gate.RESTORE_CLIENT)
-    services.clients_restore(actor=request.user, clients=selectors.client_as_queryset(client))
-    messages.success(request, _("Client “%(name)s” restored.") % {"name": client.name})
+    with_deals = request.POST.get("with_deals") == "1"
+    services.clients_restore(actor=request.user, clients=selectors.client_as_queryset(client), with_deals=with_deals)
+    text = _("Client “%(name)s” restored with their deals.") if with_deals else _("Client “%(name)s” restored.")
+    messages.success(request, text % {"name": client.name})
     return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
 
 
@@ -289,7 +299,10 @@ def bulk_run(request):
             )
             text = ngettext("Responsible changed for %(n)s client.", "Responsible changed for %(n)s clients.", done)
         else:
-            done = services.clients_soft_delete(actor=request.user, clients=selection.queryset, digest=confirmed)
+            done = services.clients_soft_delete(
+                actor=request.user, clients=selection.queryset, digest=confirmed,
+                with_deals=request.POST.get("with_deals") == "1",
+            )
             text = ngettext("%(n)s client deleted.", "%(n)s clients deleted.", done)
     except services.SelectionChanged:
         # Show the new selection to confirm; nothing was written.

@@ -22,6 +22,15 @@ IMPORT_CLIENTS = "clients.import_clients"
 EXPORT_CLIENTS = "clients.export_clients"
 CONFIGURE_FIELDS = "clients.change_customfield"
 MANAGE_USERS = "crm.manage_users"
+VIEW_DEALS = "deals.view_deal"
+ADD_DEAL = "deals.add_deal"
+CHANGE_DEAL = "deals.change_deal"
+MOVE_DEAL = "deals.move_deal"
+DELETE_DEAL = "deals.delete_deal"
+RESTORE_DEAL = "deals.restore_deal"
+ADD_SALE = "deals.add_sale"
+CONFIGURE_FUNNELS = "deals.change_funnel"
+ACCESS_FUNNEL = "deals.access_funnel"  # object-level (django-guardian), per funnel
 
 # What a role can be given, in the order the role form lists it. Later features add theirs.
 ROLE_PERMISSIONS = [
@@ -35,13 +44,22 @@ ROLE_PERMISSIONS = [
         (IMPORT_CLIENTS, _("Import clients")),
         (EXPORT_CLIENTS, _("Export clients")),
     ]),
+    (_("Deals"), [
+        (VIEW_DEALS, _("View deals")),
+        (ADD_DEAL, _("Create deals")),
+        (CHANGE_DEAL, _("Edit deals")),
+        (MOVE_DEAL, _("Move deals on the board")),
+        (ADD_SALE, _("Add sales by hand")),
+        (DELETE_DEAL, _("Delete deals")),
+        (RESTORE_DEAL, _("Restore deleted deals")),
+    ]),
     (_("Administration"), [
+        (CONFIGURE_FUNNELS, _("Configure funnels")),
         (CONFIGURE_FIELDS, _("Configure client fields")),
         (MANAGE_USERS, _("Manage users and roles")),
     ]),
 ]
 ALL_ROLE_PERMISSIONS = [code for _group, perms in ROLE_PERMISSIONS for code, _label in perms]
-MANAGER_DEFAULT_PERMISSIONS = [VIEW_CLIENTS, ADD_CLIENT, CHANGE_CLIENT, DELETE_CLIENT, EXPORT_CLIENTS]
 
 
 def can(user, perm: str) -> bool:
@@ -98,3 +116,53 @@ def client_or_404(user, pk, *, include_deleted: bool = False):
     if client is None:
         raise Http404
     return client
+
+
+def visible_funnels(user) -> QuerySet:
+    """Funnels the user may open: all for those who configure funnels, else those granted to the
+    user or one of their groups (django-guardian object permission deals.access_funnel)."""
+    from guardian.shortcuts import get_objects_for_user
+
+    from deals.models import Funnel
+
+    if not can(user, VIEW_DEALS):
+        return Funnel.objects.none()
+    if can(user, CONFIGURE_FUNNELS):
+        return Funnel.objects.all()
+    return get_objects_for_user(user, ACCESS_FUNNEL, Funnel.objects.all(), accept_global_perms=False)
+
+
+def funnel_or_404(user, pk):
+    funnel = visible_funnels(user).filter(pk=pk).first()
+    if funnel is None:
+        raise Http404
+    return funnel
+
+
+def visible_deals(user, *, deleted: bool = False) -> QuerySet:
+    """Deals the user may see: in funnels they may open, within their role's visibility."""
+    from deals.models import Deal
+
+    require(user, VIEW_DEALS)
+    if deleted:
+        require(user, RESTORE_DEAL)
+    qs = Deal.objects.filter(deleted_at__isnull=not deleted)
+    if not can(user, CONFIGURE_FUNNELS):
+        qs = qs.filter(stage__line__funnel__in=visible_funnels(user).values("pk"))
+    return scope_to_user(user, qs)
+
+
+def deal_or_404(user, pk, *, include_deleted: bool = False):
+    from deals.models import Deal
+
+    if not can(user, VIEW_DEALS):
+        raise Http404
+    qs = scope_to_user(user, Deal.objects.all())
+    if not can(user, CONFIGURE_FUNNELS):
+        qs = qs.filter(stage__line__funnel__in=visible_funnels(user).values("pk"))
+    if not (include_deleted and can(user, RESTORE_DEAL)):
+        qs = qs.filter(deleted_at__isnull=True)
+    deal = qs.select_related("client", "stage__line__funnel", "responsible").filter(pk=pk).first()
+    if deal is None:
+        raise Http404
+    return deal

@@ -4,31 +4,37 @@ Created by migration crm.0002 and again after any flush (post_migrate), only whe
 an admin's later changes to a role are never overwritten.
 """
 
+DEALS_MANAGER = ["deals.view_deal", "deals.add_deal", "deals.change_deal", "deals.move_deal", "deals.add_sale"]
+DEALS_ADMIN = [*DEALS_MANAGER, "deals.delete_deal", "deals.restore_deal", "deals.change_funnel"]
 ADMIN_PERMISSIONS = [
     "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
     "clients.restore_client", "clients.change_responsible", "clients.import_clients",
-    "clients.export_clients", "clients.change_customfield", "crm.manage_users",
+    "clients.export_clients", "clients.change_customfield", "crm.manage_users", *DEALS_ADMIN,
 ]
 MANAGER_PERMISSIONS = [
     "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
-    "clients.export_clients",
+    "clients.export_clients", *DEALS_MANAGER,
 ]
 BUILTIN = [("Admin", "all", ADMIN_PERMISSIONS), ("Manager", "own", MANAGER_PERMISSIONS)]
 
 
+def add_permissions(apps, group, codes) -> None:
+    Permission = apps.get_model("auth", "Permission")
+    for code in codes:
+        app_label, codename = code.split(".")
+        perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        if perm:
+            group.permissions.add(perm)
+
+
 def ensure_builtin_roles(apps) -> None:
     Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
     Role = apps.get_model("crm", "Role")
     for name, visibility, codes in BUILTIN:
         group, _created = Group.objects.get_or_create(name=name)
         role, created = Role.objects.get_or_create(group=group, defaults={"visibility": visibility, "is_builtin": True})
         if created:
-            for code in codes:
-                app_label, codename = code.split(".")
-                perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
-                if perm:
-                    group.permissions.add(perm)
+            add_permissions(apps, group, codes)
 
 
 def on_post_migrate(sender, apps=None, **kwargs):
@@ -47,3 +53,10 @@ def on_post_migrate(sender, apps=None, **kwargs):
     for app_config in global_apps.get_app_configs():
         create_permissions(app_config, verbosity=0, apps=apps)
     ensure_builtin_roles(apps)
+    try:
+        apps.get_model("deals", "Funnel")
+    except LookupError:
+        return
+    from deals.defaults import ensure_default_funnel
+
+    ensure_default_funnel(apps)

@@ -24,5 +24,6 @@ crm_patterns = (
 urlpatterns = [
     path("", include(crm_patterns)),
     path("clients/", include("clients.urls")),
+    path("deals/", include("deals.urls")),
     path("settings/fields/", include("clients.fields_urls")),
 ]

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from clients.models import Client, CustomField, Tag
 from clients.phones import phone_digits
 from crm.models import Role, Team
+from deals.models import Deal, Funnel, Line, Stage
 
 
 class TeamFactory(factory.django.DjangoModelFactory):
@@ -68,3 +69,39 @@ class CustomFieldFactory(factory.django.DjangoModelFactory):
     label = factory.Sequence(lambda n: f"Field {n}")
     kind = CustomField.Kind.TEXT
     position = factory.Sequence(lambda n: n)
+
+
+class FunnelFactory(factory.django.DjangoModelFactory):
+    """A funnel with one line and three stages; opened to nobody unless granted."""
+
+    class Meta:
+        model = Funnel
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Funnel {n}")
+    position = factory.Sequence(lambda n: n + 10)
+
+    @factory.post_generation
+    def stages(self, create, extracted, **kwargs):
+        if not create:
+            return
+        line = Line.objects.create(funnel=self, name="Line A", position=1)
+        for index, name in enumerate(extracted or ["New", "Talking", "Won"], 1):
+            Stage.objects.create(line=line, name=name, position=index, color="blue")
+
+
+class DealFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Deal
+        skip_postgeneration_save = True
+
+    client = factory.SubFactory(ClientFactory)
+    stage = factory.LazyFunction(lambda: Stage.objects.filter(line__funnel__name="Sales").order_by("line__position", "position").first())
+    name = factory.Sequence(lambda n: f"Deal {n}")
+    budget = 1000
+    position = factory.Sequence(lambda n: float(n))
+
+    @factory.post_generation
+    def tags(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.tags.set(extracted)

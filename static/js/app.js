@@ -30,7 +30,7 @@
       if (list.dataset.sortableReady) return;
       list.dataset.sortableReady = "1";
       if (window.Sortable) {
-        window.Sortable.create(list, { handle: ".handle", animation: 120, draggable: ".sortable-item" });
+        window.Sortable.create(list, { handle: list.dataset.handle || ".handle", animation: 120, draggable: ".sortable-item" });
       }
     });
   }
@@ -80,6 +80,24 @@
     }
     refresh();
   }
+
+  // Clients table: "+" lists the row's deals under it, "−" hides them (seed 002).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-expand]");
+    if (!button) return;
+    var row = button.closest("tr");
+    var open = button.getAttribute("aria-expanded") === "true";
+    if (open) {
+      var next = row.nextElementSibling;
+      if (next && next.classList.contains("deals-row")) next.remove();
+      button.setAttribute("aria-expanded", "false");
+      button.textContent = "+";
+      return;
+    }
+    button.setAttribute("aria-expanded", "true");
+    button.textContent = "−";
+    window.htmx.ajax("GET", button.dataset.expand, { target: row, swap: "afterend" });
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     initSortables(document);

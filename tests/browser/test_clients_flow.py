@@ -109,7 +109,7 @@ def test_delete_and_restore(new_page, boss):
     page = new_page(boss)
     page.get_by_role("link", name="Удаляемый Клиент").click()
     page.get_by_role("link", name="Delete").click()
-    page.locator("dialog#modal").get_by_role("button", name="Delete").click()
+    page.locator("dialog#modal").get_by_role("button", name="Contact only").click()
     expect(page.get_by_text("An administrator can restore it.")).to_be_visible()
     expect(page.locator("#clients-table")).not_to_contain_text("Удаляемый Клиент")
     page.get_by_role("link", name="Deleted").click()

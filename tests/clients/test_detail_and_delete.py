@@ -20,8 +20,8 @@ def test_card_shows_fields_escaped(admin_client):
 def test_card_query_count_flat(tags, admin_client, django_assert_num_queries):
     obj = ClientFactory(tags=TagFactory.create_batch(tags))
     CustomFieldFactory.create_batch(2)
-    # session, user, perms, client (+responsible, authors), tags, custom fields
-    with django_assert_num_queries(6):
+    # session, user, perms, client (+responsible, authors), tags, custom fields, deals
+    with django_assert_num_queries(7):
         admin_client.get(obj.get_absolute_url())
 
 

@@ -102,7 +102,7 @@ def test_custom_field_admin(admin_client):
         ("crm:password", 3),
         ("fields:list", 4),
         ("fields:create", 3),
-        ("clients:search", 6),     # + custom fields, users, tags
+        ("clients:search", 7),     # + custom fields, users, tags, deal stages
         ("clients:columns", 5),    # + custom fields, table settings
         ("clients:create", 6),     # + custom fields, responsible and tag choices
     ],

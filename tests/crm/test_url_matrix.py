@@ -10,9 +10,12 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
 from clients.models import Client, CustomField, SavedFilter, Tag
 from crm.models import Role, TableSettings, Team, User
-from tests.factories import ClientFactory, CustomFieldFactory, UserFactory, role
+from deals.models import Deal, Funnel, Line, Sale, Stage
+from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, UserFactory, role
 
 PUBLIC = {"crm:login"}
 SELF = {"crm:home", "crm:logout", "crm:profile", "crm:password", "crm:password-done"}
@@ -20,12 +23,21 @@ ADMIN_ONLY = {
     "crm:users", "crm:user-create", "crm:user-edit", "crm:team-create", "crm:roles", "crm:role-create",
     "crm:role-edit", "fields:list", "fields:create", "fields:edit", "fields:toggle",
 }
-CLIENT_RECORD = {"clients:detail", "clients:edit", "clients:delete", "clients:restore"}
+FUNNEL_SETTINGS = {
+    "deals:funnels", "deals:settings", "deals:funnel-rename", "deals:funnel-delete", "deals:funnel-access",
+    "deals:line-create", "deals:line-rename", "deals:line-delete", "deals:lines-order", "deals:stage-create",
+    "deals:stage-update", "deals:stages-order", "deals:stage-delete",
+}
+ADMIN_ONLY |= FUNNEL_SETTINGS
+CLIENT_RECORD = {"clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row"}
+DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore"}
+FUNNEL_RECORD = {"deals:board", "deals:changes", "deals:totals", "deals:filters", "deals:table", "deals:more"}
+DEALS_SECTION = {"deals:home"}
 CLIENT_SECTION = {
     "clients:list", "clients:count", "clients:filters", "clients:filter-save", "clients:filter-delete", "clients:search",
     "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run",
 }
-ALL = PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION
+ALL = PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION | DEAL_RECORD | FUNNEL_RECORD | DEALS_SECTION
 
 
 def named_patterns(resolver=None, namespace=""):
@@ -54,6 +66,13 @@ def fingerprint():
         list(TableSettings.objects.values_list("user", "columns")),
         list(Team.objects.values_list("name", flat=True)),
         list(Tag.objects.values_list("name", flat=True)),
+        list(Deal.objects.order_by("pk").values_list("pk", "stage_id", "version", "deleted_at", "sales_count", "name")),
+        list(Funnel.objects.order_by("pk").values_list("pk", "name")),
+        list(Line.objects.order_by("pk").values_list("pk", "name", "position")),
+        list(Stage.objects.order_by("pk").values_list("pk", "name", "position", "color")),
+        list(Sale.objects.values_list("pk", flat=True)),
+        list(GroupObjectPermission.objects.values_list("group", "object_pk")),
+        list(UserObjectPermission.objects.values_list("user", "object_pk")),
     )
 
 
@@ -62,18 +81,25 @@ def world(db, admin, manager, nobody):
     secret = ClientFactory(name="Admin's secret client", responsible=admin)
     field = CustomFieldFactory()
     saved = SavedFilter.objects.create(user=admin, name="mine", query="q=a")
+    hidden_funnel = FunnelFactory(name="Secret funnel")  # granted to nobody: admins only
+    hidden_stage = hidden_funnel.lines.get().stages.first()
+    # in the default funnel, which managers may open, but someone else's deal
+    open_stage = Stage.objects.filter(line__funnel__name="Sales").first()
+    secret_deal = DealFactory(client=secret, stage=open_stage, responsible=admin, name="Admin's secret deal")
     objects = {
         "clients": secret.pk, "fields": field.pk, "crm:user-edit": admin.pk,
-        "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk,
+        "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk, "deals": secret_deal.pk,
+        "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
+        "client_pk": secret.pk,
     }
     return {"admin": admin, "manager": manager, "nobody": nobody, "objects": objects, "secret": secret}
 
 
 def url_for(name, route, objects):
-    if "<int:pk>" not in route:
-        return reverse(name)
-    pk = objects.get(name) or objects[name.split(":")[0]]
-    return reverse(name, args=[pk])
+    kwargs = {}
+    for key in re.findall(r"<int:(\w+)>", route):
+        kwargs[key] = (objects.get(name) or objects[name.split(":")[0]]) if key == "pk" else objects[key]
+    return reverse(name, kwargs=kwargs)
 
 
 def payload(name, world):
@@ -83,6 +109,8 @@ def payload(name, world):
         "query": f"q={world['secret'].name}", "username": "hijack", "visibility": "all",
         "perms_0": ["clients.view_client"], "label": "Hijack", "kind": "text",
         "order": ["name"], "shown": ["name"], "responsible": world["manager"].pk,
+        "stage": world["objects"]["stage_pk"], "seen_stage": 1, "seen_version": 1, "player_id": "p1",
+        "amount": "10", "budget": "5", "color": "red", "with_deals": "1",
     }
 
 
@@ -113,20 +141,24 @@ def test_no_leaks_for_lesser_roles(who, name, route, client, world):
     get = client.get(url)
     post = client.post(url, payload(name, world))
     body = get.content.decode() + post.content.decode()
-    assert "Admin&#x27;s secret client" not in body and "Admin's secret client" not in body
+    for secret in ("Admin&#x27;s secret client", "Admin's secret client", "Admin&#x27;s secret deal", "Secret funnel"):
+        assert secret not in body, (who, url)
     if name in PUBLIC | SELF:
         assert get.status_code in (200, 302, 405)
         return
     if name in ADMIN_ONLY:
         assert get.status_code in (403, 405) and post.status_code in (403, 405), url
-    elif name in CLIENT_RECORD:
+    elif name in CLIENT_RECORD | DEAL_RECORD:
+        assert get.status_code in (404, 405) and post.status_code in (404, 405), url
+    elif name in FUNNEL_RECORD and who == "manager":
         assert get.status_code in (404, 405) and post.status_code in (404, 405), url
     elif who == "nobody":
         assert get.status_code in (403, 405) and post.status_code in (403, 405), url
     elif name == "clients:filter-delete":
         assert post.status_code == 404  # someone else's saved filter
     else:
-        assert get.status_code in (200, 405) and post.status_code in (200, 204, 302, 405), url
+        # the section opens; an action the role lacks (e.g. deleting "with deals") is 403
+        assert get.status_code in (200, 302, 405) and post.status_code in (200, 204, 302, 403, 405), url
     if name not in {"clients:filter-save", "clients:columns", "clients:create"} or who == "nobody":
         assert fingerprint() == before, f"{who} changed data through {url}"
 

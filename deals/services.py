@@ -1,0 +1,274 @@
+"""Writes to funnels, lines, stages, deals and sales. Each checks the gate and owns its transaction."""
+
+import time
+from decimal import Decimal
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Exists, F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_with_perms, remove_perm
+
+from clients.models import Client
+from crm import permissions as gate
+
+from .models import Deal, Funnel, Line, Sale, Stage
+
+POSITION_GAP = 1024.0
+
+
+class StaleMove(Exception):
+    """The deal changed after the user's board showed it: the move is refused, nothing written."""
+
+
+def new_position() -> float:
+    # Newest on top without a query: the earlier a deal is created, the larger its position.
+    return -time.time()
+
+
+# Deals -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deal_create(*, actor, client: Client, stage: Stage, name: str, budget: Decimal = Decimal(0), **fields) -> Deal:
+    """Quick deal (seed 002): the author becomes responsible."""
+    gate.require(actor, gate.ADD_DEAL)
+    if not gate.visible_funnels(actor).filter(pk=stage.line.funnel_id).exists():
+        raise PermissionDenied
+    deal = Deal(
+        client=client, stage=stage, name=name, budget=budget, responsible=actor, created_by=actor,
+        channel=fields.get("channel") or client.channel, position=new_position(),
+    )
+    deal.full_clean()
+    deal.save()
+    return deal
+
+
+def _position_between(stage_id: int, before_id, after_id) -> float:
+    """A position between the card above (before_id) and the card below (after_id) in a stage."""
+    ids = [int(i) for i in (before_id, after_id) if str(i or "").isdigit()]
+    found = dict(Deal.objects.filter(pk__in=ids, stage_id=stage_id).values_list("pk", "position")) if ids else {}
+    above = found.get(int(before_id)) if str(before_id or "").isdigit() else None
+    below = found.get(int(after_id)) if str(after_id or "").isdigit() else None
+    if above is not None and below is not None:
+        return (above + below) / 2
+    if above is not None:
+        return above + POSITION_GAP
+    if below is not None:
+        return below - POSITION_GAP
+    return new_position()
+
+
+@transaction.atomic
+def deal_move(*, actor, deal: Deal, to_stage_id: int, seen_stage_id: int, seen_version: int,
+              before_id=None, after_id=None) -> int:
+    """Move a deal to a stage of its funnel, between two cards. Returns the new version.
+
+    One conditional UPDATE on the stage and version the user saw: if another user moved or
+    changed the deal meanwhile, no row matches and StaleMove is raised (the view answers 409).
+    """
+    gate.require(actor, gate.MOVE_DEAL)
+    position = _position_between(to_stage_id, before_id, after_id)
+    funnel_id = deal.stage.line.funnel_id
+    in_funnel = Exists(Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id))
+    updated = (
+        Deal.objects.filter(pk=deal.pk, stage_id=seen_stage_id, version=seen_version, deleted_at__isnull=True)
+        .filter(in_funnel)
+        .update(stage_id=to_stage_id, position=position, version=F("version") + 1, modified_at=timezone.now())
+    )
+    if not updated:
+        if not Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id).exists():
+            raise ValidationError(_("Choose a stage of this deal's funnel."))
+        raise StaleMove
+    return seen_version + 1
+
+
+@transaction.atomic
+def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
+    gate.require(actor, gate.CHANGE_DEAL)
+    if "responsible" in data and getattr(data["responsible"], "pk", None) != deal.responsible_id:
+        gate.require(actor, gate.CHANGE_RESPONSIBLE)
+    current = Deal.objects.select_for_update().get(pk=deal.pk)
+    for field in ("name", "budget", "responsible", "channel", "registration_date"):
+        if field in data:
+            setattr(current, field, data[field])
+    current.version = F("version") + 1
+    current.save()
+    if "tags" in data:
+        current.tags.set(data["tags"])
+    current.refresh_from_db()
+    return current
+
+
+@transaction.atomic
+def deal_soft_delete(*, actor, deal: Deal) -> None:
+    gate.require(actor, gate.DELETE_DEAL)
+    now = timezone.now()
+    Deal.objects.filter(pk=deal.pk, deleted_at__isnull=True).update(
+        deleted_at=now, deleted_by=actor, modified_at=now, version=F("version") + 1
+    )
+
+
+@transaction.atomic
+def deal_restore(*, actor, deal: Deal) -> None:
+    gate.require(actor, gate.RESTORE_DEAL)
+    Deal.objects.filter(pk=deal.pk).update(
+        deleted_at=None, deleted_by=None, deleted_with_client=False, modified_at=timezone.now()
+    )
+
+
+def deals_delete_with_clients(*, actor, client_ids: list[int], when) -> int:
+    """Part of deleting clients "with deals": their live deals go too, marked to come back with them."""
+    return Deal.objects.filter(client_id__in=client_ids, deleted_at__isnull=True).update(
+        deleted_at=when, deleted_by=actor, deleted_with_client=True, modified_at=when, version=F("version") + 1
+    )
+
+
+def deals_restore_with_clients(*, actor, client_ids: list[int]) -> int:
+    return Deal.objects.filter(client_id__in=client_ids, deleted_with_client=True).update(
+        deleted_at=None, deleted_by=None, deleted_with_client=False, modified_at=timezone.now()
+    )
+
+
+# Sales -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
+    """A sale by hand (seed 001): the deal's and the client's count, sum and last sale date move
+    with it, in the same transaction, by SQL arithmetic (two sales at once both count)."""
+    gate.require(actor, gate.ADD_SALE)
+    if amount <= 0:
+        raise ValidationError(_("The amount must be greater than zero."))
+    now = timezone.now()
+    sale = Sale.objects.create(deal=deal, client_id=deal.client_id, player_id=player_id, amount=amount, created_by=actor)
+    Deal.objects.filter(pk=deal.pk).update(
+        sales_count=F("sales_count") + 1, sales_sum=F("sales_sum") + amount, last_sale_at=now, modified_at=now
+    )
+    client_changes = {"sales_count": F("sales_count") + 1, "sales_sum": F("sales_sum") + amount, "last_sale_at": now}
+    Client.objects.filter(pk=deal.client_id).update(**client_changes)
+    Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
+    return sale
+
+
+# Funnels, lines, stages ----------------------------------------------------------------------
+
+
+def _configure(actor):
+    gate.require(actor, gate.CONFIGURE_FUNNELS)
+
+
+@transaction.atomic
+def funnel_create(*, actor, name: str) -> Funnel:
+    _configure(actor)
+    last = Funnel.objects.order_by("-position").values_list("position", flat=True).first() or 0
+    funnel = Funnel.objects.create(name=name, position=last + 1)
+    line = Line.objects.create(funnel=funnel, name=_("1st line"), position=1)
+    Stage.objects.create(line=line, name=_("Not processed"), color="grey", position=1)
+    return funnel
+
+
+def funnel_rename(*, actor, funnel: Funnel, name: str) -> None:
+    _configure(actor)
+    Funnel.objects.filter(pk=funnel.pk).update(name=name, is_default_name=False)
+
+
+@transaction.atomic
+def funnel_delete(*, actor, funnel: Funnel) -> None:
+    _configure(actor)
+    if Deal.objects.filter(stage__line__funnel=funnel).exists():
+        raise ValidationError(_("The funnel still has deals: move or delete them first."))
+    funnel.delete()
+
+
+def funnel_set_access(*, actor, funnel: Funnel, users, groups) -> None:
+    """Who may open the funnel besides those who configure funnels (django-guardian)."""
+    _configure(actor)
+    with transaction.atomic():
+        for user in get_users_with_perms(funnel, only_with_perms_in=["access_funnel"], with_group_users=False):
+            if user not in users:
+                remove_perm(gate.ACCESS_FUNNEL, user, funnel)
+        for group in get_groups_with_perms(funnel):
+            if group not in groups:
+                remove_perm(gate.ACCESS_FUNNEL, group, funnel)
+        for who in [*users, *groups]:
+            assign_perm(gate.ACCESS_FUNNEL, who, funnel)
+
+
+@transaction.atomic
+def line_create(*, actor, funnel: Funnel, name: str) -> Line:
+    _configure(actor)
+    last = Line.objects.filter(funnel=funnel).order_by("-position").values_list("position", flat=True).first() or 0
+    return Line.objects.create(funnel=funnel, name=name, position=last + 1)
+
+
+def line_rename(*, actor, line: Line, name: str) -> None:
+    _configure(actor)
+    Line.objects.filter(pk=line.pk).update(name=name, is_default_name=False)
+
+
+@transaction.atomic
+def line_delete(*, actor, line: Line) -> None:
+    _configure(actor)
+    if Deal.objects.filter(stage__line=line).exists():
+        raise ValidationError(_("The line still has deals: delete its stages first, moving their deals."))
+    if Line.objects.filter(funnel_id=line.funnel_id).count() == 1:
+        raise ValidationError(_("A funnel needs at least one line."))
+    line.delete()
+
+
+@transaction.atomic
+def stage_create(*, actor, line: Line, name: str, color: str) -> Stage:
+    _configure(actor)
+    last = Stage.objects.filter(line=line).order_by("-position").values_list("position", flat=True).first() or 0
+    return Stage.objects.create(line=line, name=name, color=color, position=last + 1)
+
+
+def stage_update(*, actor, stage: Stage, name: str, color: str) -> None:
+    _configure(actor)
+    changes = {"color": color}
+    if name != stage.name:
+        changes.update(name=name, is_default_name=False)
+    Stage.objects.filter(pk=stage.pk).update(**changes)
+
+
+@transaction.atomic
+def stages_reorder(*, actor, line: Line, stage_ids: list[int]) -> None:
+    _configure(actor)
+    own = set(Stage.objects.filter(line=line).values_list("pk", flat=True))
+    if set(stage_ids) != own:
+        raise ValidationError(_("The stages changed meanwhile: reload the page."))
+    for position, pk in enumerate(stage_ids, 1):
+        Stage.objects.filter(pk=pk).update(position=position)
+
+
+@transaction.atomic
+def lines_reorder(*, actor, funnel: Funnel, line_ids: list[int]) -> None:
+    _configure(actor)
+    own = set(Line.objects.filter(funnel=funnel).values_list("pk", flat=True))
+    if set(line_ids) != own:
+        raise ValidationError(_("The lines changed meanwhile: reload the page."))
+    for position, pk in enumerate(line_ids, 1):
+        Line.objects.filter(pk=pk).update(position=position)
+
+
+@transaction.atomic
+def stage_delete(*, actor, stage: Stage, move_to: Stage | None) -> int:
+    """Delete a stage; its deals (deleted ones too) move to move_to in the same transaction."""
+    _configure(actor)
+    held = Deal.objects.filter(stage=stage)
+    moved = 0
+    if held.exists():
+        if move_to is None or move_to.pk == stage.pk or move_to.line.funnel_id != stage.line.funnel_id:
+            raise ValidationError(_("Choose the stage of this funnel that gets the deals."))
+        moved = held.update(stage=move_to, version=F("version") + 1, modified_at=timezone.now())
+    if Stage.objects.filter(line_id=stage.line_id).count() == 1:
+        raise ValidationError(_("A line needs at least one stage."))
+    stage.delete()
+    return moved
+
+
+def groups_all():
+    return Group.objects.select_related("role").order_by("name")

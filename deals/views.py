@@ -1,0 +1,375 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clients.views import hx_redirect, table_query
+from crm import permissions as gate
+
+from . import selectors, services
+from .filters import DealFilter
+from .forms import DealForm, FunnelAccessForm, MoveForm, NameForm, QuickDealForm, SaleForm, StageDeleteForm, StageForm
+
+BOARD_PARAMS = ("line", "after", "since")
+
+
+# The board ------------------------------------------------------------------------------------
+
+
+@require_GET
+def home(request):
+    """The first funnel the user may open."""
+    gate.require(request.user, gate.VIEW_DEALS)
+    funnels = selectors.funnels_for(request.user)
+    if not funnels:
+        return render(request, "deals/no_funnels.html")
+    return redirect(funnels[0])
+
+
+def _board_context(request, funnel_pk):
+    gate.require(request.user, gate.VIEW_DEALS)
+    funnels = selectors.funnels_for(request.user)
+    funnel = next((f for f in funnels if f.pk == funnel_pk), None)
+    if funnel is None:
+        raise Http404
+    lines = selectors.lines_of(funnel)
+    line = selectors.pick_line(lines, request.GET.get("line"))
+    stages = selectors.stages_of(line) if line else []
+    filters = table_query(request.GET, drop=BOARD_PARAMS)
+    return {
+        "funnel": funnel, "funnels": funnels, "lines": lines, "line": line, "stages": stages,
+        "filters": filters, "filters_active": bool(filters),
+        "line_query": f"line={line.pk}" if line else "",
+    }
+
+
+@require_GET
+def board(request, funnel_pk):
+    ctx = _board_context(request, funnel_pk)
+    totals = selectors.board_columns(request.user, ctx["stages"], request.GET)
+    ctx.update(columns=totals.columns, token=totals.token)
+    template = "deals/board.html#board-columns" if request.htmx and request.htmx.target == "board-columns" else "deals/board.html"
+    return render(request, template, ctx)
+
+
+@require_GET
+def board_changes(request, funnel_pk):
+    """Polled every few seconds by open boards: 204 while nothing changed, else a nudge to reload."""
+    ctx = _board_context(request, funnel_pk)
+    if selectors.board_totals(request.user, ctx["stages"], request.GET).token == request.GET.get("since"):
+        return HttpResponse(status=204)
+    response = HttpResponse(status=200)
+    response["HX-Trigger"] = "board-stale"
+    return response
+
+
+@require_GET
+def board_totals(request, funnel_pk):
+    """The column headers alone (after a move): counts and sums from one grouped query."""
+    ctx = _board_context(request, funnel_pk)
+    ctx["columns"] = selectors.board_totals(request.user, ctx["stages"], request.GET).columns
+    return render(request, "deals/board.html#column-totals", ctx)
+
+
+@require_GET
+def column_more(request, funnel_pk, stage_pk):
+    ctx = _board_context(request, funnel_pk)
+    stage = next((s for s in ctx["stages"] if s.pk == stage_pk), None)
+    if stage is None:
+        raise Http404
+    cards, cursor = selectors.column_more(request.user, stage, request.GET)
+    ctx.update(cards=cards, cursor=cursor, stage=stage)
+    return render(request, "deals/board.html#more-cards", ctx)
+
+
+@require_GET
+def filter_panel(request, funnel_pk):
+    ctx = _board_context(request, funnel_pk)
+    filterset = DealFilter(request.GET).with_choices(stages=ctx["stages"])
+    ctx["form"] = filterset.form
+    return render(request, "deals/board.html#filter-panel", ctx)
+
+
+@require_GET
+def deals_table(request, funnel_pk):
+    ctx = _board_context(request, funnel_pk)
+    rows, cursor, _filterset = selectors.deals_table(request.user, request.GET, funnel=ctx["funnel"])
+    ctx.update(rows=rows, cursor=cursor, query=table_query(request.GET, drop=("after",)))
+    template = "deals/table.html#deals-rows" if request.htmx and request.htmx.target == "deals-table" else "deals/table.html"
+    return render(request, template, ctx)
+
+
+@require_POST
+def deal_move(request, pk):
+    """Drag-and-drop or the card's menu. 409 when the board the user saw was out of date."""
+    deal = gate.deal_or_404(request.user, pk)
+    gate.require(request.user, gate.MOVE_DEAL)
+    form = MoveForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": _("The move could not be read. Reload the board.")}, status=400)
+    data = form.cleaned_data
+    try:
+        version = services.deal_move(
+            actor=request.user, deal=deal, to_stage_id=data["stage"], seen_stage_id=data["seen_stage"],
+            seen_version=data["seen_version"], before_id=data["before"], after_id=data["after"],
+        )
+    except services.StaleMove:
+        return JsonResponse({"error": _("Someone else changed this deal a moment ago. The board now shows where it is.")}, status=409)
+    except ValidationError as error:
+        return JsonResponse({"error": " ".join(error.messages)}, status=400)
+    return JsonResponse({"version": version, "stage": data["stage"]})
+
+
+# One deal -------------------------------------------------------------------------------------
+
+
+@require_GET
+def deal_detail(request, pk):
+    deal = gate.deal_or_404(request.user, pk, include_deleted=True)
+    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all())}
+    template = "deals/deal.html#deal-panel" if request.htmx else "deals/deal.html"
+    return render(request, template, ctx)
+
+
+@require_http_methods(["GET", "POST"])
+def deal_edit(request, pk):
+    deal = gate.deal_or_404(request.user, pk)
+    gate.require(request.user, gate.CHANGE_DEAL)
+    can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
+    form = DealForm(request.POST or None, instance=deal, can_change_responsible=can_assign)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if not form.fields[k].disabled}
+        services.deal_update(actor=request.user, deal=gate.deal_or_404(request.user, pk), data=data)
+        return _deal_changed(request, deal, _("Deal saved."))
+    return render(request, "deals/deal.html#deal-form", {"deal": deal, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def sale_add(request, pk):
+    """Seed 001: "+" beside the sale date asks for the player ID and the amount."""
+    deal = gate.deal_or_404(request.user, pk)
+    gate.require(request.user, gate.ADD_SALE)
+    initial = {"player_id": deal.client.external_id}
+    form = SaleForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.sale_add(actor=request.user, deal=deal, **form.cleaned_data)
+        return _deal_changed(request, deal, _("Sale added."))
+    return render(request, "deals/deal.html#sale-form", {"deal": deal, "form": form})
+
+
+def _deal_changed(request, deal, text):
+    """After a write from the deal panel: show the panel again and tell the page to refresh."""
+    messages.success(request, text)
+    deal = gate.deal_or_404(request.user, deal.pk)
+    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all()), "notice": text}
+    response = render(request, "deals/deal.html#deal-panel", ctx)
+    response["HX-Trigger"] = "deal-changed"
+    list(messages.get_messages(request))  # shown in the panel: don't repeat on the next page
+    return response
+
+
+@require_POST
+def deal_delete(request, pk):
+    deal = gate.deal_or_404(request.user, pk)
+    services.deal_soft_delete(actor=request.user, deal=deal)
+    messages.success(request, _("Deal #%(n)s deleted. An administrator can restore it.") % {"n": deal.pk})
+    return hx_redirect(deal.stage.line.funnel.get_absolute_url() + f"?line={deal.stage.line_id}")
+
+
+@require_POST
+def deal_restore(request, pk):
+    deal = gate.deal_or_404(request.user, pk, include_deleted=True)
+    services.deal_restore(actor=request.user, deal=deal)
+    messages.success(request, _("Deal #%(n)s restored.") % {"n": deal.pk})
+    return hx_redirect(deal.get_absolute_url()) if request.htmx else redirect(deal)
+
+
+# Deals on the clients side --------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def quick_deal(request, client_pk):
+    client = gate.client_or_404(request.user, client_pk)
+    gate.require(request.user, gate.ADD_DEAL)
+    choices = selectors.stage_choices_for(request.user)
+    form = QuickDealForm(request.POST or None, stage_choices=choices, initial={"name": client.name})
+    if request.method == "POST" and form.is_valid():
+        stage = selectors.stage_for_user_or_404(request.user, form.cleaned_data["stage"])
+        deal = services.deal_create(
+            actor=request.user, client=client, stage=stage, name=form.cleaned_data["name"],
+            budget=form.cleaned_data["budget"],
+        )
+        messages.success(request, _("Deal #%(n)s created.") % {"n": deal.pk})
+        back = request.POST.get("next") or client.get_absolute_url()
+        return hx_redirect(back if back.startswith("/") and not back.startswith("//") else client.get_absolute_url())
+    ctx = {"client": client, "form": form, "next": request.GET.get("next", request.POST.get("next", ""))}
+    if request.htmx:
+        return render(request, "deals/quick_deal.html", ctx)
+    return render(request, "modal_page.html", {**ctx, "fragment": "deals/quick_deal.html"})
+
+
+@require_GET
+def client_deals_row(request, client_pk):
+    """The clients table's expanded row: the client's deals, a stage's title summarising the deal."""
+    client = gate.client_or_404(request.user, client_pk)
+    ctx = {"client": client, "deals": selectors.client_deals(request.user, client), "colspan": request.GET.get("colspan", "8")}
+    return render(request, "deals/client_deals.html", ctx)
+
+
+# Funnel settings ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def funnel_list(request):
+    gate.require(request.user, gate.CONFIGURE_FUNNELS)
+    form = NameForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        funnel = services.funnel_create(actor=request.user, name=form.cleaned_data["name"])
+        return redirect("deals:settings", funnel_pk=funnel.pk)
+    return render(request, "deals/funnels.html", {"funnels": selectors.funnels_for(request.user), "form": form})
+
+
+@require_GET
+def funnel_settings(request, funnel_pk):
+    gate.require(request.user, gate.CONFIGURE_FUNNELS)
+    funnel = gate.funnel_or_404(request.user, funnel_pk)
+    ctx = {"funnel": funnel, "lines": selectors.lines_with_stages(funnel), "colors": StageForm.base_fields["color"].choices}
+    return render(request, "deals/settings.html", ctx)
+
+
+def _settings_redirect(request, funnel_pk, text=None, error=None):
+    if text:
+        messages.success(request, text)
+    if error:
+        messages.error(request, error)
+    url = reverse("deals:settings", args=[funnel_pk])
+    return hx_redirect(url) if request.htmx else redirect(url)
+
+
+def _settings_write(request, funnel_pk, action, text):
+    gate.require(request.user, gate.CONFIGURE_FUNNELS)
+    try:
+        action()
+    except ValidationError as error:
+        return _settings_redirect(request, funnel_pk, error=" ".join(error.messages))
+    return _settings_redirect(request, funnel_pk, text=text)
+
+
+@require_POST
+def funnel_rename(request, funnel_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    form = NameForm(request.POST)
+    if not form.is_valid():
+        return _settings_redirect(request, funnel_pk, error=_("Give the funnel a name of at most 60 characters."))
+    return _settings_write(request, funnel_pk, lambda: services.funnel_rename(actor=request.user, funnel=funnel, name=form.cleaned_data["name"]), _("Funnel renamed."))
+
+
+@require_POST
+def funnel_delete(request, funnel_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    try:
+        services.funnel_delete(actor=request.user, funnel=funnel)
+    except ValidationError as error:
+        return _settings_redirect(request, funnel_pk, error=" ".join(error.messages))
+    messages.success(request, _("Funnel deleted."))
+    return redirect("deals:funnels")
+
+
+@require_http_methods(["GET", "POST"])
+def funnel_access(request, funnel_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    current = selectors.funnel_grants(funnel)
+    form = FunnelAccessForm(request.POST or None, initial=current)
+    if request.method == "POST" and form.is_valid():
+        services.funnel_set_access(actor=request.user, funnel=funnel, users=list(form.cleaned_data["users"]),
+                                   groups=list(form.cleaned_data["groups"]))
+        return _settings_redirect(request, funnel_pk, text=_("Access saved."))
+    return render(request, "deals/settings.html#access-form", {"funnel": funnel, "form": form})
+
+
+def _configurable_funnel(request, funnel_pk):
+    gate.require(request.user, gate.CONFIGURE_FUNNELS)
+    return gate.funnel_or_404(request.user, funnel_pk)
+
+
+@require_POST
+def line_create(request, funnel_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    form = NameForm(request.POST)
+    if not form.is_valid():
+        return _settings_redirect(request, funnel_pk, error=_("Give the line a name of at most 60 characters."))
+    return _settings_write(request, funnel_pk, lambda: services.line_create(actor=request.user, funnel=funnel, name=form.cleaned_data["name"]), _("Line added."))
+
+
+@require_POST
+def line_rename(request, funnel_pk, line_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    line = selectors.line_or_404(funnel, line_pk)
+    form = NameForm(request.POST)
+    if not form.is_valid():
+        return _settings_redirect(request, funnel_pk, error=_("Give the line a name of at most 60 characters."))
+    return _settings_write(request, funnel_pk, lambda: services.line_rename(actor=request.user, line=line, name=form.cleaned_data["name"]), _("Line renamed."))
+
+
+@require_POST
+def line_delete(request, funnel_pk, line_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    line = selectors.line_or_404(funnel, line_pk)
+    return _settings_write(request, funnel_pk, lambda: services.line_delete(actor=request.user, line=line), _("Line deleted."))
+
+
+@require_POST
+def lines_reorder(request, funnel_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    ids = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
+    return _settings_write(request, funnel_pk, lambda: services.lines_reorder(actor=request.user, funnel=funnel, line_ids=ids), _("Order saved."))
+
+
+@require_POST
+def stage_create(request, funnel_pk, line_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    line = selectors.line_or_404(funnel, line_pk)
+    form = StageForm(request.POST)
+    if not form.is_valid():
+        return _settings_redirect(request, funnel_pk, error=_("Give the stage a name of at most 60 characters."))
+    return _settings_write(request, funnel_pk, lambda: services.stage_create(actor=request.user, line=line, **form.cleaned_data), _("Stage added."))
+
+
+@require_POST
+def stage_update(request, funnel_pk, stage_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    stage = selectors.stage_or_404(funnel, stage_pk)
+    form = StageForm(request.POST)
+    if not form.is_valid():
+        return _settings_redirect(request, funnel_pk, error=_("Give the stage a name of at most 60 characters."))
+    return _settings_write(request, funnel_pk, lambda: services.stage_update(actor=request.user, stage=stage, **form.cleaned_data), _("Stage saved."))
+
+
+@require_POST
+def stages_reorder(request, funnel_pk, line_pk):
+    funnel = _configurable_funnel(request, funnel_pk)
+    line = selectors.line_or_404(funnel, line_pk)
+    ids = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
+    return _settings_write(request, funnel_pk, lambda: services.stages_reorder(actor=request.user, line=line, stage_ids=ids), _("Order saved."))
+
+
+@require_http_methods(["GET", "POST"])
+def stage_delete(request, funnel_pk, stage_pk):
+    """Deleting a stage that holds deals asks where to move them, then does both at once."""
+    funnel = _configurable_funnel(request, funnel_pk)
+    stage = selectors.stage_or_404(funnel, stage_pk)
+    targets = [s for s in selectors.stages_of_funnel(funnel) if s.pk != stage.pk]
+    held = selectors.stage_deal_count(stage)
+    form = StageDeleteForm(request.POST or None, targets=targets)
+    if request.method == "POST" and form.is_valid():
+        move_to = next((s for s in targets if s.pk == form.cleaned_data["move_to"]), None)
+        try:
+            moved = services.stage_delete(actor=request.user, stage=stage, move_to=move_to)
+        except ValidationError as error:
+            return _settings_redirect(request, funnel_pk, error=" ".join(error.messages))
+        return _settings_redirect(request, funnel_pk, text=_("Stage deleted; %(n)s deals moved.") % {"n": moved})
+    ctx = {"funnel": funnel, "stage": stage, "held": held, "form": form}
+    return render(request, "deals/settings.html#stage-delete", ctx)
