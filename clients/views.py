@@ -323,7 +323,7 @@ def field_list(request):
 def field_edit(request, pk=None):
     gate.require(request.user, gate.CONFIGURE_FIELDS)
     field = selectors.custom_field_or_404(pk) if pk else None
-    form = CustomFieldForm(request.POST or None, instance=field)
+    form = CustomFieldForm(request.POST if request.method == "POST" else None, instance=field)
     if request.method == "POST" and form.is_valid():
         services.custom_field_save(actor=request.user, form=form)
         messages.success(request, _("Field saved."))

@@ -32,7 +32,7 @@ def home(request):
 
 @require_http_methods(["GET", "POST"])
 def profile(request):
-    form = ProfileForm(request.POST or None, instance=request.user)
+    form = ProfileForm(request.POST if request.method == "POST" else None, instance=request.user)
     if request.method == "POST" and form.is_valid():
         services.profile_save(actor=request.user, form=form)
         messages.success(request, _("Settings saved."))
@@ -51,7 +51,7 @@ def user_list(request):
 def user_edit(request, pk=None):
     gate.require(request.user, gate.MANAGE_USERS)
     instance = selectors.user_or_404(pk) if pk else None
-    form = UserForm(request.POST or None, instance=instance)
+    form = UserForm(request.POST if request.method == "POST" else None, instance=instance)
     if request.method == "POST" and form.is_valid():
         user = services.user_save(actor=request.user, form=form)
         messages.success(request, _("User “%(name)s” saved.") % {"name": user})
@@ -88,7 +88,7 @@ def role_edit(request, pk=None):
         form = RoleForm(role=role, initial=initial)
         for index in range(len(form.permission_fields())):
             initial[f"perms_{index}"] = [c for c, _label in form.fields[f"perms_{index}"].choices if c in codes]
-    form = RoleForm(request.POST or None, role=role, initial=initial)
+    form = RoleForm(request.POST if request.method == "POST" else None, role=role, initial=initial)
     if request.method == "POST" and form.is_valid():
         services.role_save(
             actor=request.user,

@@ -139,7 +139,7 @@ def deal_edit(request, pk):
     deal = gate.deal_or_404(request.user, pk)
     gate.require(request.user, gate.CHANGE_DEAL)
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
-    form = DealForm(request.POST or None, instance=deal, can_change_responsible=can_assign)
+    form = DealForm(request.POST if request.method == "POST" else None, instance=deal, can_change_responsible=can_assign)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if not form.fields[k].disabled}
         services.deal_update(actor=request.user, deal=gate.deal_or_404(request.user, pk), data=data)
@@ -153,7 +153,7 @@ def sale_add(request, pk):
     deal = gate.deal_or_404(request.user, pk)
     gate.require(request.user, gate.ADD_SALE)
     initial = {"player_id": deal.client.external_id}
-    form = SaleForm(request.POST or None, initial=initial)
+    form = SaleForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         services.sale_add(actor=request.user, deal=deal, **form.cleaned_data)
         return _deal_changed(request, deal, _("Sale added."))
@@ -195,7 +195,7 @@ def quick_deal(request, client_pk):
     client = gate.client_or_404(request.user, client_pk)
     gate.require(request.user, gate.ADD_DEAL)
     choices = selectors.stage_choices_for(request.user)
-    form = QuickDealForm(request.POST or None, stage_choices=choices, initial={"name": client.name})
+    form = QuickDealForm(request.POST if request.method == "POST" else None, stage_choices=choices, initial={"name": client.name})
     if request.method == "POST" and form.is_valid():
         stage = selectors.stage_for_user_or_404(request.user, form.cleaned_data["stage"])
         deal = services.deal_create(
@@ -225,7 +225,7 @@ def client_deals_row(request, client_pk):
 @require_http_methods(["GET", "POST"])
 def funnel_list(request):
     gate.require(request.user, gate.CONFIGURE_FUNNELS)
-    form = NameForm(request.POST or None)
+    form = NameForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         funnel = services.funnel_create(actor=request.user, name=form.cleaned_data["name"])
         return redirect("deals:settings", funnel_pk=funnel.pk)
@@ -282,7 +282,7 @@ def funnel_delete(request, funnel_pk):
 def funnel_access(request, funnel_pk):
     funnel = _configurable_funnel(request, funnel_pk)
     current = selectors.funnel_grants(funnel)
-    form = FunnelAccessForm(request.POST or None, initial=current)
+    form = FunnelAccessForm(request.POST if request.method == "POST" else None, initial=current)
     if request.method == "POST" and form.is_valid():
         services.funnel_set_access(actor=request.user, funnel=funnel, users=list(form.cleaned_data["users"]),
                                    groups=list(form.cleaned_data["groups"]))
@@ -363,7 +363,7 @@ def stage_delete(request, funnel_pk, stage_pk):
     stage = selectors.stage_or_404(funnel, stage_pk)
     targets = [s for s in selectors.stages_of_funnel(funnel) if s.pk != stage.pk]
     held = selectors.stage_deal_count(stage)
-    form = StageDeleteForm(request.POST or None, targets=targets)
+    form = StageDeleteForm(request.POST if request.method == "POST" else None, targets=targets)
     if request.method == "POST" and form.is_valid():
         move_to = next((s for s in targets if s.pk == form.cleaned_data["move_to"]), None)
         try:

@@ -117,7 +117,7 @@ def test_delete_and_restore(new_page, boss):
     page.get_by_role("link", name="Удаляемый Клиент").click()
     expect(page.get_by_text("This client was deleted")).to_be_visible()
     shot(page, "07-deleted-card")
-    page.get_by_role("button", name="Restore").click()
+    page.get_by_role("button", name="Restore", exact=True).click()
     expect(page.get_by_text("restored")).to_be_visible()
     target.refresh_from_db()
     assert target.deleted_at is None

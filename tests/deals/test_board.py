@@ -1,0 +1,144 @@
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from clients.models import Client
+from deals.models import Deal
+from tests.conftest import HX
+from tests.factories import ClientFactory, DealFactory, TagFactory, UserFactory, role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_default_funnel_has_two_lines_and_the_seed_stages(sales_funnel):
+    lines = list(sales_funnel.lines.order_by("position"))
+    assert [line.name for line in lines] == ["1st line", "2nd line"]
+    assert [s.name for s in lines[0].stages.order_by("position")] == [
+        "Not processed", "In conversation", "Link sent", "Deal: registration", "Ignore",
+        "Back from ignore", "Deal: first sale", "Transfer to 2nd line",
+    ]
+
+
+def test_stage_names_in_the_users_language(client, sales_funnel, db):
+    russian = UserFactory(language="ru", role=role("Admin"))
+    client.force_login(russian)
+    page = client.get(sales_funnel.get_absolute_url()).content.decode()
+    assert "Не обработано" in page and "Перевод на 2-ю линию" in page and "1-я линия" in page
+    english = UserFactory(language="en", role=role("Admin"))
+    client.force_login(english)
+    page = client.get(sales_funnel.get_absolute_url()).content.decode()
+    assert "Not processed" in page and "Transfer to 2nd line" in page
+
+
+def test_columns_show_counts_budget_and_sales_and_cards_show_the_seed_fields(admin_client, admin, stages):
+    vip = TagFactory(name="VIP")
+    buyer = ClientFactory(name="Анна Покупатель", country="KZ")
+    DealFactory(client=buyer, stage=stages[0], budget=1500, sales_count=2, sales_sum=Decimal("700"),
+                responsible=admin, channel="telegram", tags=[vip])
+    DealFactory(stage=stages[0], budget=500)
+    DealFactory(stage=stages[1], budget=10)
+    response = admin_client.get(stages[0].line.funnel.get_absolute_url())
+    columns = {c.stage.pk: c for c in response.context["columns"]}
+    assert (columns[stages[0].pk].count, columns[stages[0].pk].budget, columns[stages[0].pk].sales) == (2, 2000, 700)
+    assert columns[stages[1].pk].count == 1 and columns[stages[2].pk].count == 0
+    page = response.content.decode()
+    card = page[page.index("Анна Покупатель") - 400 : page.index("Анна Покупатель") + 900]
+    for text in ("Telegram", "Kazakhstan", str(admin), "Sales: 2 for 700", "VIP"):
+        assert text in card, text
+
+
+def test_deleted_and_foreign_deals_are_not_on_the_board(manager_client, manager, admin, stages):
+    DealFactory(stage=stages[0], responsible=manager, name="mine")
+    DealFactory(stage=stages[0], responsible=admin, name="admins")
+    DealFactory(stage=stages[0], responsible=manager, name="gone", deleted_at=timezone.now())
+    response = manager_client.get(stages[0].line.funnel.get_absolute_url())
+    names = [d.name for c in response.context["columns"] for d in c.cards]
+    assert names == ["mine"]
+
+
+def test_a_column_renders_30_cards_then_loads_more(admin_client, stages, settings):
+    client = ClientFactory()
+    Deal.objects.bulk_create(Deal(client=client, stage=stages[0], name=f"d{i}", position=i) for i in range(75))
+    funnel = stages[0].line.funnel
+    response = admin_client.get(funnel.get_absolute_url())
+    column = response.context["columns"][0]
+    assert len(column.cards) == 30 and column.more and column.count == 75
+    assert "intersect once" in response.content.decode()
+    seen = [d.name for d in column.cards]
+    cursor = f"{column.cards[-1].position!r}_{column.cards[-1].pk}"
+    while cursor:
+        more = admin_client.get(reverse("deals:more", args=[funnel.pk, stages[0].pk]), {"after": cursor}, headers=HX)
+        seen += [d.name for d in more.context["cards"]]
+        cursor = more.context["cursor"]
+    assert seen == [f"d{i}" for i in range(75)]
+
+
+@pytest.mark.parametrize("deals", [10, 10_000])
+def test_board_query_count_is_the_same_at_10_and_10000_deals(deals, admin_client, stages, django_assert_num_queries):
+    clients = Client.objects.bulk_create(Client(name=f"c{i}") for i in range(50))
+    Deal.objects.bulk_create(
+        Deal(client=clients[i % 50], stage=stages[i % 8], name=f"d{i}", position=i, budget=i,
+             channel="vk" if i % 2 else "") for i in range(deals)
+    )
+    url = stages[0].line.funnel.get_absolute_url()
+    # session, user, perms, funnels, lines, stages, grouped totals, windowed cards, tags
+    with django_assert_num_queries(9):
+        response = admin_client.get(url)
+    assert sum(c.count for c in response.context["columns"]) == deals
+    with django_assert_num_queries(9):
+        admin_client.get(url, {"q": "d1", "channel": ["telegram", "vk"]}, headers={"HX-Request": "true", "HX-Target": "board-columns"})
+
+
+def test_filters_combine_and_stay_in_the_url(admin_client, admin, manager, stages):
+    kz = ClientFactory(name="Kazakh", country="KZ", lifecycle="converted")
+    DealFactory(client=kz, stage=stages[0], responsible=manager, channel="vk", name="target")
+    DealFactory(client=kz, stage=stages[0], responsible=admin, channel="vk", name="other owner")
+    DealFactory(stage=stages[0], responsible=manager, channel="vk", name="other country")
+    params = {"responsible": [manager.pk], "country": ["KZ"], "channel": ["vk"], "status": "converted"}
+    response = admin_client.get(stages[0].line.funnel.get_absolute_url(), params)
+    assert [d.name for c in response.context["columns"] for d in c.cards] == ["target"]
+    assert "country=KZ" in response.context["filters"]
+    assert f'href="{reverse("deals:table", args=[stages[0].line.funnel_id])}?line=' in response.content.decode()
+
+
+def test_keyword_search_finds_deal_client_and_tag_names(admin_client, stages):
+    DealFactory(stage=stages[0], name="Поставка леса")
+    DealFactory(stage=stages[0], client=ClientFactory(name="Лесников"))
+    DealFactory(stage=stages[0], tags=[TagFactory(name="лесной")])
+    DealFactory(stage=stages[0], name="Другое")
+    response = admin_client.get(stages[0].line.funnel.get_absolute_url(), {"q": "лес"})
+    assert sum(c.count for c in response.context["columns"]) == 3
+
+
+def test_poll_answers_204_until_something_changes(admin_client, stages):
+    deal = DealFactory(stage=stages[0])
+    funnel = stages[0].line.funnel
+    token = admin_client.get(funnel.get_absolute_url()).context["token"]
+    url = reverse("deals:changes", args=[funnel.pk])
+    assert admin_client.get(url, {"since": token}).status_code == 204
+    Deal.objects.filter(pk=deal.pk).update(stage=stages[1], modified_at=timezone.now())
+    response = admin_client.get(url, {"since": token})
+    assert response.status_code == 200 and response["HX-Trigger"] == "board-stale"
+
+
+@pytest.mark.parametrize("deals", [3, 60])
+def test_poll_and_totals_query_counts(deals, admin_client, stages, django_assert_num_queries):
+    client = ClientFactory()
+    Deal.objects.bulk_create(Deal(client=client, stage=stages[i % 3], name=f"d{i}", position=i) for i in range(deals))
+    funnel = stages[0].line.funnel
+    with django_assert_num_queries(7):  # session, user, perms, funnels, lines, stages, totals
+        admin_client.get(reverse("deals:changes", args=[funnel.pk]), {"since": "x"})
+    with django_assert_num_queries(7):
+        page = admin_client.get(reverse("deals:totals", args=[funnel.pk]), headers=HX).content.decode()
+    assert 'hx-swap-oob="true"' in page
+
+
+@pytest.mark.parametrize("deals", [3, 60])
+def test_table_view_query_count(deals, admin_client, stages, django_assert_num_queries):
+    client = ClientFactory()
+    Deal.objects.bulk_create(Deal(client=client, stage=stages[i % 3], name=f"d{i}", position=i) for i in range(deals))
+    with django_assert_num_queries(9):  # session, user, perms, funnels, lines, stages, stages of funnel, rows, line
+        response = admin_client.get(reverse("deals:table", args=[stages[0].line.funnel_id]))
+    assert len(response.context["rows"]) == min(deals, 50)
