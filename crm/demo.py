@@ -101,4 +101,41 @@ def load_demo(*, clients: int = 2000, seed: int = 7) -> list[tuple[str, str]]:
         for t in rnd.sample(tags, k=rnd.choice([0, 0, 1, 1, 2]))
     ]
     through.objects.bulk_create(links, batch_size=1000)
+    _demo_deals(rnd, created_clients, now)
     return logins
+
+
+def _demo_deals(rnd, clients, now):
+    """About 700 open deals over the default funnel, some with sales (the board and the card)."""
+    from decimal import Decimal
+
+    from deals.models import Deal, Sale, Stage
+
+    stages = list(Stage.objects.filter(line__funnel__name="Sales").order_by("line__position", "position"))
+    if not stages:
+        return
+    deals, sales = [], []
+    for index, client in enumerate(rnd.sample(clients, k=min(700, len(clients)))):
+        stage = rnd.choice(stages)
+        count = rnd.choice([0, 0, 0, 1, 1, 2, 3])
+        amounts = [Decimal(rnd.randrange(500, 20000, 100)) for _ in range(count)]
+        deals.append(Deal(
+            client=client, stage=stage, name=f"{client.name.split()[0]} — {rnd.choice(['подписка', 'пакет', 'депозит', 'premium'])}"[:100],
+            budget=Decimal(rnd.randrange(1000, 100000, 500)), responsible=client.responsible, channel=client.channel,
+            sales_count=count, sales_sum=sum(amounts, Decimal(0)), position=float(index),
+            last_sale_at=now - timedelta(days=rnd.randint(0, 60)) if count else None, created_by=client.responsible,
+        ))
+        sales.append(amounts)
+    deals = Deal.objects.bulk_create(deals, batch_size=500)
+    Sale.objects.bulk_create(
+        [Sale(deal=deal, client_id=deal.client_id, player_id=deal.client.external_id or str(deal.client_id), amount=amount,
+              created_by=deal.responsible) for deal, amounts in zip(deals, sales) for amount in amounts],
+        batch_size=1000,
+    )
+    for deal in deals:
+        if deal.sales_count:
+            client = deal.client
+            client.sales_count += deal.sales_count
+            client.sales_sum += deal.sales_sum
+            client.last_sale_at = max(filter(None, [client.last_sale_at, deal.last_sale_at]))
+    Client.objects.bulk_update([d.client for d in deals if d.sales_count], ["sales_count", "sales_sum", "last_sale_at"], batch_size=500)

@@ -4,6 +4,13 @@
 
   function modal() { return document.getElementById("modal"); }
 
+  // Every htmx request carries the CSRF token (attribute inheritance is off: nothing leaks
+  // from an ancestor's hx-target or hx-swap into a nested element by accident).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) event.detail.headers["X-CSRFToken"] = meta.content;
+  });
+
   // Anything htmx loads into the modal body opens the dialog; [data-close-modal] closes it.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target.id === "modal-body") {
@@ -30,7 +37,14 @@
       if (list.dataset.sortableReady) return;
       list.dataset.sortableReady = "1";
       if (window.Sortable) {
-        window.Sortable.create(list, { handle: list.dataset.handle || ".handle", animation: 120, draggable: ".sortable-item" });
+        window.Sortable.create(list, {
+          handle: list.dataset.handle || ".handle", animation: 120, draggable: ".sortable-item",
+          onEnd: function (evt) {
+            // Lists tied to an order form (funnel settings) save as soon as the drag ends.
+            var form = list.dataset.orderForm && document.getElementById(list.dataset.orderForm);
+            if (form && evt.oldIndex !== evt.newIndex) form.requestSubmit();
+          }
+        });
       }
     });
   }

@@ -6,8 +6,8 @@
 
   function board() { return document.getElementById("board-columns"); }
   function csrf() {
-    var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
-    return headers["X-CSRFToken"];
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
   }
   function status(text, isError) {
     var box = document.getElementById("board-status");

@@ -43,7 +43,7 @@ def new_page(browser, live_server):
         contexts.append(context)
         page = context.new_page()
         page.on("console", lambda msg: msg.type == "error" and not _expected(msg.text) and problems.append(f"{msg.text} at {msg.location}"))
-        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("pageerror", lambda error: problems.append(f"{error} {error.stack}"))
         page.base = live_server.url
         if user is not None:
             sign_in(page, user.username, password)
@@ -71,3 +71,17 @@ def sign_in(page, username, password="pass-12345"):
 def shot(page, name):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def drag(page, source, target):
+    """Drag with real mouse moves, as a person does (SortableJS listens to pointer events)."""
+    source.scroll_into_view_if_needed()
+    box_from, box_to = source.bounding_box(), target.bounding_box()
+    page.mouse.move(box_from["x"] + box_from["width"] / 2, box_from["y"] + box_from["height"] / 2)
+    page.mouse.down()
+    start_x, start_y = box_from["x"] + box_from["width"] / 2, box_from["y"] + box_from["height"] / 2
+    end_x, end_y = box_to["x"] + box_to["width"] / 2, box_to["y"] + 2
+    for step in range(1, 16):
+        page.mouse.move(start_x + (end_x - start_x) * step / 15, start_y + (end_y - start_y) * step / 15)
+        page.wait_for_timeout(20)
+    page.mouse.up()

@@ -7,7 +7,7 @@ from clients.models import Client
 from crm.models import TableSettings
 from tests.factories import ClientFactory, TagFactory, UserFactory, role
 
-from .conftest import shot, sign_in
+from .conftest import drag, shot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,19 +89,6 @@ def test_live_search_filters_and_saved_columns(new_page, boss):
     expect(headers.first).to_have_attribute("data-col", "email")
     assert "city" in [h.get_attribute("data-col") for h in headers.all()]
     assert TableSettings.objects.get(user=boss).columns[0] == "email"
-
-
-def drag(page, source, target):
-    """Drag with real mouse moves, as a person does (SortableJS listens to pointer events)."""
-    source.scroll_into_view_if_needed()
-    box_from, box_to = source.bounding_box(), target.bounding_box()
-    page.mouse.move(box_from["x"] + box_from["width"] / 2, box_from["y"] + box_from["height"] / 2)
-    page.mouse.down()
-    for step in range(1, 11):
-        y = box_from["y"] + (box_to["y"] - box_from["y"]) * step / 10
-        page.mouse.move(box_to["x"] + box_to["width"] / 2, y + 2)
-        page.wait_for_timeout(20)
-    page.mouse.up()
 
 
 def test_delete_and_restore(new_page, boss):

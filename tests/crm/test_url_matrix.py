@@ -189,3 +189,16 @@ def test_error_pages_are_friendly(manager_client, settings, world):
     assert missing.status_code == 404 and "Nothing here" in missing.content.decode()
     refused = manager_client.get(reverse("crm:users"))
     assert refused.status_code == 403 and "permission to do this" in refused.content.decode()
+
+
+@pytest.mark.parametrize("url_name,args", [("clients:create", []), ("clients:bulk-run", []), ("deals:move", ["deal"])])
+def test_writes_without_the_csrf_token_are_refused(url_name, args, admin, world):
+    from django.test import Client as Browser
+
+    browser = Browser(enforce_csrf_checks=True)
+    browser.force_login(admin)
+    before = fingerprint()
+    url = reverse(url_name, args=[world["objects"]["deals"]] if args else [])
+    response = browser.post(url, {"name": "x", "action": "delete", "scope": "filter", "stage": 1}, headers={"HX-Request": "true"})
+    assert response.status_code == 403
+    assert fingerprint() == before
