@@ -6,6 +6,7 @@ from typing import Callable
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
+from .labels import label
 from .models import CustomField
 from .phones import format_phone
 
@@ -34,12 +35,12 @@ SYSTEM_COLUMNS = [
     Column("email", _("Email"), lambda c: c.email),
     Column("responsible", _("Responsible"), lambda c: c.responsible or "", "responsible"),
     Column("tags", _("Tags"), lambda c: list(c.tags.all()), "tags"),
-    Column("lifecycle", _("Status"), lambda c: c.get_lifecycle_display()),
-    Column("priority", _("Priority"), lambda c: c.get_priority_display()),
+    Column("lifecycle", _("Status"), lambda c: label("lifecycle", c.lifecycle)),
+    Column("priority", _("Priority"), lambda c: label("priority", c.priority)),
     Column("company", _("Company"), lambda c: c.company),
-    Column("country", _("Country"), lambda c: c.get_country_display()),
+    Column("country", _("Country"), lambda c: label("country", c.country)),
     Column("city", _("City"), lambda c: c.city),
-    Column("channel", _("Channel"), lambda c: c.get_channel_display()),
+    Column("channel", _("Channel"), lambda c: label("channel", c.channel)),
     Column("external_id", _("Player ID"), lambda c: c.external_id),
     Column("registration_date", _("Registration date"), lambda c: _date(c.registration_date)),
     Column("sales_count", _("Sales count"), lambda c: c.sales_count),

@@ -47,7 +47,33 @@ def to_json_value(value):
     return value
 
 
-class ClientForm(forms.ModelForm):
+class CustomFieldsMixin:
+    """Adds the admin-defined fields to a ModelForm whose model keeps them in .custom."""
+
+    def add_custom_fields(self, custom_fields):
+        self.custom_fields = list(custom_fields)
+        for field in self.custom_fields:
+            current = self.instance.custom.get(field.key) if self.instance.pk else None
+            form_field = custom_form_field(field, current)
+            form_field.initial = current
+            self.fields[field.column_key] = form_field
+
+    def custom_values(self) -> dict:
+        """The custom field values, merged over what the record had (deleted fields keep theirs)."""
+        values = dict(self.instance.custom or {}) if self.instance.pk else {}
+        for field in self.custom_fields:
+            value = to_json_value(self.cleaned_data.get(field.column_key))
+            if value is None:
+                values.pop(field.key, None)
+            else:
+                values[field.key] = value
+        return values
+
+    def custom_bound_fields(self):
+        return [self[f.column_key] for f in self.custom_fields]
+
+
+class ClientForm(CustomFieldsMixin, forms.ModelForm):
     extra_phones_text = forms.CharField(
         label=_("Other phones"), required=False, max_length=200,
         help_text=_("Separate several numbers with commas."),
@@ -68,7 +94,6 @@ class ClientForm(forms.ModelForm):
 
     def __init__(self, *args, custom_fields=(), can_change_responsible=True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.custom_fields = list(custom_fields)
         self.fields["responsible"].queryset = get_user_model().objects.filter(is_active=True)
         self.fields["name"].widget.attrs.update({"maxlength": 30, "autofocus": True})
         if not can_change_responsible:
@@ -80,11 +105,7 @@ class ClientForm(forms.ModelForm):
             self.initial["phone"] = format_phone(self.instance.phone)
         if self.instance.pk:
             self.fields["seen_modified"].initial = self.instance.modified_at
-        for field in self.custom_fields:
-            current = self.instance.custom.get(field.key) if self.instance.pk else None
-            form_field = custom_form_field(field, current)
-            form_field.initial = current
-            self.fields[field.column_key] = form_field
+        self.add_custom_fields(custom_fields)
 
     def clean_name(self):
         name = " ".join(self.cleaned_data["name"].split())
@@ -109,17 +130,6 @@ class ClientForm(forms.ModelForm):
             raise ValidationError(_("Not a phone number: %(bad)s"), params={"bad": ", ".join(bad)})
         return phones
 
-    def custom_values(self) -> dict:
-        """The custom field values, merged over what the client had (deleted fields keep theirs)."""
-        values = dict(self.instance.custom or {}) if self.instance.pk else {}
-        for field in self.custom_fields:
-            value = to_json_value(self.cleaned_data.get(field.column_key))
-            if value is None:
-                values.pop(field.key, None)
-            else:
-                values[field.key] = value
-        return values
-
     def service_data(self) -> dict:
         data = {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.cleaned_data}
         if self.fields["responsible"].disabled:
@@ -138,9 +148,6 @@ class ClientForm(forms.ModelForm):
         self.data = self.data.copy()
         self.data["seen_modified"] = current.modified_at.isoformat()
 
-    def custom_bound_fields(self):
-        return [self[f.column_key] for f in self.custom_fields]
-
     def main_bound_fields(self):
         return [self[name] for name in ["name", "responsible", "phone", "extra_phones_text", "email"]]
 
@@ -158,7 +165,7 @@ class CustomFieldForm(forms.ModelForm):
 
     class Meta:
         model = CustomField
-        fields = ["label", "kind"]
+        fields = ["label", "entity", "kind"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -167,8 +174,9 @@ class CustomFieldForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.instance.pk and cleaned.get("kind") != self.instance.kind and custom_field_in_use(self.instance):
-            self.add_error("kind", _("Clients already have values in this field, so its type cannot change."))
+        changed = [f for f in ("kind", "entity") if self.instance.pk and cleaned.get(f) != getattr(self.instance, f)]
+        if changed and custom_field_in_use(self.instance):
+            self.add_error(changed[0], _("Records already have values in this field, so its type cannot change."))
         values = [v.strip()[:TEXT_FIELD_MAX] for v in cleaned.get("choices_text", "").splitlines() if v.strip()]
         if cleaned.get("kind") == CustomField.Kind.SELECT and not values:
             self.add_error("choices_text", _("A selector needs at least one value."))

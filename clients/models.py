@@ -64,6 +64,10 @@ class CustomField(models.Model):
     The key is never all digits: on PostgreSQL a numeric JSON key would be read as an array index.
     """
 
+    class Entity(models.TextChoices):
+        CLIENT = "client", _("Client")
+        DEAL = "deal", _("Deal")
+
     class Kind(models.TextChoices):
         TEXT = "text", _("Text")
         NUMBER = "number", _("Number")
@@ -71,6 +75,7 @@ class CustomField(models.Model):
         SELECT = "select", _("Selector")
 
     label = models.CharField(_("name"), max_length=40)
+    entity = models.CharField(_("belongs to"), max_length=10, choices=Entity, default=Entity.CLIENT)
     kind = models.CharField(_("type"), max_length=10, choices=Kind, default=Kind.TEXT)
     choices = models.JSONField(_("values"), default=list, blank=True)
     position = models.PositiveIntegerField(default=0)

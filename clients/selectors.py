@@ -21,8 +21,8 @@ CLIENTS_TABLE = "clients"
 VIEWS = ("all", "mine", "no_deals", "deleted")
 
 
-def custom_fields_active() -> list[CustomField]:
-    return list(CustomField.objects.filter(is_active=True))
+def custom_fields_active(entity: str = CustomField.Entity.CLIENT) -> list[CustomField]:
+    return list(CustomField.objects.filter(is_active=True, entity=entity))
 
 
 def table_columns_for(user, custom_fields) -> tuple[list[Column], dict[str, Column]]:
@@ -177,7 +177,7 @@ def bulk_selection(user, data: QueryDict) -> Selection:
 
 
 def custom_fields_all() -> QuerySet:
-    return CustomField.objects.all()
+    return CustomField.objects.order_by("entity", "position", "pk")
 
 
 def custom_field_or_404(pk) -> CustomField:
@@ -190,4 +190,8 @@ def client_as_queryset(client) -> QuerySet:
 
 
 def custom_field_in_use(field: CustomField) -> bool:
+    if field.entity == CustomField.Entity.DEAL:
+        from deals.models import Deal
+
+        return Deal.objects.filter(custom__has_key=field.key).exists()
     return Client.objects.filter(custom__has_key=field.key).exists()

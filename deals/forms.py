@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
+from clients.forms import CustomFieldsMixin
 from clients.models import Channel, Tag
 
 from .models import Color, Deal
@@ -20,7 +21,7 @@ class QuickDealForm(forms.Form):
         self.fields["stage"].choices = list(stage_choices)
 
 
-class DealForm(forms.ModelForm):
+class DealForm(CustomFieldsMixin, forms.ModelForm):
     tags = forms.ModelMultipleChoiceField(
         label=_("Tags"), queryset=Tag.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
@@ -30,8 +31,9 @@ class DealForm(forms.ModelForm):
         fields = ["name", "budget", "responsible", "channel", "registration_date", "tags"]
         widgets = {"registration_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
 
-    def __init__(self, *args, can_change_responsible=True, **kwargs):
+    def __init__(self, *args, can_change_responsible=True, custom_fields=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.add_custom_fields(custom_fields)
         self.fields["responsible"].queryset = get_user_model().objects.filter(is_active=True)
         self.fields["channel"].choices = [("", "—"), *Channel.choices]
         if not can_change_responsible:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, Max, Q, QuerySet, Sum, Window
+from django.db import connection
+from django.db.models import Count, F, Max, Q, QuerySet, Sum, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber
 from django.http import Http404, QueryDict
 
 from crm import permissions as gate
+
+from clients.labels import label
 
 from .filters import DealFilter
 from .models import Deal, Line, Sale, Stage
@@ -50,8 +53,8 @@ def pick_line(lines: list[Line], line_id) -> Line | None:
     return lines[0] if lines else None
 
 
-def filtered_deals(user, params: QueryDict, *, stages=None) -> tuple[QuerySet, DealFilter]:
-    qs = gate.visible_deals(user)
+def filtered_deals(user, params: QueryDict, *, stages=None, deleted=False) -> tuple[QuerySet, DealFilter]:
+    qs = gate.visible_deals(user, deleted=deleted)
     if stages is not None:
         qs = qs.filter(stage__in=[s.pk for s in stages])
     filterset = DealFilter(params, queryset=qs)
@@ -74,16 +77,40 @@ def _card_qs(qs: QuerySet) -> QuerySet:
     return qs.select_related("client", "responsible").prefetch_related("tags")
 
 
+def first_cards(qs: QuerySet, stages: list[Stage]) -> list:
+    """The first COLUMN_PAGE cards of each stage, in one query.
+
+    On PostgreSQL a UNION ALL of one small ordered LIMIT per stage: each part walks the
+    (stage, position, id) index and stops after 30 rows, however big the column. Elsewhere
+    (SQLite) a ROW_NUMBER() window over the line does the same job.
+    """
+    if not stages:
+        return []
+    order = ("position", "id")
+    related = ("client", "responsible")
+    if connection.features.supports_slicing_ordering_in_compound:
+        parts = [qs.filter(stage_id=stage.pk).select_related(*related).order_by(*order)[:COLUMN_PAGE] for stage in stages]
+        rows = list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
+    else:
+        ranked = qs.annotate(
+            rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=[F("position").asc(), F("id").asc()])
+        ).filter(rank__lte=COLUMN_PAGE)
+        rows = list(ranked.select_related(*related).order_by("stage_id", *order))
+    rows.sort(key=lambda deal: (deal.stage_id, deal.position, deal.pk))
+    prefetch_related_objects(rows, "tags")
+    for deal in rows:
+        deal.channel_label = label("channel", deal.channel)
+        deal.country_label = label("country", deal.client.country)
+    return rows
+
+
 def board_columns(user, stages: list[Stage], params: QueryDict) -> Totals:
     """Every column of a line: totals from one grouped query, first cards from one windowed query."""
     totals = board_totals(user, stages, params)
     columns = totals.columns
     qs, _filterset = filtered_deals(user, params, stages=stages)
-    ranked = qs.annotate(
-        rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=[F("position").asc(), F("id").asc()])
-    ).filter(rank__lte=COLUMN_PAGE)
     cards: dict[int, list] = {}
-    for deal in _card_qs(ranked).order_by("stage_id", "position", "id"):
+    for deal in first_cards(qs, [c.stage for c in columns if c.count]):
         cards.setdefault(deal.stage_id, []).append(deal)
     for column in columns:
         column.cards = cards.get(column.stage.pk, [])
@@ -128,6 +155,9 @@ def column_more(user, stage: Stage, params: QueryDict) -> tuple[list, str | None
     rows = list(_card_qs(qs).order_by("position", "id")[: COLUMN_PAGE + 1])
     more = len(rows) > COLUMN_PAGE
     rows = rows[:COLUMN_PAGE]
+    for deal in rows:
+        deal.channel_label = label("channel", deal.channel)
+        deal.country_label = label("country", deal.client.country)
     return rows, (card_cursor(rows[-1]) if more and rows else None)
 
 
@@ -140,9 +170,10 @@ def deal_card(user, pk):
     return _card_qs(gate.visible_deals(user)).filter(pk=pk).first()
 
 
-def deals_table(user, params: QueryDict, *, funnel) -> tuple[list, str | None, DealFilter]:
-    """The Table view of the board: newest first, keyset paging by (created_at, id)."""
-    qs, filterset = filtered_deals(user, params, stages=list(stages_of_funnel(funnel)))
+def deals_table(user, params: QueryDict, *, funnel, deleted=False) -> tuple[list, str | None, DealFilter]:
+    """The Table view of the board: newest first, keyset paging by (created_at, id).
+    Deleted deals (for those who may restore them) are listed with ?view=deleted."""
+    qs, filterset = filtered_deals(user, params, stages=list(stages_of_funnel(funnel)), deleted=deleted)
     qs = qs.select_related("client", "responsible", "stage__line")
     after = params.get("after", "")
     stamp, _sep, pk = after.rpartition("_")

@@ -91,7 +91,7 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
     if "responsible" in data and getattr(data["responsible"], "pk", None) != deal.responsible_id:
         gate.require(actor, gate.CHANGE_RESPONSIBLE)
     current = Deal.objects.select_for_update().get(pk=deal.pk)
-    for field in ("name", "budget", "responsible", "channel", "registration_date"):
+    for field in ("name", "budget", "responsible", "channel", "registration_date", "custom"):
         if field in data:
             setattr(current, field, data[field])
     current.version = F("version") + 1

@@ -6,6 +6,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+import copy
+
+from clients.models import CustomField
+from clients.selectors import custom_fields_active
 from clients.views import hx_redirect, table_query
 from crm import permissions as gate
 
@@ -13,7 +17,7 @@ from . import selectors, services
 from .filters import DealFilter
 from .forms import DealForm, FunnelAccessForm, MoveForm, NameForm, QuickDealForm, SaleForm, StageDeleteForm, StageForm
 
-BOARD_PARAMS = ("line", "after", "since")
+BOARD_PARAMS = ("line", "after", "since", "view")
 
 
 # The board ------------------------------------------------------------------------------------
@@ -43,6 +47,7 @@ def _board_context(request, funnel_pk):
         "funnel": funnel, "funnels": funnels, "lines": lines, "line": line, "stages": stages,
         "filters": filters, "filters_active": bool(filters),
         "line_query": f"line={line.pk}" if line else "",
+        "can_move": gate.can(request.user, gate.MOVE_DEAL),
     }
 
 
@@ -96,8 +101,9 @@ def filter_panel(request, funnel_pk):
 @require_GET
 def deals_table(request, funnel_pk):
     ctx = _board_context(request, funnel_pk)
-    rows, cursor, _filterset = selectors.deals_table(request.user, request.GET, funnel=ctx["funnel"])
-    ctx.update(rows=rows, cursor=cursor, query=table_query(request.GET, drop=("after",)))
+    deleted = request.GET.get("view") == "deleted"
+    rows, cursor, _filterset = selectors.deals_table(request.user, request.GET, funnel=ctx["funnel"], deleted=deleted)
+    ctx.update(rows=rows, cursor=cursor, query=table_query(request.GET, drop=("after",)), deleted=deleted)
     template = "deals/table.html#deals-rows" if request.htmx and request.htmx.target == "deals-table" else "deals/table.html"
     return render(request, template, ctx)
 
@@ -129,7 +135,8 @@ def deal_move(request, pk):
 @require_GET
 def deal_detail(request, pk):
     deal = gate.deal_or_404(request.user, pk, include_deleted=True)
-    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all())}
+    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all()),
+           "custom_values": _custom_values(deal)}
     template = "deals/deal.html#deal-panel" if request.htmx else "deals/deal.html"
     return render(request, template, ctx)
 
@@ -139,10 +146,14 @@ def deal_edit(request, pk):
     deal = gate.deal_or_404(request.user, pk)
     gate.require(request.user, gate.CHANGE_DEAL)
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
-    form = DealForm(request.POST if request.method == "POST" else None, instance=deal, can_change_responsible=can_assign)
+    form = DealForm(
+        request.POST if request.method == "POST" else None, instance=copy.copy(deal),
+        can_change_responsible=can_assign, custom_fields=custom_fields_active(CustomField.Entity.DEAL),
+    )
     if request.method == "POST" and form.is_valid():
-        data = {k: v for k, v in form.cleaned_data.items() if not form.fields[k].disabled}
-        services.deal_update(actor=request.user, deal=gate.deal_or_404(request.user, pk), data=data)
+        data = {k: v for k, v in form.cleaned_data.items() if k in form.Meta.fields and not form.fields[k].disabled}
+        data["custom"] = form.custom_values()
+        services.deal_update(actor=request.user, deal=deal, data=data)
         return _deal_changed(request, deal, _("Deal saved."))
     return render(request, "deals/deal.html#deal-form", {"deal": deal, "form": form})
 
@@ -160,11 +171,16 @@ def sale_add(request, pk):
     return render(request, "deals/deal.html#sale-form", {"deal": deal, "form": form})
 
 
+def _custom_values(deal):
+    return [(f, deal.custom.get(f.key, "")) for f in custom_fields_active(CustomField.Entity.DEAL)]
+
+
 def _deal_changed(request, deal, text):
     """After a write from the deal panel: show the panel again and tell the page to refresh."""
     messages.success(request, text)
     deal = gate.deal_or_404(request.user, deal.pk)
-    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all()), "notice": text}
+    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all()), "notice": text,
+           "custom_values": _custom_values(deal)}
     response = render(request, "deals/deal.html#deal-panel", ctx)
     response["HX-Trigger"] = "deal-changed"
     list(messages.get_messages(request))  # shown in the panel: don't repeat on the next page

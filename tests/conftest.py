@@ -29,6 +29,7 @@ def nobody(db):
     return UserFactory(username="nobody", role=None)
 
 
+# admin_client and manager_client are the same test client signed in as someone: use one per test.
 @pytest.fixture
 def admin_client(client, admin):
     client.force_login(admin)

@@ -184,7 +184,7 @@ def test_removed_selector_value_is_kept_on_edit(manager_client, manager):
 def test_field_type_locked_once_clients_have_values(admin_client):
     field = CustomFieldFactory(kind="text")
     ClientFactory(custom={field.key: "abc"})
-    response = admin_client.post(reverse("fields:edit", args=[field.pk]), {"label": field.label, "kind": "number"})
+    response = admin_client.post(reverse("fields:edit", args=[field.pk]), {"label": field.label, "entity": "client", "kind": "number"})
     assert "its type cannot change" in response.content.decode()
     field.refresh_from_db()
     assert field.kind == "text"

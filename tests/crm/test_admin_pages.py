@@ -77,11 +77,11 @@ def test_duplicate_email_refused(admin_client, manager):
 
 
 def test_custom_field_admin(admin_client):
-    response = admin_client.post(reverse("fields:create"), {"label": "Уровень", "kind": "select", "choices_text": "Gold\nSilver\nGold"})
+    response = admin_client.post(reverse("fields:create"), {"label": "Уровень", "entity": "client", "kind": "select", "choices_text": "Gold\nSilver\nGold"})
     assert response.status_code == 302
     field = CustomFieldFactory._meta.model.objects.get(label="Уровень")
     assert field.choices == ["Gold", "Silver"]
-    response = admin_client.post(reverse("fields:create"), {"label": "Empty", "kind": "select", "choices_text": ""})
+    response = admin_client.post(reverse("fields:create"), {"label": "Empty", "entity": "client", "kind": "select", "choices_text": ""})
     assert "A selector needs at least one value." in response.content.decode()
     obj = ClientFactory(custom={field.key: "Gold"})
     admin_client.post(reverse("fields:toggle", args=[field.pk]))  # delete: hidden, values kept

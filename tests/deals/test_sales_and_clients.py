@@ -158,3 +158,31 @@ def test_funnel_access_granted_to_a_user_or_a_group(client, admin, db):
     admin_client.post(reverse("deals:funnel-access", args=[secret.pk]), {"groups": [role("Manager").group.pk]})
     assert client.get(secret.get_absolute_url()).status_code == 200
     assert "VIP funnel" in client.get(secret.get_absolute_url()).content.decode()
+
+
+def test_deal_custom_fields_edit_and_show(admin_client, stages):
+    from tests.factories import CustomFieldFactory
+
+    contract = CustomFieldFactory(label="Договор", entity="deal", kind="text")
+    CustomFieldFactory(label="Только клиент", entity="client")
+    deal = DealFactory(stage=stages[0])
+    form = admin_client.get(reverse("deals:edit", args=[deal.pk]), headers=HX).content.decode()
+    assert "Договор" in form and "Только клиент" not in form
+    response = admin_client.post(reverse("deals:edit", args=[deal.pk]),
+                                 {"name": "Renamed", "budget": "10", "channel": "", contract.key: "Д-17"}, headers=HX)
+    assert response.status_code == 200 and "Д-17" in response.content.decode()
+    deal.refresh_from_db()
+    assert deal.custom == {contract.key: "Д-17"} and deal.name == "Renamed" and deal.version == 2
+
+
+def test_deleted_deals_listed_and_restored_by_admin(admin_client, stages):
+    deal = DealFactory(stage=stages[0], name="Удалённая")
+    admin_client.post(reverse("deals:delete", args=[deal.pk]), headers=HX)
+    deal.refresh_from_db()
+    assert deal.deleted_at is not None
+    url = reverse("deals:table", args=[stages[0].line.funnel_id])
+    assert "Удалённая" not in admin_client.get(url).content.decode()
+    assert "Удалённая" in admin_client.get(url, {"view": "deleted"}).content.decode()
+    admin_client.post(reverse("deals:restore", args=[deal.pk]), headers=HX)
+    deal.refresh_from_db()
+    assert deal.deleted_at is None
