@@ -29,18 +29,19 @@ def is_selective_phone_search(value: str) -> bool:
 
 
 def search_q(value: str) -> Q:
-    """Name fragment, or any 3+ consecutive digits of a phone.
+    """A name fragment, or any 3+ consecutive digits of a phone (seed 002: name and phone).
 
-    Digits and phone punctuation alone ("+7 916-12") search phones only; anything with a letter
-    searches names (and phones too when it also holds 3+ digits). Each branch has its own index.
+    A query with a letter is a name ("Анна 4242" included); digits and phone punctuation
+    alone ("+7 916-12") are a phone. Each branch has its own trigram index, and never an OR
+    of both: a short digit pattern matches thousands of phones and would drag name searches.
     """
     value = value.strip()
+    if any(ch.isalpha() for ch in value):
+        return Q(name__icontains=value)
     digits = digits_of(value)
-    phone = Q(phone_digits__contains=digits) if len(digits) >= MIN_SEARCH_DIGITS else None
-    if phone is not None and not any(ch.isalpha() for ch in value):
-        return phone
-    name = Q(name__icontains=value)
-    return name | phone if phone is not None else name
+    if len(digits) >= MIN_SEARCH_DIGITS:
+        return Q(phone_digits__contains=digits)
+    return Q(name__icontains=value)
 
 
 class DateInput(forms.DateInput):
