@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from crm.choices import Color
 from crm.countries import COUNTRIES
 
 NAME_MAX = 30  # seed 002: "ФИО" is limited to 30 characters
@@ -37,14 +38,7 @@ class Lifecycle(models.TextChoices):
 
 
 class Tag(models.Model):
-    class Color(models.TextChoices):
-        GREY = "grey", _("Grey")
-        BLUE = "blue", _("Blue")
-        GREEN = "green", _("Green")
-        YELLOW = "yellow", _("Yellow")
-        ORANGE = "orange", _("Orange")
-        RED = "red", _("Red")
-        PURPLE = "purple", _("Purple")
+    Color = Color
 
     name = models.CharField(_("name"), max_length=30, unique=True)
     color = models.CharField(_("colour"), max_length=10, choices=Color, default=Color.BLUE)

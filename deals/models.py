@@ -5,18 +5,9 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from clients.models import Channel, Client, Tag
+from crm.choices import Color
 
 ALIVE = Q(deleted_at__isnull=True)
-
-
-class Color(models.TextChoices):
-    GREY = "grey", _("Grey")
-    BLUE = "blue", _("Blue")
-    GREEN = "green", _("Green")
-    YELLOW = "yellow", _("Yellow")
-    ORANGE = "orange", _("Orange")
-    RED = "red", _("Red")
-    PURPLE = "purple", _("Purple")
 
 
 # Names of the objects a new installation starts with, shown in the user's language until an

@@ -234,24 +234,24 @@ def stage_update(*, actor, stage: Stage, name: str, color: str) -> None:
     Stage.objects.filter(pk=stage.pk).update(**changes)
 
 
+def _reorder(siblings, ids: list[int]) -> None:
+    """Number the siblings in the given order; refuse a list that is not exactly them."""
+    if len(ids) != len(set(ids)) or set(ids) != set(siblings.values_list("pk", flat=True)):
+        raise ValidationError(_("The list changed meanwhile: reload the page."))
+    for position, pk in enumerate(ids, 1):
+        siblings.filter(pk=pk).update(position=position)
+
+
 @transaction.atomic
 def stages_reorder(*, actor, line: Line, stage_ids: list[int]) -> None:
     _configure(actor)
-    own = set(Stage.objects.filter(line=line).values_list("pk", flat=True))
-    if set(stage_ids) != own:
-        raise ValidationError(_("The stages changed meanwhile: reload the page."))
-    for position, pk in enumerate(stage_ids, 1):
-        Stage.objects.filter(pk=pk).update(position=position)
+    _reorder(Stage.objects.filter(line=line), stage_ids)
 
 
 @transaction.atomic
 def lines_reorder(*, actor, funnel: Funnel, line_ids: list[int]) -> None:
     _configure(actor)
-    own = set(Line.objects.filter(funnel=funnel).values_list("pk", flat=True))
-    if set(line_ids) != own:
-        raise ValidationError(_("The lines changed meanwhile: reload the page."))
-    for position, pk in enumerate(line_ids, 1):
-        Line.objects.filter(pk=pk).update(position=position)
+    _reorder(Line.objects.filter(funnel=funnel), line_ids)
 
 
 @transaction.atomic

@@ -21,6 +21,11 @@ def missing(po):
 
 def main():
     po = polib.pofile(str(PO), wrapwidth=100)
+    if sys.argv[1:] == ["--check"]:
+        left = missing(po)
+        for entry in left:
+            print(f"untranslated: {entry.msgid!r}", file=sys.stderr)
+        sys.exit(1 if left else 0)
     if len(sys.argv) == 1:
         print(json.dumps({e.msgid: (["", "", ""] if e.msgid_plural else "") for e in missing(po)}, ensure_ascii=False, indent=1))
         return
