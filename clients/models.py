@@ -224,3 +224,12 @@ class SavedFilter(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ClientNote(models.Model):
+    """The one pinned note of a client (seed 003), separate from comments."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="note")
+    text = models.TextField(_("note"), max_length=2000, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -1,15 +1,25 @@
-"""Writes to clients. Each service checks permission first and owns its transaction."""
+"""Writes to clients. Each service checks permission first, owns its transaction and records
+the client's activity feed entries in it."""
 
-from django.core.exceptions import PermissionDenied
+import copy
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
+from crm import activity
 from crm import permissions as gate
-from crm.models import TableSettings
+from crm.models import Activity, Notification, TableSettings
 
-from .models import Client, CustomField, SavedFilter
+from .labels import label
+from .models import Client, ClientNote, CustomField, SavedFilter
 from .phones import phone_digits
+
+User = get_user_model()
 
 CLIENT_FIELDS = [
     "name", "responsible", "phone", "extra_phones", "email", "country", "city", "address",
@@ -38,7 +48,46 @@ def client_create(*, actor, data: dict) -> Client:
     client.save()
     if "tags" in data:
         client.tags.set(data["tags"])
+    activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.CREATED, new=client.name)
+    _notify_assigned(actor=actor, client=client, responsible=client.responsible)
     return client
+
+
+def _notify_assigned(*, actor, client, responsible) -> None:
+    if responsible is not None:
+        activity.notify(
+            user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url=client.get_absolute_url(),
+            text=_("%(actor)s made you responsible for the client %(client)s") % {"actor": actor, "client": client.name},
+        )
+
+
+def _display(client: Client, field: str):
+    """The value of a client field as the feed shows it."""
+    value = getattr(client, field)
+    if field in ("country", "channel", "priority", "lifecycle"):
+        return label(field, value)
+    if field == "extra_phones":
+        return ", ".join(value)
+    return value
+
+
+def _change_entries(*, actor, before: Client, after: Client, fields: list[str], custom_labels: dict) -> list:
+    entries = []
+    for field in fields:
+        if field == "custom":
+            keys = sorted(set(before.custom) | set(after.custom))
+            for key in keys:
+                if before.custom.get(key) != after.custom.get(key):
+                    entries.append(activity.entry(
+                        client_id=after.pk, actor=actor, kind=Activity.Kind.CHANGE, field=key,
+                        field_label=custom_labels.get(key, key), old=before.custom.get(key), new=after.custom.get(key),
+                    ))
+            continue
+        entries.append(activity.entry(
+            client_id=after.pk, actor=actor, kind=Activity.Kind.CHANGE, field=field,
+            field_label=Client._meta.get_field(field).verbose_name, old=_display(before, field), new=_display(after, field),
+        ))
+    return entries
 
 
 class ClientChanged(Exception):
@@ -62,12 +111,28 @@ def client_update(*, actor, client: Client, data: dict, seen_modified=None) -> C
     if "responsible" in data and getattr(data["responsible"], "pk", None) != current.responsible_id:
         gate.require(actor, gate.CHANGE_RESPONSIBLE)
     changed = [f for f in CLIENT_FIELDS if f in data and getattr(current, f) != data[f]]
+    before = copy.copy(current)
+    before.custom = dict(current.custom)
+    old_responsible = current.responsible
     _apply(current, data)
     current.modified_by = actor
     current.full_clean(exclude=["tags"])
     current.save(update_fields=[*changed, "phone_digits", "modified_at", "modified_by"])
+    custom_labels = dict(CustomField.objects.values_list("pk", "label"))
+    entries = _change_entries(
+        actor=actor, before=before, after=current, fields=changed,
+        custom_labels={f"cf_{pk}": text for pk, text in custom_labels.items()},
+    )
     if "tags" in data:
+        old_tags = {t.name for t in current.tags.all()}
         current.tags.set(data["tags"])
+        new_tags = {t.name for t in data["tags"]}
+        if old_tags != new_tags:
+            entries.append(activity.entry(client_id=current.pk, actor=actor, kind=Activity.Kind.CHANGE, field="tags",
+                                          field_label=_("Tags"), old=old_tags, new=new_tags))
+    activity.record_many(entries)
+    if "responsible" in changed and current.responsible_id and current.responsible_id != getattr(old_responsible, "pk", None):
+        _notify_assigned(actor=actor, client=current, responsible=current.responsible)
     return current
 
 
@@ -114,6 +179,8 @@ def clients_soft_delete(*, actor, clients: QuerySet, digest: str | None = None, 
     ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
     now = timezone.now()
     done = _update_ids(ids, deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor)
+    text = _("with deals") if with_deals else _("contact only")
+    activity.record_many([activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.DELETED, new=text) for pk in ids])
     if with_deals:
         for start in range(0, len(ids), BULK_CHUNK):
             deals_delete_with_clients(actor=actor, client_ids=ids[start : start + BULK_CHUNK], when=now)
@@ -130,6 +197,8 @@ def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> in
     done = Client.objects.filter(pk__in=ids).update(
         deleted_at=None, deleted_by=None, modified_at=timezone.now(), modified_by=actor
     )
+    text = _("with deals") if with_deals else ""
+    activity.record_many([activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.RESTORED, new=text) for pk in ids])
     if with_deals:
         deals_restore_with_clients(actor=actor, client_ids=ids)
     return done
@@ -139,7 +208,22 @@ def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> in
 def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest: str | None = None) -> int:
     gate.require(actor, gate.CHANGE_RESPONSIBLE)
     ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
-    return _update_ids(ids, responsible=responsible, modified_at=timezone.now(), modified_by=actor)
+    names = {u.pk: str(u) for u in User.objects.filter(pk__in=set(Client.objects.filter(pk__in=ids).values_list("responsible_id", flat=True)) - {None})}
+    previous = dict(Client.objects.filter(pk__in=ids).values_list("pk", "responsible_id"))
+    done = _update_ids(ids, responsible=responsible, modified_at=timezone.now(), modified_by=actor)
+    field_label = Client._meta.get_field("responsible").verbose_name
+    activity.record_many([
+        activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.CHANGE, field="responsible", field_label=field_label,
+                       old=names.get(previous.get(pk), ""), new=str(responsible))
+        for pk in ids if previous.get(pk) != responsible.pk
+    ])
+    if ids:
+        activity.notify(
+            user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url="/clients/?view=mine",
+            text=ngettext("%(actor)s made you responsible for %(n)s client", "%(actor)s made you responsible for %(n)s clients", len(ids))
+            % {"actor": actor, "n": len(ids)},
+        )
+    return done
 
 
 def table_settings_save(*, actor, table: str, columns: list[str]) -> None:
@@ -175,3 +259,40 @@ def custom_field_set_active(*, actor, field: CustomField, active: bool) -> None:
     """Deleting a field hides it; clients keep their values and get them back if it returns."""
     gate.require(actor, gate.CONFIGURE_FIELDS)
     CustomField.objects.filter(pk=field.pk).update(is_active=active)
+
+
+# Comments and the note ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def comment_add(*, actor, client: Client, text: str) -> Activity:
+    """A comment at the top of the feed (seed 002: at most 999 characters); @username notifies."""
+    gate.require(actor, gate.VIEW_CLIENTS)
+    text = text.strip()
+    if not text:
+        raise ValidationError(_("Write something first."))
+    if len(text) > activity.COMMENT_MAX:
+        raise ValidationError(_("A comment can have at most %(n)s characters.") % {"n": activity.COMMENT_MAX})
+    entry = activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.COMMENT, text=text)
+    for user in activity.mentioned_users(text, exclude=actor):
+        activity.notify(
+            user=user, kind=Notification.Kind.MENTION, actor=actor, url=f"{client.get_absolute_url()}#activity-{entry.pk}",
+            text=_("%(actor)s mentioned you on %(client)s: %(text)s") % {"actor": actor, "client": client.name, "text": text[:120]},
+        )
+    return entry
+
+
+@transaction.atomic
+def note_save(*, actor, client: Client, text: str) -> ClientNote:
+    """The client's one note (seed 003); each edit goes to the feed, old → new."""
+    gate.require(actor, gate.CHANGE_CLIENT)
+    note, _created = ClientNote.objects.select_for_update().get_or_create(client=client)
+    old = note.text
+    text = text.strip()
+    if text == old:
+        return note
+    note.text, note.updated_by = text, actor
+    note.full_clean()
+    note.save()
+    activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.NOTE, field_label=_("Note"), old=old, new=text)
+    return note

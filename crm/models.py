@@ -98,3 +98,56 @@ class TableSettings(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "table"], name="table_settings_unique")]
+
+
+class Activity(models.Model):
+    """One entry of a client's activity feed: a change, a comment, a note edit, a sale, a move."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created")
+        CHANGE = "change", _("Change")
+        COMMENT = "comment", _("Comment")
+        NOTE = "note", _("Note")
+        SALE = "sale", _("Sale")
+        DEAL = "deal", _("Deal")
+        STAGE = "stage", _("Stage move")
+        DELETED = "deleted", _("Deleted")
+        RESTORED = "restored", _("Restored")
+
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities")
+    deal = models.ForeignKey("deals.Deal", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities")
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind)
+    field = models.CharField(max_length=40, blank=True)  # a field key ("name", "cf_3", "stage")
+    field_label = models.CharField(max_length=60, blank=True)  # its label when it was written
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    text = models.TextField(blank=True)  # a comment's body
+    created_at = models.DateTimeField(auto_now_add=True, db_index=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["client", "-id"], name="activity_feed_idx"),
+            models.Index(fields=["client", "kind", "-id"], name="activity_kind_idx"),
+        ]
+
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        MENTION = "mention", _("Mention")
+        ASSIGNED = "assigned", _("Made responsible")
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=10, choices=Kind)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.CharField(max_length=300)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="notification_user_idx"),
+            models.Index(fields=["user"], name="notification_unread_idx", condition=models.Q(read_at__isnull=True)),
+        ]

@@ -5,14 +5,17 @@ from decimal import Decimal
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.db.models import Exists, F
+from django.db import connection, transaction
+from django.db.models import Exists, F, FloatField, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_with_perms, remove_perm
 
 from clients.models import Client
+from crm import activity
 from crm import permissions as gate
+from crm.models import Activity
 
 from .models import Deal, Funnel, Line, Sale, Stage
 
@@ -43,46 +46,108 @@ def deal_create(*, actor, client: Client, stage: Stage, name: str, budget: Decim
     )
     deal.full_clean()
     deal.save()
+    activity.record(client_id=client.pk, deal_id=deal.pk, actor=actor, kind=Activity.Kind.DEAL,
+                    new=f"#{deal.pk} {deal.name} · {stage}")
     return deal
 
 
-def _position_between(stage_id: int, before_id, after_id) -> float:
-    """A position between the card above (before_id) and the card below (after_id) in a stage."""
-    ids = [int(i) for i in (before_id, after_id) if str(i or "").isdigit()]
-    found = dict(Deal.objects.filter(pk__in=ids, stage_id=stage_id).values_list("pk", "position")) if ids else {}
-    above = found.get(int(before_id)) if str(before_id or "").isdigit() else None
-    below = found.get(int(after_id)) if str(after_id or "").isdigit() else None
+def _position_between(stage_id: int, before_id, after_id):
+    """An expression for a position between the card above (before_id) and the card below
+    (after_id) in a stage, computed by the UPDATE itself (no extra round trip)."""
+
+    def position_of(pk):
+        return Subquery(Deal.objects.filter(pk=pk, stage_id=stage_id).values("position")[:1], output_field=FloatField())
+
+    fallback = Value(new_position())
+    above = position_of(int(before_id)) if str(before_id or "").isdigit() else None
+    below = position_of(int(after_id)) if str(after_id or "").isdigit() else None
     if above is not None and below is not None:
-        return (above + below) / 2
+        return Coalesce((above + below) / 2, above + POSITION_GAP, below - POSITION_GAP, fallback)
     if above is not None:
-        return above + POSITION_GAP
+        return Coalesce(above + POSITION_GAP, fallback)
     if below is not None:
-        return below - POSITION_GAP
-    return new_position()
+        return Coalesce(below - POSITION_GAP, fallback)
+    return fallback
+
+
+MOVE_SQL = """
+WITH moved AS (
+    UPDATE deals_deal AS d
+       SET stage_id = %(to)s,
+           position = COALESCE((%(above)s + %(below)s) / 2, %(above)s + %(gap)s, %(below)s - %(gap)s, %(fresh)s),
+           version = d.version + 1,
+           modified_at = %(now)s
+     WHERE d.id = %(deal)s AND d.stage_id = %(seen)s AND d.version = %(version)s AND d.deleted_at IS NULL
+       AND EXISTS (SELECT 1 FROM deals_stage s JOIN deals_line l ON l.id = s.line_id
+                    WHERE s.id = %(to)s AND l.funnel_id = %(funnel)s)
+    RETURNING d.id, d.client_id
+), logged AS (
+    INSERT INTO crm_activity (client_id, deal_id, actor_id, kind, field, field_label, old_value, new_value, text, created_at)
+    SELECT client_id, id, %(actor)s, 'stage', 'stage', '', %(seen_text)s, %(to_text)s, '', %(now)s
+      FROM moved WHERE %(to)s <> %(seen)s
+    RETURNING id
+)
+SELECT count(*) FROM moved
+"""
+NEIGHBOUR_SQL = "(SELECT position FROM deals_deal WHERE id = %(id)s AND stage_id = %(to)s)"
 
 
 def deal_move(*, actor, deal: Deal, to_stage_id: int, seen_stage_id: int, seen_version: int,
               before_id=None, after_id=None) -> int:
     """Move a deal to a stage of its funnel, between two cards. Returns the new version.
 
-    One conditional UPDATE on the stage and version the user saw: if another user moved or
-    changed the deal meanwhile, no row matches and StaleMove is raised (the view answers 409).
-    A single statement is atomic by itself: no transaction block, no extra round trips.
+    Conditional on the stage and version the user saw: if another user moved or changed the
+    deal meanwhile, no row matches and StaleMove is raised (the view answers 409). The position
+    comes from the neighbours inside the UPDATE, and the feed entry is written with it: on
+    PostgreSQL all of it is one statement (one round trip, atomic by itself).
     """
     gate.require(actor, gate.MOVE_DEAL)
-    position = _position_between(to_stage_id, before_id, after_id)
     funnel_id = deal.stage.line.funnel_id
-    in_funnel = Exists(Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id))
-    updated = (
-        Deal.objects.filter(pk=deal.pk, stage_id=seen_stage_id, version=seen_version, deleted_at__isnull=True)
-        .filter(in_funnel)
-        .update(stage_id=to_stage_id, position=position, version=F("version") + 1, modified_at=timezone.now())
-    )
+    if connection.vendor == "postgresql":
+        updated = _move_in_one_statement(actor, deal, funnel_id, int(to_stage_id), int(seen_stage_id),
+                                         int(seen_version), before_id, after_id)
+    else:
+        updated = _move_with_orm(actor, deal, funnel_id, to_stage_id, seen_stage_id, seen_version, before_id, after_id)
     if not updated:
         if not Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id).exists():
             raise ValidationError(_("Choose a stage of this deal's funnel."))
         raise StaleMove
-    return seen_version + 1
+    return int(seen_version) + 1
+
+
+def _neighbour_id(value):
+    return int(value) if str(value or "").isdigit() else None
+
+
+def _move_in_one_statement(actor, deal, funnel_id, to, seen, version, before_id, after_id) -> int:
+    params = {
+        "to": to, "seen": seen, "version": version, "deal": deal.pk, "funnel": funnel_id, "actor": actor.pk,
+        "gap": POSITION_GAP, "fresh": new_position(), "now": timezone.now(),
+        "seen_text": str(seen), "to_text": str(to),
+        "before": _neighbour_id(before_id), "after": _neighbour_id(after_id),
+    }
+    sql = MOVE_SQL.replace("%(above)s", NEIGHBOUR_SQL.replace("%(id)s", "%(before)s")).replace(
+        "%(below)s", NEIGHBOUR_SQL.replace("%(id)s", "%(after)s")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def _move_with_orm(actor, deal, funnel_id, to_stage_id, seen_stage_id, seen_version, before_id, after_id) -> int:
+    """The same move for SQLite (the embedded default): two statements in a transaction."""
+    position = _position_between(to_stage_id, before_id, after_id)
+    in_funnel = Exists(Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id))
+    with transaction.atomic():
+        updated = (
+            Deal.objects.filter(pk=deal.pk, stage_id=seen_stage_id, version=seen_version, deleted_at__isnull=True)
+            .filter(in_funnel)
+            .update(stage_id=to_stage_id, position=position, version=F("version") + 1, modified_at=timezone.now())
+        )
+        if updated and int(to_stage_id) != int(seen_stage_id):
+            activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.STAGE,
+                            field="stage", old=seen_stage_id, new=to_stage_id)
+    return updated
 
 
 @transaction.atomic
@@ -90,14 +155,28 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
     gate.require(actor, gate.CHANGE_DEAL)
     if "responsible" in data and getattr(data["responsible"], "pk", None) != deal.responsible_id:
         gate.require(actor, gate.CHANGE_RESPONSIBLE)
-    current = Deal.objects.select_for_update().get(pk=deal.pk)
+    current = Deal.objects.select_for_update(of=("self",)).select_related("responsible").get(pk=deal.pk)
+    entries = []
     for field in ("name", "budget", "responsible", "channel", "registration_date", "custom"):
-        if field in data:
-            setattr(current, field, data[field])
+        if field not in data or data[field] == getattr(current, field):
+            continue
+        if field == "custom":
+            for key in sorted(set(current.custom) | set(data["custom"])):
+                if current.custom.get(key) != data["custom"].get(key):
+                    entries.append((key, key, current.custom.get(key), data["custom"].get(key)))
+        else:
+            label = Deal._meta.get_field(field).verbose_name
+            entries.append((field, label, getattr(current, field), data[field]))
+        setattr(current, field, data[field])
     current.version = F("version") + 1
     current.save()
     if "tags" in data:
         current.tags.set(data["tags"])
+    activity.record_many([
+        activity.entry(client_id=current.client_id, deal_id=current.pk, actor=actor, kind=Activity.Kind.CHANGE,
+                       field=field, field_label=f"#{current.pk} · {label}", old=old, new=new)
+        for field, label, old, new in entries
+    ])
     current.refresh_from_db()
     return current
 
@@ -106,17 +185,21 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
 def deal_soft_delete(*, actor, deal: Deal) -> None:
     gate.require(actor, gate.DELETE_DEAL)
     now = timezone.now()
-    Deal.objects.filter(pk=deal.pk, deleted_at__isnull=True).update(
+    if Deal.objects.filter(pk=deal.pk, deleted_at__isnull=True).update(
         deleted_at=now, deleted_by=actor, modified_at=now, version=F("version") + 1
-    )
+    ):
+        activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.DELETED,
+                        new=f"#{deal.pk} {deal.name}")
 
 
 @transaction.atomic
 def deal_restore(*, actor, deal: Deal) -> None:
     gate.require(actor, gate.RESTORE_DEAL)
-    Deal.objects.filter(pk=deal.pk).update(
+    if Deal.objects.filter(pk=deal.pk, deleted_at__isnull=False).update(
         deleted_at=None, deleted_by=None, deleted_with_client=False, modified_at=timezone.now()
-    )
+    ):
+        activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.RESTORED,
+                        new=f"#{deal.pk} {deal.name}")
 
 
 def deals_delete_with_clients(*, actor, client_ids: list[int], when) -> int:
@@ -150,6 +233,8 @@ def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
     client_changes = {"sales_count": F("sales_count") + 1, "sales_sum": F("sales_sum") + amount, "last_sale_at": now}
     Client.objects.filter(pk=deal.client_id).update(**client_changes)
     Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
+    activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.SALE,
+                    new=amount, text=player_id)
     return sale
 
 

@@ -18,7 +18,9 @@ def move(client, deal, stage, *, seen_stage=None, seen_version=None, before="", 
     })
 
 
-def test_move_saves_stage_position_and_bumps_version(admin_client, stages):
+def test_move_saves_stage_position_and_bumps_version(admin_client, admin, stages):
+    from crm.models import Activity
+
     deal = DealFactory(stage=stages[0])
     top = DealFactory(stage=stages[1], position=10)
     bottom = DealFactory(stage=stages[1], position=20)
@@ -26,6 +28,12 @@ def test_move_saves_stage_position_and_bumps_version(admin_client, stages):
     assert response.status_code == 200 and response.json() == {"version": 2, "stage": stages[1].pk}
     deal.refresh_from_db()
     assert deal.stage == stages[1] and deal.version == 2 and deal.position == 15
+    entry = Activity.objects.get(deal=deal)
+    assert (entry.kind, entry.actor, entry.old_value, entry.new_value) == ("stage", admin, str(stages[0].pk), str(stages[1].pk))
+    # a reorder within the stage is saved too, without a feed entry
+    assert move(admin_client, deal, stages[1], seen_stage=stages[1].pk, seen_version=2, after=top.pk).status_code == 200
+    deal.refresh_from_db()
+    assert deal.position == 10 - 1024 and Activity.objects.filter(deal=deal).count() == 1
 
 
 def test_stale_move_is_refused_with_409_and_nothing_changes(admin_client, stages):
@@ -67,14 +75,27 @@ def test_others_deal_is_404(manager_client, admin, stages):
     assert deal.stage == stages[0]
 
 
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("others", [1, 40])
-def test_move_query_count(others, admin_client, stages, django_assert_num_queries):
+def test_move_query_count(others, client, django_assert_num_queries):
+    """Outside a test transaction, as in production: no savepoints in the count."""
+    from deals.models import Stage
+
+    stages = list(Stage.objects.filter(line__funnel__name="Sales", line__position=1).order_by("position"))
+    client.force_login(UserFactory(role=role("Admin")))
     deal = DealFactory(stage=stages[0])
     neighbours = [DealFactory(stage=stages[1], position=i) for i in range(others)]
-    # session, user, perms, deal, neighbour positions, conditional update
-    with django_assert_num_queries(6):
-        response = move(admin_client, deal, stages[1], before=neighbours[0].pk)
+    # session, user, perms, deal, one statement: the conditional update with the neighbours'
+    # positions inside it and the feed entry written by the same statement
+    with django_assert_num_queries(5):
+        response = move(client, deal, stages[1], before=neighbours[0].pk, after=neighbours[-1].pk if others > 1 else "")
     assert response.status_code == 200
+    deal.refresh_from_db()
+    assert deal.stage == stages[1]
+    if others > 1:
+        assert neighbours[0].position < deal.position < neighbours[-1].position
+    else:
+        assert deal.position == neighbours[0].position + 1024
 
 
 @pytest.mark.django_db(transaction=True)
