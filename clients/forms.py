@@ -92,8 +92,9 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
         ]
         widgets = {"registration_date": DateInput}
 
-    def __init__(self, *args, custom_fields=(), can_change_responsible=True, **kwargs):
+    def __init__(self, *args, custom_fields=(), can_change_responsible=True, locked=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.locked = set(locked)
         self.fields["responsible"].queryset = get_user_model().objects.filter(is_active=True)
         self.fields["name"].widget.attrs.update({"maxlength": 30, "autofocus": True})
         if not can_change_responsible:
@@ -105,7 +106,10 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
             self.initial["phone"] = format_phone(self.instance.phone)
         if self.instance.pk:
             self.fields["seen_modified"].initial = self.instance.modified_at
-        self.add_custom_fields(custom_fields)
+        self.add_custom_fields([f for f in custom_fields if f.key not in self.locked])
+        # Fields the Manager layout hides or makes read-only are not in the form at all.
+        for key in self.locked:
+            self.fields.pop({"extra_phones": "extra_phones_text"}.get(key, key), None)
 
     def clean_name(self):
         name = " ".join(self.cleaned_data["name"].split())
@@ -132,9 +136,10 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
 
     def service_data(self) -> dict:
         data = {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.cleaned_data}
-        if self.fields["responsible"].disabled:
+        if "responsible" in self.fields and self.fields["responsible"].disabled:
             data.pop("responsible", None)
-        data["extra_phones"] = self.cleaned_data["extra_phones_text"]
+        if "extra_phones_text" in self.cleaned_data:
+            data["extra_phones"] = self.cleaned_data["extra_phones_text"]
         data["custom"] = self.custom_values()
         return data
 
@@ -149,12 +154,12 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
         self.data["seen_modified"] = current.modified_at.isoformat()
 
     def main_bound_fields(self):
-        return [self[name] for name in ["name", "responsible", "phone", "extra_phones_text", "email"]]
+        return [self[name] for name in ["name", "responsible", "phone", "extra_phones_text", "email"] if name in self.fields]
 
     def more_bound_fields(self):
         names = ["lifecycle", "priority", "company", "country", "city", "address", "channel",
                  "external_id", "registration_date"]
-        return [self[name] for name in names]
+        return [self[name] for name in names if name in self.fields]
 
 
 class CustomFieldForm(forms.ModelForm):

@@ -233,3 +233,42 @@ class ClientNote(models.Model):
     text = models.TextField(_("note"), max_length=2000, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+
+# The system fields the card layout can show (seed 001: "system field, e.g. channel").
+CARD_SYSTEM_FIELDS = {
+    "contact": [
+        "phone", "extra_phones", "email", "responsible", "company", "country", "city", "address", "channel",
+        "priority", "lifecycle", "external_id", "registration_date", "last_sale_at",
+    ],
+    "deal": ["funnel", "line", "stage", "channel", "budget", "deal_responsible"],
+}
+
+
+class CardField(models.Model):
+    """One field of a card block's layout (seed 001, "Display settings"): a system field or a
+    custom field, in the admin's order, with what the Manager mode may see and edit."""
+
+    class Block(models.TextChoices):
+        CONTACT = "contact", _("Contact information")
+        DEAL = "deal", _("Deal information")
+
+    block = models.CharField(max_length=10, choices=Block)
+    system_key = models.CharField(max_length=30, blank=True)
+    custom_field = models.ForeignKey(CustomField, null=True, blank=True, on_delete=models.CASCADE, related_name="card_fields")
+    label = models.CharField(_("name"), max_length=40, blank=True)  # a rename; empty: the field's own name
+    position = models.PositiveIntegerField(default=0)
+    hidden = models.BooleanField(_("hidden"), default=False)  # the eye: not shown on the card
+    manager_visible = models.BooleanField(_("visible in Manager mode"), default=True)
+    manager_editable = models.BooleanField(_("editable in Manager mode"), default=True)
+
+    class Meta:
+        ordering = ["block", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["block", "system_key"], condition=~Q(system_key=""), name="card_system_once"),
+            models.UniqueConstraint(fields=["block", "custom_field"], name="card_custom_once"),
+        ]
+
+    @property
+    def key(self) -> str:
+        return self.custom_field.key if self.custom_field_id else self.system_key

@@ -15,8 +15,9 @@ from crm import activity
 from crm import permissions as gate
 from crm.models import Activity, Notification, TableSettings
 
+from . import layout
 from .labels import label
-from .models import Client, ClientNote, CustomField, SavedFilter
+from .models import CardField, Client, ClientNote, CustomField, SavedFilter
 from .phones import phone_digits
 
 User = get_user_model()
@@ -42,6 +43,7 @@ def client_create(*, actor, data: dict) -> Client:
     if responsible != actor and not gate.can(actor, gate.CHANGE_RESPONSIBLE):
         raise PermissionDenied
     data["responsible"] = responsible
+    layout.refuse_locked_writes(actor, None, {k: v for k, v in data.items() if k != "responsible"})
     client = Client(created_by=actor, modified_by=actor)
     _apply(client, data)
     client.full_clean(exclude=["tags"])
@@ -110,6 +112,7 @@ def client_update(*, actor, client: Client, data: dict, seen_modified=None) -> C
         raise ClientChanged(current)
     if "responsible" in data and getattr(data["responsible"], "pk", None) != current.responsible_id:
         gate.require(actor, gate.CHANGE_RESPONSIBLE)
+    layout.refuse_locked_writes(actor, current, data)  # hidden or read-only in the Manager layout: 403
     changed = [f for f in CLIENT_FIELDS if f in data and getattr(current, f) != data[f]]
     before = copy.copy(current)
     before.custom = dict(current.custom)
@@ -207,6 +210,8 @@ def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> in
 @transaction.atomic
 def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest: str | None = None) -> int:
     gate.require(actor, gate.CHANGE_RESPONSIBLE)
+    if "responsible" in layout.locked_keys(actor):
+        raise PermissionDenied
     ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
     names = {u.pk: str(u) for u in User.objects.filter(pk__in=set(Client.objects.filter(pk__in=ids).values_list("responsible_id", flat=True)) - {None})}
     previous = dict(Client.objects.filter(pk__in=ids).values_list("pk", "responsible_id"))
@@ -248,11 +253,21 @@ def custom_field_save(*, actor, form) -> CustomField:
     gate.require(actor, gate.CONFIGURE_FIELDS)
     field = form.save(commit=False)
     field.choices = form.cleaned_data["choices"] if field.kind == CustomField.Kind.SELECT else []
-    if not field.pk:
+    creating = not field.pk
+    if creating:
         last = CustomField.objects.order_by("-position").values_list("position", flat=True).first()
         field.position = (last or 0) + 1
     field.save()
+    if creating:
+        card_field_append(field=field)
     return field
+
+
+def card_field_append(*, field: CustomField) -> CardField:
+    """A new custom field goes to the end of its card block (seed 001: the admin orders it)."""
+    block = CardField.Block.CONTACT if field.entity == CustomField.Entity.CLIENT else CardField.Block.DEAL
+    last = CardField.objects.filter(block=block).order_by("-position").values_list("position", flat=True).first()
+    return CardField.objects.create(block=block, custom_field=field, position=(last or 0) + 1)
 
 
 def custom_field_set_active(*, actor, field: CustomField, active: bool) -> None:
@@ -296,3 +311,57 @@ def note_save(*, actor, client: Client, text: str) -> ClientNote:
     note.save()
     activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.NOTE, field_label=_("Note"), old=old, new=text)
     return note
+
+
+# Card layouts ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def layout_save(*, actor, block: str, rows: list[dict]) -> None:
+    """Order, names, the eye, Manager visibility and editability, and deletions of one block.
+    A deleted custom field keeps its values (is_active=False: restorable under Fields)."""
+    gate.require(actor, gate.CONFIGURE_FIELDS)
+    existing = {row.pk: row for row in CardField.objects.filter(block=block).select_related("custom_field")}
+    if {r["pk"] for r in rows} - set(existing):
+        raise ValidationError(_("The layout changed meanwhile: reload the page."))
+    for position, data in enumerate(rows, 1):
+        row = existing[data["pk"]]
+        default = row.custom_field.label if row.custom_field_id else str(layout.SYSTEM_LABELS.get(row.system_key, ""))
+        if row.custom_field_id and data["label"] and data["label"] != row.custom_field.label:
+            CustomField.objects.filter(pk=row.custom_field_id).update(label=data["label"])  # rename the field itself
+            data["label"] = ""
+        row.label = "" if data["label"] in ("", default) else data["label"]
+        row.position = position
+        row.hidden = data["hidden"] or (data["delete"] and not row.custom_field_id)
+        row.manager_visible = data["manager_visible"]
+        row.manager_editable = data["manager_editable"] and data["manager_visible"]
+        row.save()
+        if data["delete"] and row.custom_field_id:
+            CustomField.objects.filter(pk=row.custom_field_id).update(is_active=False)
+
+
+@transaction.atomic
+def layout_add_field(*, actor, block: str, kind: str, label: str, choices: list[str]) -> CardField:
+    """A new date, text or selector field, at the end of the block."""
+    gate.require(actor, gate.CONFIGURE_FIELDS)
+    label = label.strip()
+    if not label or len(label) > 40:
+        raise ValidationError(_("Give the field a name of at most 40 characters."))
+    if kind not in CustomField.Kind.values:
+        raise ValidationError(_("Choose the field's type."))
+    if kind == CustomField.Kind.SELECT and not choices:
+        raise ValidationError(_("A selector needs at least one value."))
+    entity = CustomField.Entity.CLIENT if block == CardField.Block.CONTACT else CustomField.Entity.DEAL
+    last = CustomField.objects.order_by("-position").values_list("position", flat=True).first() or 0
+    field = CustomField.objects.create(
+        label=label, kind=kind, entity=entity, position=last + 1,
+        choices=list(dict.fromkeys(c[:30] for c in choices)) if kind == CustomField.Kind.SELECT else [],
+    )
+    return card_field_append(field=field)
+
+
+def layout_show_system(*, actor, block: str, key: str) -> None:
+    """"Add a system field": show a system field that the block hides."""
+    gate.require(actor, gate.CONFIGURE_FIELDS)
+    if not CardField.objects.filter(block=block, system_key=key).update(hidden=False):
+        raise ValidationError(_("Choose a system field."))

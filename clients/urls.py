@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import card, views
 
 app_name = "clients"
 urlpatterns = [
@@ -14,7 +14,14 @@ urlpatterns = [
     path("new/", views.client_create, name="create"),
     path("bulk/confirm/", views.bulk_confirm, name="bulk-confirm"),
     path("bulk/run/", views.bulk_run, name="bulk-run"),
-    path("<int:pk>/", views.client_detail, name="detail"),
+    path("<int:pk>/", card.client_card, name="detail"),
+    path("<int:pk>/panel/", card.client_panel, name="panel"),
+    path("<int:pk>/feed/", card.feed, name="feed"),
+    path("<int:pk>/comment/", card.comment_add, name="comment"),
+    path("<int:pk>/note/", card.note_edit, name="note"),
+    path("layout/<str:block>/", card.layout_editor, name="layout"),
+    path("layout/<str:block>/save/", card.layout_save, name="layout-save"),
+    path("layout/<str:block>/add/", card.layout_add, name="layout-add"),
     path("<int:pk>/edit/", views.client_edit, name="edit"),
     path("<int:pk>/delete/", views.client_delete, name="delete"),
     path("<int:pk>/restore/", views.client_restore, name="restore"),

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from crm import permissions as gate
 
-from . import selectors, services
+from . import layout, selectors, services
 from .filters import ClientFilter
 from .forms import BulkResponsibleForm, ClientForm, CustomFieldForm, SavedFilterForm
 
@@ -108,18 +108,6 @@ def advanced_search(request):
     return render(request, "clients/search.html", {"form": filterset.with_choices(request.user).form})
 
 
-@require_GET
-def client_detail(request, pk):
-    from deals.selectors import client_deals
-
-    client = gate.client_or_404(request.user, pk, include_deleted=True)
-    tags = list(client.tags.all())
-    custom_fields = selectors.custom_fields_active()
-    custom_values = [(f, client.custom.get(f.key, "")) for f in custom_fields]
-    ctx = {"client": client, "tags": tags, "custom_values": custom_values, "deals": client_deals(request.user, client)}
-    return render(request, "clients/detail.html", ctx)
-
-
 def _form_response(request, form, *, client=None, status=200):
     ctx = {"form": form, "client": client}
     template = "clients/form.html#client-form" if request.htmx else "clients/form.html"
@@ -133,21 +121,31 @@ def _refuse_crafted_reassignment(request, *, current) -> None:
         raise PermissionDenied
 
 
+def _refuse_locked_fields(request, locked) -> None:
+    """The form never shows a locked field: a POST that sends one anyway is crafted (403)."""
+    names = {layout.FORM_FIELD.get(key, key) for key in locked}
+    if names & set(request.POST):
+        raise PermissionDenied
+
+
 @require_http_methods(["GET", "POST"])
 def client_create(request):
     gate.require(request.user, gate.ADD_CLIENT)
     custom_fields = selectors.custom_fields_active()
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
+    locked = layout.locked_keys(request.user)
     if request.method == "POST":
         _refuse_crafted_reassignment(request, current=request.user.pk)
-        form = ClientForm(request.POST, custom_fields=custom_fields, can_change_responsible=can_assign)
+        _refuse_locked_fields(request, locked)
+        form = ClientForm(request.POST, custom_fields=custom_fields, can_change_responsible=can_assign, locked=locked)
         if form.is_valid():
             client = services.client_create(actor=request.user, data=form.service_data())
             messages.success(request, _("Client “%(name)s” created.") % {"name": client.name})
             return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
     else:
         form = ClientForm(
-            initial={"responsible": request.user}, custom_fields=custom_fields, can_change_responsible=can_assign
+            initial={"responsible": request.user}, custom_fields=custom_fields, can_change_responsible=can_assign,
+            locked=locked,
         )
     return _form_response(request, form)
 
@@ -158,11 +156,14 @@ def client_edit(request, pk):
     gate.require(request.user, gate.CHANGE_CLIENT)
     custom_fields = selectors.custom_fields_active()
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
+    locked = layout.locked_keys(request.user)
     if request.method == "POST":
         _refuse_crafted_reassignment(request, current=client.responsible_id)
+        _refuse_locked_fields(request, locked)
         # The form works on a copy: the service compares against the stored client.
         form = ClientForm(
-            request.POST, instance=copy.copy(client), custom_fields=custom_fields, can_change_responsible=can_assign
+            request.POST, instance=copy.copy(client), custom_fields=custom_fields, can_change_responsible=can_assign,
+            locked=locked,
         )
         if form.is_valid():
             try:
@@ -176,7 +177,7 @@ def client_edit(request, pk):
             messages.success(request, _("Changes saved."))
             return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
     else:
-        form = ClientForm(instance=client, custom_fields=custom_fields, can_change_responsible=can_assign)
+        form = ClientForm(instance=client, custom_fields=custom_fields, can_change_responsible=can_assign, locked=locked)
     return _form_response(request, form, client=client)
 
 

@@ -57,6 +57,8 @@ def on_post_migrate(sender, apps=None, **kwargs):
         apps.get_model("deals", "Funnel")
     except LookupError:
         return
+    from clients.layout import ensure_default_layout
     from deals.defaults import ensure_default_funnel
 
     ensure_default_funnel(apps)
+    ensure_default_layout(apps)

@@ -239,3 +239,11 @@ def funnel_grants(funnel) -> dict:
         "users": list(get_users_with_perms(funnel, only_with_perms_in=["access_funnel"], with_group_users=False)),
         "groups": list(get_groups_with_perms(funnel)),
     }
+
+
+def client_sales(user, client) -> list:
+    """The client's sales in deals the user may see (the card's Sales tab), newest first."""
+    if not gate.can(user, gate.VIEW_DEALS):
+        return []
+    visible = gate.visible_deals(user).filter(client=client).values("pk")
+    return list(Sale.objects.filter(deal__in=visible).select_related("deal", "created_by")[:50])

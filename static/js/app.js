@@ -95,6 +95,36 @@
     refresh();
   }
 
+  // Tabs ([data-tabs]): buttons with aria-controls show one panel at a time; arrows move along.
+  document.addEventListener("click", function (event) {
+    var tab = event.target.closest("[data-tabs] [role=tab]");
+    if (!tab) return;
+    var bar = tab.closest("[data-tabs]");
+    bar.querySelectorAll("[role=tab]").forEach(function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", selected ? "true" : "false");
+      var panel = document.getElementById(other.getAttribute("aria-controls"));
+      if (panel) panel.hidden = !selected;
+    });
+  });
+
+  // Layout editor: the trash marks a row deleted (saved with the form) and hides it.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-delete-row]");
+    if (!button) return;
+    var row = button.closest(".layout-row");
+    row.querySelector(".delete-flag").value = "1";
+    row.hidden = true;
+  });
+
+  // A textarea with data-counter shows how many characters are used.
+  document.addEventListener("input", function (event) {
+    var area = event.target;
+    if (!area.dataset || !area.dataset.counter) return;
+    var counter = document.getElementById(area.dataset.counter);
+    if (counter) counter.textContent = area.value.length + " / " + area.maxLength;
+  });
+
   // Clients table: "+" lists the row's deals under it, "−" hides them (seed 002).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-expand]");

@@ -105,7 +105,8 @@ def test_delete_and_restore(new_page, boss):
     expect(page.get_by_text("This client was deleted")).to_be_visible()
     shot(page, "07-deleted-card")
     page.get_by_role("button", name="Restore", exact=True).click()
-    expect(page.get_by_text("restored")).to_be_visible()
+    expect(page.get_by_text("Client “Удаляемый Клиент” restored.")).to_be_visible()
+    expect(page.locator("#feed")).to_contain_text("restored")
     target.refresh_from_db()
     assert target.deleted_at is None
 

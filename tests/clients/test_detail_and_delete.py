@@ -16,13 +16,23 @@ def test_card_shows_fields_escaped(admin_client):
     assert "Москва" in page and "VIP" in page
 
 
-@pytest.mark.parametrize("tags", [0, 10])
-def test_card_query_count_flat(tags, admin_client, django_assert_num_queries):
-    obj = ClientFactory(tags=TagFactory.create_batch(tags))
+@pytest.mark.parametrize("size", [0, 12])
+def test_card_query_count_flat(size, admin_client, admin, django_assert_num_queries):
+    from crm.models import Activity
+    from deals.models import Sale
+    from tests.factories import DealFactory
+
+    obj = ClientFactory(tags=TagFactory.create_batch(size))
     CustomFieldFactory.create_batch(2)
-    # session, user, perms, client (+responsible, authors), tags, custom fields, deals
-    with django_assert_num_queries(7):
-        admin_client.get(obj.get_absolute_url())
+    for i in range(size):
+        deal = DealFactory(client=obj)
+        Sale.objects.create(deal=deal, client=obj, player_id="p", amount=10)
+    Activity.objects.bulk_create(Activity(client=obj, actor=admin, kind="comment", text=f"c{i}") for i in range(size * 5))
+    # session, user, perms, client (+responsible, authors), deals, card layout, note, feed page,
+    # last contact, tags, sales
+    with django_assert_num_queries(11):
+        response = admin_client.get(obj.get_absolute_url())
+    assert response.status_code == 200
 
 
 def test_soft_delete_from_card_and_restore_by_admin(admin_client, admin):

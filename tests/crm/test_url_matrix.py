@@ -12,8 +12,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from clients.models import Client, CustomField, SavedFilter, Tag
-from crm.models import Role, TableSettings, Team, User
+from clients.models import CardField, Client, ClientNote, CustomField, SavedFilter, Tag
+from crm.models import Activity, Notification, Role, TableSettings, Team, User
 from deals.models import Deal, Funnel, Line, Sale, Stage
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, UserFactory, role
 
@@ -28,8 +28,11 @@ FUNNEL_SETTINGS = {
     "deals:line-create", "deals:line-rename", "deals:line-delete", "deals:lines-order", "deals:stage-create",
     "deals:stage-update", "deals:stages-order", "deals:stage-delete",
 }
-ADMIN_ONLY |= FUNNEL_SETTINGS
-CLIENT_RECORD = {"clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row"}
+ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add"}
+CLIENT_RECORD = {
+    "clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row",
+    "clients:panel", "clients:feed", "clients:comment", "clients:note",
+}
 DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore"}
 FUNNEL_RECORD = {"deals:board", "deals:changes", "deals:totals", "deals:filters", "deals:table", "deals:more"}
 DEALS_SECTION = {"deals:home"}
@@ -72,6 +75,10 @@ def fingerprint():
         list(Stage.objects.order_by("pk").values_list("pk", "name", "position", "color")),
         list(Sale.objects.values_list("pk", flat=True)),
         list(GroupObjectPermission.objects.values_list("group", "object_pk")),
+        list(Activity.objects.order_by("pk").values_list("pk", "kind", "text")),
+        list(Notification.objects.order_by("pk").values_list("pk", "read_at")),
+        list(ClientNote.objects.values_list("client", "text")),
+        list(CardField.objects.order_by("pk").values_list("pk", "label", "position", "hidden", "manager_visible", "manager_editable")),
         list(UserObjectPermission.objects.values_list("user", "object_pk")),
     )
 
@@ -90,14 +97,14 @@ def world(db, admin, manager, nobody):
         "clients": secret.pk, "fields": field.pk, "crm:user-edit": admin.pk,
         "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk, "deals": secret_deal.pk,
         "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
-        "client_pk": secret.pk,
+        "client_pk": secret.pk, "block": "contact",
     }
     return {"admin": admin, "manager": manager, "nobody": nobody, "objects": objects, "secret": secret}
 
 
 def url_for(name, route, objects):
     kwargs = {}
-    for key in re.findall(r"<int:(\w+)>", route):
+    for key in re.findall(r"<(?:int|str):(\w+)>", route):
         kwargs[key] = (objects.get(name) or objects[name.split(":")[0]]) if key == "pk" else objects[key]
     return reverse(name, kwargs=kwargs)
 
@@ -110,7 +117,7 @@ def payload(name, world):
         "perms_0": ["clients.view_client"], "label": "Hijack", "kind": "text",
         "order": ["name"], "shown": ["name"], "responsible": world["manager"].pk,
         "stage": world["objects"]["stage_pk"], "seen_stage": 1, "seen_version": 1, "player_id": "p1",
-        "amount": "10", "budget": "5", "color": "red", "with_deals": "1",
+        "amount": "10", "budget": "5", "color": "red", "with_deals": "1", "text": "Hijack @boss",
     }
 
 

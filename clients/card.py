@@ -1,0 +1,216 @@
+"""The client card (page and right-hand panel), its feed, comments, note and layout editor."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crm import permissions as gate
+from crm import selectors as crm_selectors
+from crm.models import Activity
+from deals.selectors import client_deals, client_sales
+
+from . import layout, selectors, services
+from .labels import label
+from .models import CardField, ClientNote, CustomField
+from .phones import format_phone
+
+KIND_FILTERS = [
+    ("", _("All")), ("comments", _("Comments")), ("changes", _("Changes")), ("notes", _("Note")), ("deals", _("Deals and sales")),
+]
+
+
+def _value(client, row, deal):
+    """What a card field shows for this client (and its current deal, for the deal block)."""
+    key = row.key
+    if row.custom_field_id:
+        source = deal.custom if (row.block == CardField.Block.DEAL and deal) else client.custom
+        return source.get(key, "") if source is not None else ""
+    if row.block == CardField.Block.DEAL:
+        if deal is None:
+            return ""
+        return {
+            "funnel": lambda: deal.stage.line.funnel, "line": lambda: deal.stage.line, "stage": lambda: deal.stage,
+            "channel": lambda: label("channel", deal.channel), "budget": lambda: deal.budget,
+            "deal_responsible": lambda: deal.responsible or "",
+        }.get(key, lambda: "")()
+    if key == "phone":
+        return format_phone(client.phone)
+    if key == "extra_phones":
+        return ", ".join(format_phone(p) for p in client.extra_phones)
+    if key in ("country", "channel", "priority", "lifecycle"):
+        return label(key, getattr(client, key))
+    value = getattr(client, key, "")
+    return value if value is not None else ""
+
+
+def card_context(request, client, *, deal_pk=None) -> dict:
+    """Everything the card shows; a fixed number of queries whatever the deals, sales or feed."""
+    user = request.user
+    deals = client_deals(user, client)
+    deal = next((d for d in deals if str(d.pk) == str(deal_pk)), None) or next(iter(deals), None)
+    rows = layout.all_rows()
+    contact = layout.visible_rows(user, CardField.Block.CONTACT, rows=[r for r in rows if r.block == "contact"])
+    deal_rows = layout.visible_rows(user, CardField.Block.DEAL, rows=[r for r in rows if r.block == "deal"])
+    for row in contact:
+        row.value = _value(client, row, deal)
+    for row in deal_rows:
+        row.value = _value(client, row, deal)
+    note = ClientNote.objects.filter(client=client).first()
+    feed, more = crm_selectors.feed_page(client)
+    last = crm_selectors.last_contact(client)
+    return {
+        "client": client,
+        "tags": list(client.tags.all()),
+        "contact_rows": contact,
+        "deal_rows": deal_rows,
+        "deals": deals,
+        "deal": deal,
+        "sales": client_sales(user, client),
+        "note": note,
+        "feed": feed,
+        "feed_more": more,
+        "feed_kind": "",
+        "kind_filters": KIND_FILTERS,
+        "open_deals": sum(1 for d in deals),
+        "days_since_contact": (timezone.now() - last).days if last else None,
+        "can_configure": layout.admin_mode(user),
+        "comment_max": 999,
+    }
+
+
+@require_GET
+def client_card(request, pk):
+    client = gate.client_or_404(request.user, pk, include_deleted=True)
+    ctx = card_context(request, client, deal_pk=request.GET.get("deal"))
+    return render(request, "clients/card.html", ctx)
+
+
+@require_GET
+def client_panel(request, pk):
+    """The card as the messenger's right-hand panel: the same blocks, no page around them."""
+    client = gate.client_or_404(request.user, pk)
+    ctx = card_context(request, client, deal_pk=request.GET.get("deal"))
+    return render(request, "clients/card.html#card-panel", ctx)
+
+
+@require_GET
+def feed(request, pk):
+    client = gate.client_or_404(request.user, pk, include_deleted=True)
+    kind = request.GET.get("kind", "")
+    rows, more = crm_selectors.feed_page(client, kind=kind, before=request.GET.get("before", ""))
+    ctx = {"client": client, "feed": rows, "feed_more": more, "feed_kind": kind, "kind_filters": KIND_FILTERS}
+    partial = "feed-entries" if request.GET.get("before") else "feed"
+    return render(request, f"clients/card.html#{partial}", ctx)
+
+
+@require_POST
+def comment_add(request, pk):
+    client = gate.client_or_404(request.user, pk)
+    text = request.POST.get("text", "")
+    error = None
+    try:
+        services.comment_add(actor=request.user, client=client, text=text)
+        text = ""
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    rows, more = crm_selectors.feed_page(client)
+    ctx = {"client": client, "feed": rows, "feed_more": more, "feed_kind": "", "kind_filters": KIND_FILTERS,
+           "comment_text": text, "comment_error": error, "comment_max": 999}
+    return render(request, "clients/card.html#feed-with-form", ctx, status=200)
+
+
+@require_http_methods(["GET", "POST"])
+def note_edit(request, pk):
+    client = gate.client_or_404(request.user, pk)
+    gate.require(request.user, gate.CHANGE_CLIENT)
+    note = ClientNote.objects.filter(client=client).first()
+    if request.method == "POST":
+        try:
+            note = services.note_save(actor=request.user, client=client, text=request.POST.get("text", ""))
+        except ValidationError as exc:
+            ctx = {"client": client, "note": note, "note_text": request.POST.get("text", ""), "note_error": " ".join(exc.messages)}
+            return render(request, "clients/card.html#note-form", ctx)
+        response = render(request, "clients/card.html#note", {"client": client, "note": note})
+        response["HX-Trigger"] = "feed-changed"
+        return response
+    if request.GET.get("cancel"):
+        return render(request, "clients/card.html#note", {"client": client, "note": note})
+    return render(request, "clients/card.html#note-form", {"client": client, "note": note, "note_text": note.text if note else ""})
+
+
+__all__ = ["client_card", "client_panel", "feed", "comment_add", "note_edit", "messages", "PermissionDenied",
+           "Http404", "selectors", "Activity", "CustomField"]
+
+
+# The card-layout editor (seed 001: "Display settings", tabs Admin / Manager) -------------------
+
+
+def _block_or_404(block: str) -> str:
+    if block not in CardField.Block.values:
+        raise Http404
+    return block
+
+
+def _editor(request, block, *, status=200, error=None):
+    rows = layout.block_rows(block)
+    for row in rows:
+        row.title = layout.label_of(row)
+        row.default_title = row.custom_field.label if row.custom_field_id else str(layout.SYSTEM_LABELS.get(row.system_key, row.system_key))
+    hidden_system = [(r.system_key, r.title) for r in rows if r.system_key and r.hidden]
+    ctx = {
+        "block": block, "block_label": CardField.Block(block).label, "rows": rows, "hidden_system": hidden_system,
+        "kinds": [(k, v) for k, v in CustomField.Kind.choices], "error": error,
+    }
+    return render(request, "clients/layout.html", ctx, status=status)
+
+
+@require_GET
+def layout_editor(request, block):
+    gate.require(request.user, gate.CONFIGURE_FIELDS)
+    return _editor(request, _block_or_404(block))
+
+
+@require_POST
+def layout_save(request, block):
+    gate.require(request.user, gate.CONFIGURE_FIELDS)
+    block = _block_or_404(block)
+    order = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
+    rows = []
+    for pk in order:
+        rows.append({
+            "pk": pk,
+            "label": request.POST.get(f"label_{pk}", "").strip()[:40],
+            "hidden": request.POST.get(f"shown_{pk}") != "1",
+            "manager_visible": request.POST.get(f"mv_{pk}") == "1",
+            "manager_editable": request.POST.get(f"me_{pk}") == "1",
+            "delete": request.POST.get(f"delete_{pk}") == "1",
+        })
+    try:
+        services.layout_save(actor=request.user, block=block, rows=rows)
+    except ValidationError as exc:
+        return _editor(request, block, error=" ".join(exc.messages))
+    messages.success(request, _("Display settings saved."))
+    from .views import hx_redirect
+
+    return hx_redirect(request.headers.get("HX-Current-URL") or "/clients/")
+
+
+@require_POST
+def layout_add(request, block):
+    gate.require(request.user, gate.CONFIGURE_FIELDS)
+    block = _block_or_404(block)
+    kind = request.POST.get("kind", "")
+    try:
+        if kind == "system":
+            services.layout_show_system(actor=request.user, block=block, key=request.POST.get("system_key", ""))
+        else:
+            values = [v.strip() for v in request.POST.get("choices", "").splitlines() if v.strip()]
+            services.layout_add_field(actor=request.user, block=block, kind=kind,
+                                      label=request.POST.get("label", ""), choices=values)
+    except ValidationError as exc:
+        return _editor(request, block, error=" ".join(exc.messages))
+    return _editor(request, block)
