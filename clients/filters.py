@@ -143,10 +143,22 @@ class ClientFilter(df.FilterSet):
         model = Client
         fields: list[str] = []
 
-    def __init__(self, *args, custom_fields=None, **kwargs):
+    # the field each filter reads: a field hidden from the user takes its filters with it
+    FILTER_FIELD = {
+        "phone": "phone", "email": "email", "company": "company", "city": "city", "address": "address",
+        "external_id": "external_id", "registered_from": "registration_date", "registered_to": "registration_date",
+        "responsible": "responsible", "country": "country", "channel": "channel", "priority": "priority",
+    }
+
+    def __init__(self, *args, custom_fields=None, hidden=(), **kwargs):
         super().__init__(*args, **kwargs)
+        hidden = set(hidden)
         for field in custom_fields or []:
-            self.filters.update(custom_field_filters(field))
+            if field.key not in hidden:
+                self.filters.update(custom_field_filters(field))
+        for name, key in self.FILTER_FIELD.items():
+            if key in hidden:
+                self.filters.pop(name, None)
 
     request_user = None
 
@@ -157,7 +169,8 @@ class ClientFilter(df.FilterSet):
         self.request_user = user
         people = [(u.pk, str(u)) for u in users()]
         form = self.form
-        form.fields["responsible"].widget.choices = people
+        if "responsible" in form.fields:
+            form.fields["responsible"].widget.choices = people
         form.fields["created_by"].widget.choices = [("", "—"), *people]
         form.fields["modified_by"].widget.choices = [("", "—"), *people]
         form.fields["tags"].widget.choices = [(t.pk, t.name) for t in Tag.objects.all()]

@@ -82,11 +82,13 @@ def locked_keys(user, block: str = CardField.Block.CONTACT, rows=None) -> set[st
 
 
 def hidden_keys(user, block: str = CardField.Block.CONTACT, rows=None) -> set[str]:
-    """Field keys the user may not see (the table's columns and filters follow the card)."""
-    admin = admin_mode(user)
+    """Field keys a manager may not see: the clients table's columns and filters follow the card.
+    Admins see every field in the table (the eye only tidies the card)."""
+    if admin_mode(user):
+        return set()
     return {
         row.key for row in (rows if rows is not None else block_rows(block))
-        if row.hidden or (not admin and not row.manager_visible)
+        if row.hidden or not row.manager_visible
     }
 
 

@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_datetime
 from crm import permissions as gate
 from crm.models import TableSettings
 
+from . import layout
 from .columns import Column, all_columns, chosen_columns
 from .filters import ClientFilter, is_selective_phone_search
 from .models import Client, CustomField, SavedFilter
@@ -25,8 +26,9 @@ def custom_fields_active(entity: str = CustomField.Entity.CLIENT) -> list[Custom
     return list(CustomField.objects.filter(is_active=True, entity=entity))
 
 
-def table_columns_for(user, custom_fields) -> tuple[list[Column], dict[str, Column]]:
-    available = all_columns(custom_fields)
+def table_columns_for(user, custom_fields, hidden=None) -> tuple[list[Column], dict[str, Column]]:
+    hidden = layout.hidden_keys(user) if hidden is None else hidden
+    available = {key: column for key, column in all_columns(custom_fields).items() if key not in hidden}
     saved = TableSettings.objects.filter(user=user, table=CLIENTS_TABLE).values_list("columns", flat=True).first()
     return chosen_columns(saved, available), available
 
@@ -45,7 +47,7 @@ def filtered_clients(user, params: QueryDict, custom_fields) -> tuple[QuerySet, 
         from deals.models import Deal
 
         qs = qs.filter(~Exists(Deal.objects.filter(client_id=OuterRef("pk"), deleted_at__isnull=True)))
-    filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields)
+    filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields, hidden=layout.hidden_keys(user))
     if not filterset.is_valid():
         return qs.none(), filterset
     return filterset.qs, filterset

@@ -79,7 +79,9 @@ def client_count(request):
 def filter_panel(request):
     """The custom filters form (lazy: its selects cost queries the table itself does not)."""
     gate.require(request.user, gate.VIEW_CLIENTS)
-    filterset = ClientFilter(request.GET, custom_fields=selectors.custom_fields_active()).with_choices(request.user)
+    filterset = ClientFilter(
+        request.GET, custom_fields=selectors.custom_fields_active(), hidden=layout.hidden_keys(request.user)
+    ).with_choices(request.user)
     ctx = {
         "form": filterset.form,
         "saved_filters": selectors.saved_filters_of(request.user),
@@ -104,7 +106,7 @@ def advanced_search(request):
                 return redirect("clients:detail", pk=matches[0])
             return redirect(reverse("clients:list") + "?" + table_query(params))
     else:
-        filterset = ClientFilter(None, custom_fields=custom_fields)
+        filterset = ClientFilter(None, custom_fields=custom_fields, hidden=layout.hidden_keys(request.user))
     return render(request, "clients/search.html", {"form": filterset.with_choices(request.user).form})
 
 

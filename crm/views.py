@@ -4,10 +4,10 @@ from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import permissions as gate
-from . import selectors, services
+from . import activity, selectors, services
 from .forms import LoginForm, ProfileForm, RoleForm, TeamForm, UserForm
 
 login = login_not_required(
@@ -100,3 +100,24 @@ def role_edit(request, pk=None):
         messages.success(request, _("Role saved."))
         return redirect("crm:roles")
     return render(request, "crm/role_form.html", {"form": form, "role": role})
+
+
+@require_GET
+def notification_bell(request):
+    """The bell's unread count: loaded after the page and polled, so it costs pages nothing."""
+    return render(request, "crm/notifications.html#bell", {"unread": selectors.unread_count(request.user)})
+
+
+@require_GET
+def notification_list(request):
+    ctx = {"notifications": selectors.notifications_of(request.user), "unread": selectors.unread_count(request.user)}
+    return render(request, "crm/notifications.html", ctx)
+
+
+@require_POST
+def notification_read(request, pk=None):
+    activity.notifications_mark_read(user=request.user, pk=pk)
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect("crm:notifications")

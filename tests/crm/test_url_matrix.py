@@ -18,7 +18,11 @@ from deals.models import Deal, Funnel, Line, Sale, Stage
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, UserFactory, role
 
 PUBLIC = {"crm:login"}
-SELF = {"crm:home", "crm:logout", "crm:profile", "crm:password", "crm:password-done"}
+SELF = {
+    "crm:home", "crm:logout", "crm:profile", "crm:password", "crm:password-done",
+    "crm:notifications", "crm:bell", "crm:notifications-read", "crm:notification-read",
+}
+OWN_DATA_WRITES = {"crm:profile", "crm:password", "crm:logout", "crm:notifications-read"}
 ADMIN_ONLY = {
     "crm:users", "crm:user-create", "crm:user-edit", "crm:team-create", "crm:roles", "crm:role-create",
     "crm:role-edit", "fields:list", "fields:create", "fields:edit", "fields:toggle",
@@ -88,6 +92,7 @@ def world(db, admin, manager, nobody):
     secret = ClientFactory(name="Admin's secret client", responsible=admin)
     field = CustomFieldFactory()
     saved = SavedFilter.objects.create(user=admin, name="mine", query="q=a")
+    admins_note = Notification.objects.create(user=admin, kind="mention", text="for the admin only")
     hidden_funnel = FunnelFactory(name="Secret funnel")  # granted to nobody: admins only
     hidden_stage = hidden_funnel.lines.get().stages.first()
     # in the default funnel, which managers may open, but someone else's deal
@@ -97,7 +102,7 @@ def world(db, admin, manager, nobody):
         "clients": secret.pk, "fields": field.pk, "crm:user-edit": admin.pk,
         "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk, "deals": secret_deal.pk,
         "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
-        "client_pk": secret.pk, "block": "contact",
+        "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
     }
     return {"admin": admin, "manager": manager, "nobody": nobody, "objects": objects, "secret": secret}
 
@@ -148,10 +153,13 @@ def test_no_leaks_for_lesser_roles(who, name, route, client, world):
     get = client.get(url)
     post = client.post(url, payload(name, world))
     body = get.content.decode() + post.content.decode()
-    for secret in ("Admin&#x27;s secret client", "Admin's secret client", "Admin&#x27;s secret deal", "Secret funnel"):
+    for secret in ("Admin&#x27;s secret client", "Admin's secret client", "Admin&#x27;s secret deal", "Secret funnel",
+                   "for the admin only"):
         assert secret not in body, (who, url)
     if name in PUBLIC | SELF:
         assert get.status_code in (200, 302, 405)
+        if name not in OWN_DATA_WRITES:
+            assert fingerprint() == before, f"{who} changed data through {url}"
         return
     if name in ADMIN_ONLY:
         assert get.status_code in (403, 405) and post.status_code in (403, 405), url
