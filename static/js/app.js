@@ -19,9 +19,10 @@
       var first = dialog.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
       if (first) first.focus();
     }
-    initSortables(event.detail.target);
     initBulk();
   });
+  // New content (an outerHTML swap replaces its target): make its lists sortable.
+  document.addEventListener("htmx:afterSettle", function () { initSortables(document); });
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-close-modal]")) {
       modal().close();
