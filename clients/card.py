@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm import permissions as gate
@@ -19,7 +20,8 @@ from .models import CardField, ClientNote, CustomField
 from .phones import format_phone
 
 KIND_FILTERS = [
-    ("", _("All")), ("comments", _("Comments")), ("changes", _("Changes")), ("notes", _("Note")), ("deals", _("Deals and sales")),
+    ("", _lazy("All")), ("comments", _lazy("Comments")), ("changes", _lazy("Changes")), ("notes", _lazy("Note")),
+    ("deals", _lazy("Deals and sales")),
 ]
 
 
