@@ -6,7 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm import permissions as gate
@@ -20,8 +20,8 @@ from .models import CardField, ClientNote, CustomField
 from .phones import format_phone
 
 KIND_FILTERS = [
-    ("", _lazy("All")), ("comments", _lazy("Comments")), ("changes", _lazy("Changes")), ("notes", _lazy("Note")),
-    ("deals", _lazy("Deals and sales")),
+    ("", gettext_lazy("All")), ("comments", gettext_lazy("Comments")), ("changes", gettext_lazy("Changes")),
+    ("notes", gettext_lazy("Note")), ("deals", gettext_lazy("Deals and sales")),
 ]
 
 

@@ -66,6 +66,7 @@ def visible_rows(user, block: str, rows=None) -> list[CardField]:
             continue
         row.title = label_of(row)
         row.editable = row.system_key not in READ_ONLY_SYSTEM and (admin or row.manager_editable)
+        row.locked = not admin and not row.manager_editable  # read-only by the layout (shown with a lock)
         shown.append(row)
     return shown
 
