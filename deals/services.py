@@ -15,7 +15,7 @@ from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_wit
 from clients.models import Client
 from crm import activity
 from crm import permissions as gate
-from crm.models import Activity
+from crm.models import Activity, Notification
 
 from .models import Deal, Funnel, Line, Sale, Stage
 
@@ -177,6 +177,11 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
                        field=field, field_label=f"#{current.pk} · {label}", old=old, new=new)
         for field, label, old, new in entries
     ])
+    if any(field == "responsible" for field, *_ in entries) and current.responsible is not None:
+        activity.notify(
+            user=current.responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url=current.get_absolute_url(),
+            text=_("%(actor)s made you responsible for the deal #%(n)s %(name)s") % {"actor": actor, "n": current.pk, "name": current.name},
+        )
     current.refresh_from_db()
     return current
 

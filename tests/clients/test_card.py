@@ -148,3 +148,12 @@ def test_bell_query_count(count, client, manager, django_assert_num_queries):
     client.force_login(manager)
     with django_assert_num_queries(3):  # session, user, unread count
         client.get(reverse("crm:bell"), headers=HX)
+
+
+def test_made_responsible_for_a_deal_notifies(admin_client, manager):
+    deal = DealFactory()
+    admin_client.post(reverse("deals:edit", args=[deal.pk]),
+                      {"name": deal.name, "budget": "1", "channel": "", "responsible": manager.pk}, headers=HX)
+    note = Notification.objects.get(user=manager)
+    assert note.kind == "assigned" and f"#{deal.pk}" in note.text
+    assert Activity.objects.filter(deal=deal, field="responsible").exists()
