@@ -8,5 +8,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
 
 app = Celery("crm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # Task reminders (issue 6): due soon and overdue, each sent once (tasks.services.reminders_send).
+    "tasks-reminders": {"task": "tasks.tasks.reminders_send", "schedule": 60.0},
+}
 app.autodiscover_tasks()

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import Role, Team
 from .permissions import ROLE_PERMISSIONS
+from .timezones import TIME_ZONES
 
 
 class LoginForm(AuthenticationForm):
@@ -13,9 +14,11 @@ class LoginForm(AuthenticationForm):
 
 
 class ProfileForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=[(z, z) for z in TIME_ZONES])
+
     class Meta:
         model = get_user_model()
-        fields = ["first_name", "last_name", "email", "language"]
+        fields = ["first_name", "last_name", "email", "language", "time_zone", "email_reminders"]
 
 
 class UserForm(SetPasswordMixin, forms.ModelForm):

@@ -1,9 +1,11 @@
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 
 
 class UserLanguageMiddleware:
-    """Activate the signed-in user's interface language (Russian by default)."""
+    """Activate the signed-in user's interface language (Russian by default) and time zone."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -12,6 +14,10 @@ class UserLanguageMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             language = user.language
+            try:
+                timezone.activate(ZoneInfo(user.time_zone))
+            except (ZoneInfoNotFoundError, ValueError):
+                timezone.deactivate()
         else:
             language = translation.get_language_from_request(request) or settings.LANGUAGE_CODE
         translation.activate(language)

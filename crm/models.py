@@ -73,6 +73,8 @@ class User(AbstractUser):
     team = models.ForeignKey(
         Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
     )
+    time_zone = models.CharField(_("time zone"), max_length=60, default=settings.TIME_ZONE)
+    email_reminders = models.BooleanField(_("task reminders by email"), default=False)
 
     class Meta:
         ordering = ["first_name", "last_name", "username"]
@@ -113,6 +115,7 @@ class Activity(models.Model):
         STAGE = "stage", _("Stage move")
         DELETED = "deleted", _("Deleted")
         RESTORED = "restored", _("Restored")
+        TASK = "task", _("Task")
 
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities")
     deal = models.ForeignKey("deals.Deal", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities")
@@ -136,6 +139,7 @@ class Notification(models.Model):
     class Kind(models.TextChoices):
         MENTION = "mention", _("Mention")
         ASSIGNED = "assigned", _("Made responsible")
+        REMINDER = "reminder", _("Reminder")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind)

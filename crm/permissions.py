@@ -31,6 +31,11 @@ RESTORE_DEAL = "deals.restore_deal"
 ADD_SALE = "deals.add_sale"
 CONFIGURE_FUNNELS = "deals.change_funnel"
 ACCESS_FUNNEL = "deals.access_funnel"  # object-level (django-guardian), per funnel
+VIEW_TASKS = "tasks.view_task"
+ADD_TASK = "tasks.add_task"
+CHANGE_TASK = "tasks.change_task"
+ADD_TASKS_BULK = "tasks.add_task_bulk"
+CONFIGURE_TASK_TYPES = "tasks.change_tasktype"
 
 # What a role can be given, in the order the role form lists it. Later features add theirs.
 ROLE_PERMISSIONS = [
@@ -53,7 +58,14 @@ ROLE_PERMISSIONS = [
         (DELETE_DEAL, _("Delete deals")),
         (RESTORE_DEAL, _("Restore deleted deals")),
     ]),
+    (_("Tasks"), [
+        (VIEW_TASKS, _("View tasks")),
+        (ADD_TASK, _("Create tasks")),
+        (CHANGE_TASK, _("Complete and edit tasks")),
+        (ADD_TASKS_BULK, _("Create tasks in bulk")),
+    ]),
     (_("Administration"), [
+        (CONFIGURE_TASK_TYPES, _("Configure task types")),
         (CONFIGURE_FUNNELS, _("Configure funnels")),
         (CONFIGURE_FIELDS, _("Configure client fields")),
         (MANAGE_USERS, _("Manage users and roles")),
@@ -166,3 +178,22 @@ def deal_or_404(user, pk, *, include_deleted: bool = False):
     if deal is None:
         raise Http404
     return deal
+
+
+def visible_tasks(user) -> QuerySet:
+    """Tasks the user may see: by the role's visibility on the task's responsible, and only for
+    clients the user may see."""
+    from tasks.models import Task
+
+    require(user, VIEW_TASKS)
+    qs = Task.objects.filter(client__deleted_at__isnull=True)
+    return scope_to_user(user, qs)
+
+
+def task_or_404(user, pk):
+    if not can(user, VIEW_TASKS):
+        raise Http404
+    task = visible_tasks(user).select_related("client", "type", "responsible").filter(pk=pk).first()
+    if task is None:
+        raise Http404
+    return task

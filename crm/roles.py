@@ -4,16 +4,18 @@ Created by migration crm.0002 and again after any flush (post_migrate), only whe
 an admin's later changes to a role are never overwritten.
 """
 
+TASKS_MANAGER = ["tasks.view_task", "tasks.add_task", "tasks.change_task"]
+TASKS_ADMIN = [*TASKS_MANAGER, "tasks.add_task_bulk", "tasks.change_tasktype"]
 DEALS_MANAGER = ["deals.view_deal", "deals.add_deal", "deals.change_deal", "deals.move_deal", "deals.add_sale"]
 DEALS_ADMIN = [*DEALS_MANAGER, "deals.delete_deal", "deals.restore_deal", "deals.change_funnel"]
 ADMIN_PERMISSIONS = [
     "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
     "clients.restore_client", "clients.change_responsible", "clients.import_clients",
-    "clients.export_clients", "clients.change_customfield", "crm.manage_users", *DEALS_ADMIN,
+    "clients.export_clients", "clients.change_customfield", "crm.manage_users", *DEALS_ADMIN, *TASKS_ADMIN,
 ]
 MANAGER_PERMISSIONS = [
     "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
-    "clients.export_clients", *DEALS_MANAGER,
+    "clients.export_clients", *DEALS_MANAGER, *TASKS_MANAGER,
 ]
 BUILTIN = [("Admin", "all", ADMIN_PERMISSIONS), ("Manager", "own", MANAGER_PERMISSIONS)]
 
@@ -62,3 +64,6 @@ def on_post_migrate(sender, apps=None, **kwargs):
 
     ensure_default_funnel(apps)
     ensure_default_layout(apps)
+    from tasks.defaults import ensure_task_types
+
+    ensure_task_types(apps)

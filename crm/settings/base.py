@@ -196,6 +196,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }
 
+# Task reminders go out this long before the deadline (and again once it has passed).
+TASK_REMINDER_BEFORE_MINUTES = env_int("TASK_REMINDER_BEFORE_MINUTES", 60)
+
 # The clients table: rows per page, and the point past which the total is shown as "N+".
 CLIENTS_PAGE_SIZE = 50
 CLIENTS_COUNT_CAP = 10_000

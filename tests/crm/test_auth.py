@@ -73,7 +73,7 @@ def test_user_switches_language_in_settings(client, manager):
     client.force_login(manager)
     response = client.post(
         reverse("crm:profile"),
-        {"first_name": "Mary", "last_name": "K", "email": "mary@example.com", "language": "ru"},
+        {"first_name": "Mary", "last_name": "K", "email": "mary@example.com", "language": "ru", "time_zone": "Asia/Yekaterinburg"},
     )
     assert response.status_code == 302
     assert "Мои настройки" in client.get(reverse("crm:profile")).content.decode()

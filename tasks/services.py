@@ -1,0 +1,179 @@
+"""Writes to tasks. Each checks the gate, owns its transaction and records the client's feed."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+from crm import activity
+from crm import permissions as gate
+from crm.models import Activity, Notification
+
+from .models import DESCRIPTION_MAX, BulkTaskJob, Task, TaskType
+
+log = logging.getLogger(__name__)
+BULK_INLINE_LIMIT = 200  # above this, a mass "Add task" runs in the worker with a progress bar
+BULK_CHUNK = 500
+
+
+def _clean(description: str) -> str:
+    description = (description or "").strip()
+    if not description:
+        raise ValidationError(_("Describe the task."))
+    if len(description) > DESCRIPTION_MAX:
+        raise ValidationError(_("A task description can have at most %(n)s characters.") % {"n": DESCRIPTION_MAX})
+    return description
+
+
+@transaction.atomic
+def task_create(*, actor, client, type: TaskType, description: str, responsible, deadline, deal=None) -> Task:
+    gate.require(actor, gate.ADD_TASK)
+    task = Task.objects.create(
+        client=client, deal=deal, type=type, description=_clean(description), responsible=responsible,
+        deadline=deadline, created_by=actor,
+    )
+    activity.record(client_id=client.pk, deal_id=deal.pk if deal else None, actor=actor, kind=Activity.Kind.TASK,
+                    field="created", new=f"{type}: {task.description}", text=str(task.pk))
+    if responsible is not None and responsible.pk != actor.pk:
+        activity.notify(user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url=task.get_absolute_url(),
+                        text=_("%(actor)s gave you a task: %(text)s") % {"actor": actor, "text": task.description})
+    return task
+
+
+@transaction.atomic
+def task_complete(*, actor, task: Task, result: str) -> Task:
+    gate.require(actor, gate.CHANGE_TASK)
+    updated = Task.objects.filter(pk=task.pk, status=Task.Status.OPEN).update(
+        status=Task.Status.DONE, result=(result or "").strip()[:2000], completed_at=timezone.now(), completed_by=actor
+    )
+    if not updated:
+        raise ValidationError(_("The task is already done."))
+    task.refresh_from_db()
+    activity.record(client_id=task.client_id, deal_id=task.deal_id, actor=actor, kind=Activity.Kind.TASK,
+                    field="done", new=task.description, text=task.result)
+    return task
+
+
+# Mass "Add task" (seed 002): admin-only by default, one task per client, safe to retry ---------
+
+
+@transaction.atomic
+def tasks_bulk_start(*, actor, client_ids: list[int], type: TaskType, description: str, responsible, deadline) -> BulkTaskJob:
+    gate.require(actor, gate.ADD_TASKS_BULK)
+    job = BulkTaskJob.objects.create(
+        created_by=actor, client_ids=sorted(set(client_ids)), description=_clean(description), type=type,
+        responsible=responsible, deadline=deadline, total=len(set(client_ids)),
+    )
+    if job.total <= BULK_INLINE_LIMIT:
+        tasks_bulk_run(job_id=job.pk)
+        job.refresh_from_db()
+    else:
+        from .tasks import tasks_bulk_run as queued
+
+        transaction.on_commit(lambda: queued.delay(str(job.pk)))
+    return job
+
+
+def tasks_bulk_run(*, job_id) -> BulkTaskJob:
+    """Create the job's tasks chunk by chunk. Each task carries the job id and the database
+    allows one per (job, client): a retry after a crash skips what is done, never doubles it."""
+    job = BulkTaskJob.objects.select_related("created_by", "type", "responsible").get(pk=job_id)
+    if job.status == BulkTaskJob.Status.DONE:
+        return job
+    BulkTaskJob.objects.filter(pk=job.pk).update(status=BulkTaskJob.Status.RUNNING)
+    ids = job.client_ids
+    for start in range(0, len(ids), BULK_CHUNK):
+        chunk = ids[start : start + BULK_CHUNK]
+        with transaction.atomic():
+            existing = set(Task.objects.filter(batch=job.pk, client_id__in=chunk).values_list("client_id", flat=True))
+            fresh = [pk for pk in chunk if pk not in existing]
+            Task.objects.bulk_create(
+                [Task(client_id=pk, type=job.type, description=job.description, responsible=job.responsible,
+                      deadline=job.deadline, created_by=job.created_by, batch=job.pk) for pk in fresh],
+                ignore_conflicts=True,
+            )
+            activity.record_many([
+                activity.entry(client_id=pk, actor=job.created_by, kind=Activity.Kind.TASK, field="created",
+                               new=f"{job.type}: {job.description}") for pk in fresh
+            ])
+            BulkTaskJob.objects.filter(pk=job.pk).update(done=min(start + len(chunk), job.total))
+    BulkTaskJob.objects.filter(pk=job.pk).update(status=BulkTaskJob.Status.DONE, done=job.total, finished_at=timezone.now())
+    if job.responsible is not None and job.total:
+        with override(job.responsible.language):
+            activity.notify(user=job.responsible, kind=Notification.Kind.ASSIGNED, actor=job.created_by,
+                            url="/tasks/?view=mine", text=_("%(actor)s gave you %(n)s tasks: %(text)s")
+                            % {"actor": job.created_by, "n": job.total, "text": job.description})
+    job.refresh_from_db()
+    return job
+
+
+# Reminders ------------------------------------------------------------------------------------
+
+
+def reminders_send(*, now=None, crash_after: int | None = None) -> int:
+    """Notify responsibles before a deadline and again once it has passed. Each reminder is
+    claimed by a conditional UPDATE in the transaction that writes its notification, so two runs
+    at once, or a run after a worker died half way, send every reminder exactly once.
+    (crash_after is for the test that stops a run half way.)"""
+    now = now or timezone.now()
+    before = timedelta(minutes=settings.TASK_REMINDER_BEFORE_MINUTES)
+    due_soon = Task.objects.filter(status=Task.Status.OPEN, reminded_before_at__isnull=True,
+                                   deadline__gt=now, deadline__lte=now + before)
+    overdue = Task.objects.filter(status=Task.Status.OPEN, reminded_overdue_at__isnull=True, deadline__lte=now)
+    sent = 0
+    for kind, queryset, field in (("soon", due_soon, "reminded_before_at"), ("overdue", overdue, "reminded_overdue_at")):
+        for task in queryset.select_related("responsible", "client").order_by("deadline")[:5000]:
+            if crash_after is not None and sent >= crash_after:
+                raise RuntimeError("worker died")
+            if _remind(task, kind, field, now):
+                sent += 1
+    return sent
+
+
+def _remind(task: Task, kind: str, field: str, now) -> bool:
+    with transaction.atomic():
+        claimed = Task.objects.filter(pk=task.pk, **{f"{field}__isnull": True}).update(**{field: now})
+        if not claimed or task.responsible is None:
+            return False
+        user = task.responsible
+        with override(user.language):
+            if kind == "soon":
+                text = _("Task due %(when)s: %(text)s (%(client)s)")
+            else:
+                text = _("Task overdue since %(when)s: %(text)s (%(client)s)")
+            text = text % {"when": timezone.localtime(task.deadline).strftime("%Y-%m-%d %H:%M"), "text": task.description,
+                           "client": task.client.name}
+        Notification.objects.create(user=user, kind=Notification.Kind.REMINDER, text=text[:300], url=task.get_absolute_url())
+        if user.email_reminders and user.email:
+            transaction.on_commit(lambda: _email(user.email, text))
+    return True
+
+
+def _email(address: str, text: str) -> None:
+    try:
+        send_mail(subject=text[:78], message=text, from_email=None, recipient_list=[address])
+    except OSError:  # the reminder is in the app already; mail is a courtesy copy
+        log.exception("reminder email to %s failed", address)
+
+
+@transaction.atomic
+def task_type_save(*, actor, type: TaskType | None, name: str) -> TaskType:
+    gate.require(actor, gate.CONFIGURE_TASK_TYPES)
+    name = (name or "").strip()
+    if not name or len(name) > 60:
+        raise ValidationError(_("Give the type a name of at most 60 characters."))
+    if type is None:
+        last = TaskType.objects.order_by("-position").values_list("position", flat=True).first() or 0
+        return TaskType.objects.create(name=name, position=last + 1)
+    TaskType.objects.filter(pk=type.pk).update(name=name, is_default_name=False)
+    type.refresh_from_db()
+    return type
+
+
+__all__ = ["PermissionDenied"]
