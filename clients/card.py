@@ -13,6 +13,7 @@ from crm import permissions as gate
 from crm import selectors as crm_selectors
 from crm.models import Activity
 from deals.selectors import client_deals, client_sales
+from tasks.selectors import client_tasks
 
 from . import layout, selectors, services
 from .labels import label
@@ -21,7 +22,7 @@ from .phones import format_phone
 
 KIND_FILTERS = [
     ("", gettext_lazy("All")), ("comments", gettext_lazy("Comments")), ("changes", gettext_lazy("Changes")),
-    ("notes", gettext_lazy("Note")), ("deals", gettext_lazy("Deals and sales")),
+    ("notes", gettext_lazy("Note")), ("deals", gettext_lazy("Deals and sales")), ("tasks", gettext_lazy("Tasks")),
 ]
 
 
@@ -72,6 +73,7 @@ def card_context(request, client, *, deal_pk=None) -> dict:
         "deals": deals,
         "deal": deal,
         "sales": client_sales(user, client),
+        "tasks": client_tasks(user, client),
         "note": note,
         "feed": feed,
         "feed_more": more,

@@ -19,7 +19,7 @@ from .filters import ClientFilter, is_selective_phone_search
 from .models import Client, CustomField, SavedFilter
 
 CLIENTS_TABLE = "clients"
-VIEWS = ("all", "mine", "no_deals", "deleted")
+VIEWS = ("all", "mine", "no_deals", "no_tasks", "overdue", "deleted")
 
 
 def custom_fields_active(entity: str = CustomField.Entity.CLIENT) -> list[CustomField]:
@@ -47,6 +47,16 @@ def filtered_clients(user, params: QueryDict, custom_fields) -> tuple[QuerySet, 
         from deals.models import Deal
 
         qs = qs.filter(~Exists(Deal.objects.filter(client_id=OuterRef("pk"), deleted_at__isnull=True)))
+    elif view == "no_tasks":  # seed 002: clients nobody has made a task for yet
+        from tasks.models import Task
+
+        qs = qs.filter(~Exists(Task.objects.filter(client_id=OuterRef("pk"))))
+    elif view == "overdue":  # seed 002: a task's deadline has passed (and it is still open)
+        from django.utils import timezone
+
+        from tasks.models import Task
+
+        qs = qs.filter(Exists(Task.objects.filter(client_id=OuterRef("pk"), status="open", deadline__lt=timezone.now())))
     filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields, hidden=layout.hidden_keys(user))
     if not filterset.is_valid():
         return qs.none(), filterset

@@ -39,6 +39,7 @@ FEED_FILTERS = {
     "changes": ["created", "change", "deleted", "restored"],
     "notes": ["note"],
     "deals": ["deal", "stage", "sale"],
+    "tasks": ["task"],
 }
 
 

@@ -29,5 +29,6 @@ urlpatterns = [
     path("", include(crm_patterns)),
     path("clients/", include("clients.urls")),
     path("deals/", include("deals.urls")),
+    path("tasks/", include("tasks.urls")),
     path("settings/fields/", include("clients.fields_urls")),
 ]

@@ -15,12 +15,13 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 from clients.models import CardField, Client, ClientNote, CustomField, SavedFilter, Tag
 from crm.models import Activity, Notification, Role, TableSettings, Team, User
 from deals.models import Deal, Funnel, Line, Sale, Stage
+from tasks.models import Task, TaskType
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, UserFactory, role
 
 PUBLIC = {"crm:login"}
 SELF = {
     "crm:home", "crm:logout", "crm:profile", "crm:password", "crm:password-done",
-    "crm:notifications", "crm:bell", "crm:notifications-read", "crm:notification-read",
+    "crm:notifications", "crm:bell", "crm:notifications-read", "crm:notification-read", "tasks:counts",
 }
 OWN_DATA_WRITES = {"crm:profile", "crm:password", "crm:logout", "crm:notifications-read"}
 ADMIN_ONLY = {
@@ -32,14 +33,15 @@ FUNNEL_SETTINGS = {
     "deals:line-create", "deals:line-rename", "deals:line-delete", "deals:lines-order", "deals:stage-create",
     "deals:stage-update", "deals:stages-order", "deals:stage-delete",
 }
-ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add"}
+ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add", "tasks:types", "tasks:bulk"}
 CLIENT_RECORD = {
     "clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row",
-    "clients:panel", "clients:feed", "clients:comment", "clients:note",
+    "clients:panel", "clients:feed", "clients:comment", "clients:note", "tasks:create",
 }
-DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore"}
+DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore",
+               "tasks:complete", "tasks:bulk-progress"}
 FUNNEL_RECORD = {"deals:board", "deals:changes", "deals:totals", "deals:filters", "deals:table", "deals:more"}
-DEALS_SECTION = {"deals:home"}
+DEALS_SECTION = {"deals:home", "tasks:list"}
 CLIENT_SECTION = {
     "clients:list", "clients:count", "clients:filters", "clients:filter-save", "clients:filter-delete", "clients:search",
     "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run",
@@ -80,6 +82,8 @@ def fingerprint():
         list(Sale.objects.values_list("pk", flat=True)),
         list(GroupObjectPermission.objects.values_list("group", "object_pk")),
         list(Activity.objects.order_by("pk").values_list("pk", "kind", "text")),
+        list(Task.objects.order_by("pk").values_list("pk", "status", "description", "result")),
+        list(TaskType.objects.order_by("pk").values_list("pk", "name")),
         list(Notification.objects.order_by("pk").values_list("pk", "read_at")),
         list(ClientNote.objects.values_list("client", "text")),
         list(CardField.objects.order_by("pk").values_list("pk", "label", "position", "hidden", "manager_visible", "manager_editable")),
@@ -93,6 +97,12 @@ def world(db, admin, manager, nobody):
     field = CustomFieldFactory()
     saved = SavedFilter.objects.create(user=admin, name="mine", query="q=a")
     admins_note = Notification.objects.create(user=admin, kind="mention", text="for the admin only")
+    from tasks.models import BulkTaskJob, Task, TaskType
+
+    admins_task = Task.objects.create(client=secret, type=TaskType.objects.first(), description="Admin's secret task",
+                                      responsible=admin, deadline="2030-01-01T10:00Z")
+    admins_job = BulkTaskJob.objects.create(created_by=admin, description="x", type=TaskType.objects.first(),
+                                            deadline="2030-01-01T10:00Z")
     hidden_funnel = FunnelFactory(name="Secret funnel")  # granted to nobody: admins only
     hidden_stage = hidden_funnel.lines.get().stages.first()
     # in the default funnel, which managers may open, but someone else's deal
@@ -103,13 +113,14 @@ def world(db, admin, manager, nobody):
         "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk, "deals": secret_deal.pk,
         "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
         "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
+        "tasks:complete": admins_task.pk, "tasks:bulk-progress": str(admins_job.pk),
     }
     return {"admin": admin, "manager": manager, "nobody": nobody, "objects": objects, "secret": secret}
 
 
 def url_for(name, route, objects):
     kwargs = {}
-    for key in re.findall(r"<(?:int|str):(\w+)>", route):
+    for key in re.findall(r"<(?:int|str|uuid):(\w+)>", route):
         kwargs[key] = (objects.get(name) or objects[name.split(":")[0]]) if key == "pk" else objects[key]
     return reverse(name, kwargs=kwargs)
 
@@ -123,6 +134,7 @@ def payload(name, world):
         "order": ["name"], "shown": ["name"], "responsible": world["manager"].pk,
         "stage": world["objects"]["stage_pk"], "seen_stage": 1, "seen_version": 1, "player_id": "p1",
         "amount": "10", "budget": "5", "color": "red", "with_deals": "1", "text": "Hijack @boss",
+        "description": "Hijack", "deadline": "2030-01-01T10:00", "result": "hijacked", "confirm": "1",
     }
 
 
@@ -154,7 +166,7 @@ def test_no_leaks_for_lesser_roles(who, name, route, client, world):
     post = client.post(url, payload(name, world))
     body = get.content.decode() + post.content.decode()
     for secret in ("Admin&#x27;s secret client", "Admin's secret client", "Admin&#x27;s secret deal", "Secret funnel",
-                   "for the admin only"):
+                   "for the admin only", "Admin&#x27;s secret task"):
         assert secret not in body, (who, url)
     if name in PUBLIC | SELF:
         assert get.status_code in (200, 302, 405)
