@@ -2,7 +2,7 @@
 
 from datetime import datetime, time, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from crm import permissions as gate
@@ -46,8 +46,11 @@ def tasks_section(user, params) -> tuple[list, str]:
             continue
         start, end = day_bounds(day)
         qs = qs.filter(**{lookup: start if key == "from" else end})
-    order = ("status", "deadline", "pk") if view == "all" else ("deadline", "pk")  # "all": open first
-    rows = list(qs.order_by(*order)[:PAGE])
+    if view == "all":  # open tasks first, then done ones
+        qs = qs.annotate(is_done=Case(When(status=Task.Status.OPEN, then=Value(0)), default=Value(1)))
+        rows = list(qs.order_by("is_done", "deadline", "pk")[:PAGE])
+    else:
+        rows = list(qs.order_by("deadline", "pk")[:PAGE])
     for task in rows:
         task.is_overdue = task.status == Task.Status.OPEN and task.deadline < now
     return rows, view
