@@ -270,3 +270,21 @@ def test_the_periodic_reminder_job_runs_in_a_real_worker(celery_worker):
 
     time.sleep(1.5)
     assert Notification.objects.filter(user=manager, kind="reminder").count() == 1
+
+
+@pytest.mark.parametrize("extra", [1, 20])
+def test_task_partials_query_counts(extra, admin_client, admin, django_assert_num_queries):
+    from tests.factories import DealFactory
+
+    client = ClientFactory(responsible=admin)
+    for _ in range(extra):
+        DealFactory(client=client)
+        UserFactory()
+    with django_assert_num_queries(10):  # session, user, perms, client, types (x2), users, deals, funnels (x2)
+        admin_client.get(reverse("tasks:create", args=[client.pk]), headers=HX)
+    clients = ClientFactory.create_batch(extra)
+    with django_assert_num_queries(8):  # session, user, perms, matching ids, types (x2), users (x2: initial, choices)
+        admin_client.post(reverse("tasks:bulk"), {"scope": "ids", "ids": [c.pk for c in clients]}, headers=HX)
+    task = make_task(responsible=admin)
+    with django_assert_num_queries(4):  # session, user, perms, task
+        admin_client.get(reverse("tasks:complete", args=[task.pk]), headers=HX)
