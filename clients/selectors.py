@@ -207,3 +207,28 @@ def custom_field_in_use(field: CustomField) -> bool:
 
         return Deal.objects.filter(custom__has_key=field.key).exists()
     return Client.objects.filter(custom__has_key=field.key).exists()
+
+
+def export_rows(user, params: QueryDict):
+    """The filtered clients in the user's columns, newest modification first, read in chunks."""
+    custom_fields = custom_fields_active()
+    columns, _available = table_columns_for(user, custom_fields)
+    qs, _filterset = filtered_clients(user, params, custom_fields)
+    needs = {c.needs for c in columns if c.needs}
+    related = [n for n in ("responsible", "created_by", "modified_by") if n in needs]
+    if related:
+        qs = qs.select_related(*related)
+    if "tags" in needs:
+        qs = qs.prefetch_related("tags")
+
+    def rows():
+        for client in qs.order_by("-modified_at", "-pk").iterator(chunk_size=2000):
+            yield [_plain(col.value(client)) for col in columns]
+
+    return [str(c.label) for c in columns], rows()
+
+
+def _plain(value):
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return value if isinstance(value, (int, float)) else ("" if value is None else str(value))

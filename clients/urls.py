@@ -6,6 +6,7 @@ app_name = "clients"
 urlpatterns = [
     path("", views.client_list, name="list"),
     path("count/", views.client_count, name="count"),
+    path("export/", views.client_export, name="export"),
     path("filters/", views.filter_panel, name="filters"),
     path("filters/save/", views.saved_filter_create, name="filter-save"),
     path("filters/<int:pk>/delete/", views.saved_filter_delete, name="filter-delete"),

@@ -247,3 +247,20 @@ def client_sales(user, client) -> list:
         return []
     visible = gate.visible_deals(user).filter(client=client).values("pk")
     return list(Sale.objects.filter(deal__in=visible).select_related("deal", "created_by")[:50])
+
+
+def deals_export_rows(user, params: QueryDict, *, funnel):
+    from django.utils.translation import gettext as _
+
+    qs, _filterset = filtered_deals(user, params, stages=list(stages_of_funnel(funnel)))
+    qs = qs.select_related("client", "responsible", "stage__line")
+    header = [_("ID"), _("Name"), _("Client"), _("Line"), _("Stage"), _("Budget"), _("Responsible"), _("Channel"),
+              _("Sales count"), _("Sales sum"), _("Last sale date"), _("Created")]
+
+    def rows():
+        for deal in qs.order_by("-created_at", "-pk").iterator(chunk_size=2000):
+            yield [deal.pk, deal.name, deal.client.name, str(deal.stage.line), str(deal.stage), deal.budget,
+                   str(deal.responsible or ""), label("channel", deal.channel), deal.sales_count, deal.sales_sum,
+                   deal.last_sale_at, deal.created_at]
+
+    return header, rows()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:funnel_pk>/totals/", views.board_totals, name="totals"),
     path("<int:funnel_pk>/filters/", views.filter_panel, name="filters"),
     path("<int:funnel_pk>/table/", views.deals_table, name="table"),
+    path("<int:funnel_pk>/export/", views.deals_export, name="export"),
     path("<int:funnel_pk>/stages/<int:stage_pk>/more/", views.column_more, name="more"),
     path("deal/<int:pk>/", views.deal_detail, name="detail"),
     path("deal/<int:pk>/edit/", views.deal_edit, name="edit"),

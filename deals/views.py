@@ -12,6 +12,7 @@ from clients.models import CustomField
 from clients.selectors import custom_fields_active
 from clients.views import hx_redirect, table_query
 from crm import permissions as gate
+from crm.xlsx import xlsx_response
 
 from . import selectors, services
 from .filters import DealFilter
@@ -389,3 +390,12 @@ def stage_delete(request, funnel_pk, stage_pk):
         return _settings_redirect(request, funnel_pk, text=_("Stage deleted; %(n)s deals moved.") % {"n": moved})
     ctx = {"funnel": funnel, "stage": stage, "held": held, "form": form}
     return render(request, "deals/settings.html#stage-delete", ctx)
+
+
+@require_GET
+def deals_export(request, funnel_pk):
+    """The deals table (with the board's filters) to .xlsx."""
+    ctx = _board_context(request, funnel_pk)
+    gate.require(request.user, gate.EXPORT_CLIENTS)
+    header, rows = selectors.deals_export_rows(request.user, request.GET, funnel=ctx["funnel"])
+    return xlsx_response(filename=f"deals_{funnel_pk}.xlsx", header=header, rows=rows)
