@@ -22,6 +22,11 @@ class UserLanguageMiddleware:
             language = translation.get_language_from_request(request) or settings.LANGUAGE_CODE
         translation.activate(language)
         request.LANGUAGE_CODE = language
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            # Nothing of this user's language or zone outlives their request in this thread.
+            translation.deactivate()
+            timezone.deactivate()
         response.headers.setdefault("Content-Language", language)
         return response

@@ -116,6 +116,7 @@ class Activity(models.Model):
         DELETED = "deleted", _("Deleted")
         RESTORED = "restored", _("Restored")
         TASK = "task", _("Task")
+        MESSAGE = "message", _("Message")
 
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities")
     deal = models.ForeignKey("deals.Deal", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities")

@@ -36,6 +36,7 @@ ADD_TASK = "tasks.add_task"
 CHANGE_TASK = "tasks.change_task"
 ADD_TASKS_BULK = "tasks.add_task_bulk"
 CONFIGURE_TASK_TYPES = "tasks.change_tasktype"
+SEND_MESSAGES = "messenger.send_messages"
 
 # What a role can be given, in the order the role form lists it. Later features add theirs.
 ROLE_PERMISSIONS = [
@@ -48,6 +49,7 @@ ROLE_PERMISSIONS = [
         (CHANGE_RESPONSIBLE, _("Change the responsible")),
         (IMPORT_CLIENTS, _("Import clients")),
         (EXPORT_CLIENTS, _("Export clients")),
+        (SEND_MESSAGES, _("Send SMS and email")),
     ]),
     (_("Deals"), [
         (VIEW_DEALS, _("View deals")),

@@ -40,6 +40,7 @@ FEED_FILTERS = {
     "notes": ["note"],
     "deals": ["deal", "stage", "sale"],
     "tasks": ["task"],
+    "messages": ["message"],
 }
 
 

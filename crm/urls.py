@@ -30,5 +30,6 @@ urlpatterns = [
     path("clients/", include("clients.urls")),
     path("deals/", include("deals.urls")),
     path("tasks/", include("tasks.urls")),
+    path("messenger/", include("messenger.urls")),
     path("settings/fields/", include("clients.fields_urls")),
 ]

@@ -78,27 +78,25 @@ def smtp_mailer(settings, smtp_server):
     return smtp_server
 
 
-@pytest.fixture
-def celery_worker(transactional_db, settings):
-    """A real Celery worker process on Redis, reading this test's database, on a queue of its own."""
+def start_worker(queue: str, extra_env: dict | None = None):
+    """A real Celery worker process on Redis, reading this test's database, on its own queue."""
     import os
     import subprocess
     import sys
     import time
-    import uuid
     from pathlib import Path
 
     from django.db import connection
 
     from crm.celery import app
 
-    queue = f"test-{uuid.uuid4().hex[:10]}"
     db = connection.settings_dict
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "CELERY_BROKER_URL": app.conf.broker_url,
+        **(extra_env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "crm", "worker", "--pool=solo", "-Q", queue, "--without-gossip",
@@ -106,12 +104,73 @@ def celery_worker(transactional_db, settings):
         cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     time.sleep(0.5)
-    yield {"queue": queue, "process": process}
+    return process
+
+
+def stop_worker(process) -> None:
+    import subprocess
+
     process.terminate()
     try:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture
+def worker_queue(transactional_db):
+    """A queue of this test's own, made the default for what the test process sends."""
+    import uuid
+
+    from crm.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:10]}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    yield queue
+    app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def celery_worker(worker_queue):
+    process = start_worker(worker_queue)
+    yield {"queue": worker_queue, "process": process}
+    stop_worker(process)
+
+
+@pytest.fixture
+def sms_gateway():
+    """A small SMS gateway on 127.0.0.1 that records requests and honours Idempotency-Key."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received, seen = [], {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            key = self.headers.get("Idempotency-Key", "")
+            if key not in seen:
+                seen[key] = f"sms-{len(seen) + 1}"
+                received.append({"body": body, "key": key, "auth": self.headers.get("Authorization")})
+            payload = json.dumps({"id": seen[key]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.received = received
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/send"
+    yield server
+    server.shutdown()
 
 
 def wait_for(predicate, timeout=30.0, step=0.2):

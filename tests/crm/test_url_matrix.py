@@ -33,13 +33,14 @@ FUNNEL_SETTINGS = {
     "deals:line-create", "deals:line-rename", "deals:line-delete", "deals:lines-order", "deals:stage-create",
     "deals:stage-update", "deals:stages-order", "deals:stage-delete",
 }
-ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add", "tasks:types", "tasks:bulk"}
+ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add", "tasks:types", "tasks:bulk",
+                                "messenger:send"}
 CLIENT_RECORD = {
     "clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row",
     "clients:panel", "clients:feed", "clients:comment", "clients:note", "tasks:create",
 }
 DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore",
-               "tasks:complete", "tasks:bulk-progress"}
+               "tasks:complete", "tasks:bulk-progress", "messenger:send-progress"}
 FUNNEL_RECORD = {"deals:board", "deals:changes", "deals:totals", "deals:filters", "deals:table", "deals:more",
                  "deals:export"}
 DEALS_SECTION = {"deals:home", "tasks:list"}
@@ -102,6 +103,9 @@ def world(db, admin, manager, nobody):
 
     admins_task = Task.objects.create(client=secret, type=TaskType.objects.first(), description="Admin's secret task",
                                       responsible=admin, deadline="2030-01-01T10:00Z")
+    from messenger.models import MassSend
+
+    admins_send = MassSend.objects.create(channel="email", subject="s", body="b", created_by=admin)
     admins_job = BulkTaskJob.objects.create(created_by=admin, description="x", type=TaskType.objects.first(),
                                             deadline="2030-01-01T10:00Z")
     hidden_funnel = FunnelFactory(name="Secret funnel")  # granted to nobody: admins only
@@ -115,6 +119,7 @@ def world(db, admin, manager, nobody):
         "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
         "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
         "tasks:complete": admins_task.pk, "tasks:bulk-progress": str(admins_job.pk),
+        "messenger:send-progress": str(admins_send.pk),
     }
     return {"admin": admin, "manager": manager, "nobody": nobody, "objects": objects, "secret": secret}
 

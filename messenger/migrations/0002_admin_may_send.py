@@ -1,0 +1,19 @@
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+from crm.roles import add_permissions
+
+
+def forward(apps, schema_editor):
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    Role = apps.get_model("crm", "Role")
+    for role in Role.objects.filter(is_builtin=True, group__name="Admin").select_related("group"):
+        add_permissions(apps, role.group, ["messenger.send_messages"])
+
+
+class Migration(migrations.Migration):
+    dependencies = [("messenger", "0001_initial"), ("crm", "0002_default_roles")]
+    operations = [migrations.RunPython(forward, migrations.RunPython.noop)]
