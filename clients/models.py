@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -272,3 +274,74 @@ class CardField(models.Model):
     @property
     def key(self) -> str:
         return self.custom_field.key if self.custom_field_id else self.system_key
+
+
+class ImportJob(models.Model):
+    """One Excel import (seed 002): the file, the sheet, the mapping, and how far it got."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", _("Uploaded")
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        UNDONE = "undone", _("Undone")
+
+    class Duplicates(models.TextChoices):
+        SKIP = "skip", _("Skip the row")
+        UPDATE = "update", _("Update the client")
+        CREATE = "create", _("Create a new client")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    file = models.FileField(upload_to="imports/")
+    filename = models.CharField(max_length=255)
+    sheet = models.CharField(max_length=100, blank=True)
+    mapping = models.JSONField(default=dict, blank=True)  # {"column index": "field key"}
+    duplicates = models.CharField(max_length=10, choices=Duplicates, default=Duplicates.SKIP)
+    deal_stage = models.ForeignKey("deals.Stage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status, default=Status.UPLOADED)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)  # data rows done and committed: where a resume starts
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, int(self.processed * 100 / self.total))
+
+
+class ImportRecord(models.Model):
+    """What happened to one row; what an updated client had before (for undo)."""
+
+    class Outcome(models.TextChoices):
+        CREATED = "created", _("Created")
+        UPDATED = "updated", _("Updated")
+        SKIPPED = "skipped", _("Skipped")
+        FAILED = "failed", _("Failed")
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records")
+    row = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=10, choices=Outcome)
+    reason = models.CharField(max_length=500, blank=True)
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    previous = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "row"], name="import_row_once")]
+
+
+class ImportMappingMemory(models.Model):
+    """The mapping a user chose for a set of column headers, offered again next time."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    headers_key = models.CharField(max_length=64)
+    mapping = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "headers_key"], name="import_mapping_once")]

@@ -9,3 +9,4 @@ STORAGES = {
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 AXES_FAILURE_LIMIT = 5
+MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405 (uploaded import files during tests)

@@ -1,0 +1,252 @@
+"""Import services: upload, sheet, mapping, run (in the worker, resumable), undo."""
+
+from itertools import islice
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm import activity
+from crm import permissions as gate
+from crm.models import Activity
+
+from . import imports
+from .models import Client, CustomField, ImportJob, ImportMappingMemory, ImportRecord, Tag
+from .phones import phone_digits
+
+CHUNK = 500
+UPDATABLE = ["name", "phone", "email", "company", "country", "city", "address", "channel", "priority",
+             "external_id", "registration_date"]
+
+
+def import_upload(*, actor, uploaded) -> ImportJob:
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    imports.check_file(uploaded)
+    job = ImportJob(created_by=actor, filename=uploaded.name[:255])
+    job.file.save(f"{job.id}.xlsx", uploaded, save=False)
+    try:
+        book = imports.open_book(job.file.path)
+    except Exception:  # noqa: BLE001 — whatever openpyxl trips on, the user gets a clear refusal
+        job.file.delete(save=False)
+        raise imports.HostileFile(_("The file could not be read as an Excel workbook."))
+    sheets = book.sheetnames
+    book.close()
+    job.sheet = sheets[0] if len(sheets) == 1 else ""
+    job.save()
+    return job
+
+
+def sheet_names(job) -> list[str]:
+    book = imports.open_book(job.file.path)
+    try:
+        return list(book.sheetnames)
+    finally:
+        book.close()
+
+
+def read_rows(job, *, start: int = 0, limit: int | None = None):
+    """(headers, iterator of (row number, cells)) of the job's sheet, data rows from `start`."""
+    book = imports.open_book(job.file.path)
+    sheet = book[job.sheet]
+    imports.check_sheet(sheet)
+    rows = sheet.iter_rows(values_only=True)
+    headers = [imports._text(h) for h in next(rows, ())][: imports.MAX_COLUMNS]
+
+    def body():
+        try:
+            numbered = enumerate(rows, start=2)  # Excel's row numbers: the header is row 1
+            for number, cells in islice(numbered, start, None if limit is None else start + limit):
+                if number - 1 > imports.MAX_ROWS:
+                    raise imports.HostileFile(_("The sheet has more than %(max)s rows.") % {"max": imports.MAX_ROWS})
+                yield number, list(cells[: imports.MAX_COLUMNS])
+        finally:
+            book.close()
+
+    return headers, body()
+
+
+def import_set_sheet(*, actor, job, sheet: str) -> None:
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    if sheet not in sheet_names(job):
+        raise imports.HostileFile(_("Choose a sheet of the file."))
+    book = imports.open_book(job.file.path)
+    try:
+        imports.check_sheet(book[sheet])
+    finally:
+        book.close()
+    ImportJob.objects.filter(pk=job.pk).update(sheet=sheet)
+
+
+def import_set_mapping(*, actor, job, mapping: dict, duplicates: str, headers: list[str], deal_stage=None) -> None:
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    mapping = {k: v for k, v in mapping.items() if v}
+    if "name" not in mapping.values():
+        raise imports.HostileFile(_("Map a column to Full name: a client needs one."))
+    if len(set(mapping.values())) != len(mapping):
+        raise imports.HostileFile(_("Each field can take one column only."))
+    ImportJob.objects.filter(pk=job.pk).update(mapping=mapping, duplicates=duplicates, deal_stage=deal_stage)
+    ImportMappingMemory.objects.update_or_create(user=actor, headers_key=imports.headers_key(headers),
+                                                 defaults={"mapping": mapping})
+
+
+def remembered_mapping(user, headers) -> dict | None:
+    row = ImportMappingMemory.objects.filter(user=user, headers_key=imports.headers_key(headers)).first()
+    return row.mapping if row else None
+
+
+def import_start(*, actor, job) -> None:
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.UPLOADED).update(status=ImportJob.Status.QUEUED)
+    from .tasks import import_run as queued
+
+    transaction.on_commit(lambda: queued.delay(str(job.pk)))
+
+
+def _custom_fields():
+    return {f.key: f for f in CustomField.objects.filter(is_active=True, entity=CustomField.Entity.CLIENT)}
+
+
+def import_run(*, job_id, stop_after_chunks: int | None = None) -> ImportJob:
+    """Import the rows from where the last run stopped. Each chunk (rows, their records, the feed,
+    the job's counters) commits together: a crash loses at most an uncommitted chunk, which the
+    next run redoes; the unique (job, row) record makes a row count once."""
+    job = ImportJob.objects.select_related("created_by", "deal_stage").get(pk=job_id)
+    if job.status in (ImportJob.Status.DONE, ImportJob.Status.UNDONE):
+        return job
+    custom = _custom_fields()
+    headers, rows = read_rows(job, start=job.processed)
+    if not job.total:
+        book = imports.open_book(job.file.path)
+        total = max((book[job.sheet].max_row or 1) - 1, 0)
+        book.close()
+        ImportJob.objects.filter(pk=job.pk).update(total=total)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)
+    chunks = 0
+    try:
+        while True:
+            chunk = list(islice(rows, CHUNK))
+            if not chunk:
+                break
+            with transaction.atomic():
+                _import_chunk(job, chunk, custom)
+            chunks += 1
+            if stop_after_chunks is not None and chunks >= stop_after_chunks:
+                raise RuntimeError("worker died")  # for the test of a run that dies half way
+    except imports.HostileFile as error:
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, error=" ".join(error.messages)[:300])
+        return ImportJob.objects.get(pk=job.pk)
+    done = ImportJob.objects.get(pk=job.pk).processed
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.DONE, finished_at=timezone.now(), total=done)
+    return ImportJob.objects.get(pk=job.pk)
+
+
+def _import_chunk(job, chunk, custom) -> None:
+    actor = job.created_by
+    parsed = []
+    for number, cells in chunk:
+        if not any(c not in (None, "") for c in cells):
+            parsed.append((number, None, [_("An empty row.")], True))
+            continue
+        data, errors = imports.parse_row(cells, job.mapping, custom)
+        parsed.append((number, data, errors, False))
+    phones = {d["phone"] for _n, d, e, _s in parsed if d and not e and d.get("phone")}
+    emails = {d["email"] for _n, d, e, _s in parsed if d and not e and d.get("email")}
+    existing = {}
+    if job.duplicates != ImportJob.Duplicates.CREATE and (phones or emails):
+        for client in Client.objects.alive().filter(Q(phone__in=phones) | Q(email__in=emails)):
+            existing.setdefault(("phone", client.phone), client)
+            if client.email:
+                existing.setdefault(("email", client.email.lower()), client)
+    records, entries, counts = [], [], {"created": 0, "updated": 0, "skipped": 0, "failed": 0}
+    for number, data, errors, empty in parsed:
+        if errors:
+            outcome = ImportRecord.Outcome.SKIPPED if empty else ImportRecord.Outcome.FAILED
+            records.append(ImportRecord(job=job, row=number, outcome=outcome, reason="; ".join(errors)[:500]))
+            counts["skipped" if empty else "failed"] += 1
+            continue
+        twin = existing.get(("phone", data.get("phone"))) or existing.get(("email", (data.get("email") or "").lower()))
+        if twin and job.duplicates == ImportJob.Duplicates.SKIP:
+            records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.SKIPPED, client=twin,
+                                        reason=_("A client with this phone or email exists.")))
+            counts["skipped"] += 1
+            continue
+        if twin:
+            previous = {f: imports._text(getattr(twin, f)) for f in UPDATABLE if f in data}
+            previous["custom"] = dict(twin.custom)
+            _fill(twin, data)
+            twin.modified_by = actor
+            twin.save()
+            records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.UPDATED, client=twin, previous=previous))
+            entries.append(activity.entry(client_id=twin.pk, actor=actor, kind=Activity.Kind.CHANGE, field="import",
+                                          field_label=_("Import"), new=job.filename))
+            counts["updated"] += 1
+            continue
+        client = Client(created_by=actor, modified_by=actor, responsible=actor)
+        _fill(client, data)
+        client.save()
+        if data.get("tags"):
+            client.tags.set([Tag.objects.get_or_create(name=name)[0] for name in data["tags"]])
+        if job.deal_stage_id and (data.get("deal_name") or data.get("deal_budget") is not None):
+            from deals.models import Deal
+            from deals.services import new_position
+
+            Deal.objects.create(client=client, stage=job.deal_stage, name=data.get("deal_name") or client.name,
+                                budget=data.get("deal_budget") or 0, responsible=actor, created_by=actor,
+                                position=new_position())
+        records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.CREATED, client=client))
+        entries.append(activity.entry(client_id=client.pk, actor=actor, kind=Activity.Kind.CREATED, new=job.filename))
+        counts["created"] += 1
+        if data.get("phone"):
+            existing[("phone", data["phone"])] = client
+        if data.get("email"):
+            existing[("email", data["email"].lower())] = client
+    ImportRecord.objects.bulk_create(records)  # unique (job, row): a row never counts twice
+    activity.record_many(entries)
+    from django.db.models import F
+
+    ImportJob.objects.filter(pk=job.pk).update(
+        processed=F("processed") + len(chunk), created=F("created") + counts["created"],
+        updated=F("updated") + counts["updated"], skipped=F("skipped") + counts["skipped"],
+        failed=F("failed") + counts["failed"],
+    )
+    job.processed += len(chunk)
+
+
+def _fill(client, data) -> None:
+    for field in UPDATABLE:
+        if field in data:
+            setattr(client, field, data[field])
+    if "custom" in data:
+        client.custom = {**client.custom, **data["custom"]}
+    client.phone_digits = phone_digits(client.all_phones)
+
+
+@transaction.atomic
+def import_undo(*, actor, job) -> None:
+    """Created clients are soft-deleted, updated ones get their old values back (feeds record both)."""
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    if job.status != ImportJob.Status.DONE:
+        raise imports.HostileFile(_("Only a finished import can be undone."))
+    now = timezone.now()
+    created = list(job.records.filter(outcome="created", client__isnull=False).values_list("client_id", flat=True))
+    Client.objects.filter(pk__in=created, deleted_at__isnull=True).update(deleted_at=now, deleted_by=actor, modified_at=now)
+    entries = [activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.DELETED, new=_("import undone")) for pk in created]
+    for record in job.records.filter(outcome="updated").select_related("client"):
+        client = record.client
+        if client is None:
+            continue
+        previous = dict(record.previous)
+        client.custom = previous.pop("custom", client.custom)
+        for field, value in previous.items():
+            if field == "registration_date":
+                from datetime import date
+
+                value = date.fromisoformat(value) if value else None
+            setattr(client, field, value)
+        client.phone_digits = phone_digits(client.all_phones)
+        client.modified_by = actor
+        client.save()
+        entries.append(activity.entry(client_id=client.pk, actor=actor, kind=Activity.Kind.RESTORED, new=_("import undone")))
+    activity.record_many(entries)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.UNDONE)
