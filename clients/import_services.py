@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from crm import activity
 from crm import permissions as gate
@@ -108,6 +109,13 @@ def _custom_fields():
 
 
 def import_run(*, job_id, stop_after_chunks: int | None = None) -> ImportJob:
+    """The row reasons are written in the language of the person who started the import."""
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    with override(job.created_by.language):
+        return _import_run(job_id=job_id, stop_after_chunks=stop_after_chunks)
+
+
+def _import_run(*, job_id, stop_after_chunks: int | None = None) -> ImportJob:
     """Import the rows from where the last run stopped. Each chunk (rows, their records, the feed,
     the job's counters) commits together: a crash loses at most an uncommitted chunk, which the
     next run redoes; the unique (job, row) record makes a row count once."""

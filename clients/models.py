@@ -345,3 +345,20 @@ class ImportMappingMemory(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "headers_key"], name="import_mapping_once")]
+
+
+class DocumentTemplate(models.Model):
+    """A .docx an admin uploads; the "Documents" mass action fills it for each chosen client."""
+
+    name = models.CharField(_("name"), max_length=100)
+    file = models.FileField(upload_to="templates/")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("document template")
+        verbose_name_plural = _("document templates")
+
+    def __str__(self):
+        return self.name

@@ -1,8 +1,8 @@
 import copy
 
 from django.contrib import messages
-from django.core.exceptions import BadRequest, PermissionDenied
-from django.http import HttpResponse, QueryDict
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.http import FileResponse, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from crm import permissions as gate
 from crm.xlsx import xlsx_response
 
-from . import layout, selectors, services
+from . import documents, layout, selectors, services
+from .models import DocumentTemplate
 from .filters import ClientFilter
 from .forms import BulkResponsibleForm, ClientForm, CustomFieldForm, SavedFilterForm
 
@@ -352,3 +353,40 @@ def field_toggle(request, pk):
     field = selectors.custom_field_or_404(pk)
     services.custom_field_set_active(actor=request.user, field=field, active=not field.is_active)
     return redirect("fields:list")
+
+
+@require_http_methods(["GET", "POST"])
+def document_templates(request):
+    """Admins upload .docx templates with placeholders like {{ name }} for the Documents action."""
+    gate.require(request.user, gate.CONFIGURE_FIELDS)
+    error = None
+    if request.method == "POST":
+        uploaded = request.FILES.get("file")
+        try:
+            if uploaded is None:
+                raise ValidationError(_("Choose a .docx file."))
+            documents.template_upload(actor=request.user, name=request.POST.get("name", ""), uploaded=uploaded)
+            messages.success(request, _("Template uploaded."))
+            return redirect("clients:templates")
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    ctx = {"templates": DocumentTemplate.objects.all(), "placeholders": documents.PLACEHOLDERS, "error": error,
+           "custom_fields": selectors.custom_fields_active()}
+    return render(request, "clients/templates.html", ctx)
+
+
+@require_POST
+def documents_download(request):
+    """The Documents mass action: choose a template (step one), get a zip of filled documents."""
+    gate.require(request.user, gate.VIEW_CLIENTS)
+    selection = selectors.bulk_selection(request.user, request.POST)
+    template_id = request.POST.get("template", "")
+    if not template_id.isdigit():
+        ctx = {"selection": selection, "templates": DocumentTemplate.objects.all()}
+        return render(request, "clients/bulk.html#documents-form", ctx)
+    template = get_object_or_404(DocumentTemplate, pk=int(template_id))
+    try:
+        spool, count = documents.documents_zip(actor=request.user, template=template, clients=selection.queryset)
+    except ValidationError as exc:
+        return HttpResponse(" ".join(exc.messages), status=400)
+    return FileResponse(spool, as_attachment=True, filename=f"documents_{count}.zip", content_type="application/zip")

@@ -34,7 +34,7 @@ FUNNEL_SETTINGS = {
     "deals:stage-update", "deals:stages-order", "deals:stage-delete",
 }
 ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add", "tasks:types", "tasks:bulk",
-                                "messenger:send", "clients:import", "clients:import-sheet",
+                                "messenger:send", "clients:import", "clients:import-sheet", "clients:templates",
                                 "clients:import-map", "clients:import-preview", "clients:import-job", "clients:import-report",
                                 "clients:import-undo"}
 CLIENT_RECORD = {
@@ -49,6 +49,7 @@ DEALS_SECTION = {"deals:home", "tasks:list"}
 CLIENT_SECTION = {
     "clients:list", "clients:count", "clients:filters", "clients:filter-save", "clients:filter-delete", "clients:search",
     "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run", "clients:export",
+    "clients:documents",
 }
 ALL = PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION | DEAL_RECORD | FUNNEL_RECORD | DEALS_SECTION
 
