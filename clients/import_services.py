@@ -166,7 +166,8 @@ def _import_chunk(job, chunk, custom) -> None:
             existing.setdefault(("phone", client.phone), client)
             if client.email:
                 existing.setdefault(("email", client.email.lower()), client)
-    records, entries, counts = [], [], {"created": 0, "updated": 0, "skipped": 0, "failed": 0}
+    records, entries, fresh = [], [], []
+    counts = {"created": 0, "updated": 0, "skipped": 0, "failed": 0}
     for number, data, errors, empty in parsed:
         if errors:
             outcome = ImportRecord.Outcome.SKIPPED if empty else ImportRecord.Outcome.FAILED
@@ -178,6 +179,11 @@ def _import_chunk(job, chunk, custom) -> None:
             records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.SKIPPED, client=twin,
                                         reason=_("A client with this phone or email exists.")))
             counts["skipped"] += 1
+            continue
+        if twin and twin.pk is None:  # a row earlier in this chunk: merge into the pending insert
+            _fill(twin, data)
+            records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.UPDATED, client=twin))
+            counts["updated"] += 1
             continue
         if twin:
             previous = {f: imports._text(getattr(twin, f)) for f in UPDATABLE if f in data}
@@ -192,23 +198,18 @@ def _import_chunk(job, chunk, custom) -> None:
             continue
         client = Client(created_by=actor, modified_by=actor, responsible=actor)
         _fill(client, data)
-        client.save()
-        if data.get("tags"):
-            client.tags.set([Tag.objects.get_or_create(name=name)[0] for name in data["tags"]])
-        if job.deal_stage_id and (data.get("deal_name") or data.get("deal_budget") is not None):
-            from deals.models import Deal
-            from deals.services import new_position
-
-            Deal.objects.create(client=client, stage=job.deal_stage, name=data.get("deal_name") or client.name,
-                                budget=data.get("deal_budget") or 0, responsible=actor, created_by=actor,
-                                position=new_position())
-        records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.CREATED, client=client))
-        entries.append(activity.entry(client_id=client.pk, actor=actor, kind=Activity.Kind.CREATED, new=job.filename))
+        fresh.append((number, client, data))
         counts["created"] += 1
         if data.get("phone"):
             existing[("phone", data["phone"])] = client
         if data.get("email"):
             existing[("email", data["email"].lower())] = client
+    # New clients in one INSERT per chunk (PostgreSQL returns their ids), then what hangs on them.
+    Client.objects.bulk_create([client for _n, client, _d in fresh], batch_size=1000)
+    _attach(job, actor, fresh)
+    for number, client, _data in fresh:
+        records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.CREATED, client=client))
+        entries.append(activity.entry(client_id=client.pk, actor=actor, kind=Activity.Kind.CREATED, new=job.filename))
     ImportRecord.objects.bulk_create(records)  # unique (job, row): a row never counts twice
     activity.record_many(entries)
     from django.db.models import F
@@ -219,6 +220,26 @@ def _import_chunk(job, chunk, custom) -> None:
         failed=F("failed") + counts["failed"],
     )
     job.processed += len(chunk)
+
+
+def _attach(job, actor, fresh) -> None:
+    """Tags and (when asked) a deal per row for the clients a chunk created."""
+    through = Client.tags.through
+    names = {name for _n, _c, data in fresh for name in data.get("tags", [])}
+    tags = {}
+    for name in names:
+        tags[name] = Tag.objects.get_or_create(name=name)[0]
+    links = [through(client_id=c.pk, tag_id=tags[name].pk) for _n, c, data in fresh for name in data.get("tags", [])]
+    through.objects.bulk_create(links, ignore_conflicts=True)
+    if job.deal_stage_id:
+        from deals.models import Deal
+        from deals.services import new_position
+
+        Deal.objects.bulk_create([
+            Deal(client=c, stage_id=job.deal_stage_id, name=data.get("deal_name") or c.name, budget=data.get("deal_budget") or 0,
+                 responsible=actor, created_by=actor, position=new_position())
+            for _n, c, data in fresh if data.get("deal_name") or data.get("deal_budget") is not None
+        ])
 
 
 def _fill(client, data) -> None:

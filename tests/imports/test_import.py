@@ -187,3 +187,13 @@ def test_oversized_file_and_very_long_cells(admin_client, settings):
 def test_import_needs_the_permission(manager_client):
     assert manager_client.get(reverse("clients:import")).status_code == 403
     assert upload(manager_client, xlsx(RUSSIAN)).status_code == 403 and not ImportJob.objects.exists()
+
+
+def test_the_same_phone_twice_in_one_file_makes_one_client(admin):
+    rows = [["ФИО", "Телефон", "Город"], ["Первый", "+7 916 555 00 01", "Тула"], ["Второй", "+7 916 555 00 01", "Омск"]]
+    job = import_services.import_upload(actor=admin, uploaded=SimpleUploadedFile("d.xlsx", xlsx(rows)))
+    import_services.import_set_mapping(actor=admin, job=job, mapping={"0": "name", "1": "phone", "2": "city"},
+                                       duplicates="update", headers=rows[0])
+    job = import_services.import_run(job_id=job.pk)
+    assert Client.objects.count() == 1 and (job.created, job.updated) == (1, 1)
+    assert Client.objects.get().city == "Омск"
