@@ -174,7 +174,9 @@ def _import_chunk(job, chunk, custom) -> None:
             records.append(ImportRecord(job=job, row=number, outcome=outcome, reason="; ".join(errors)[:500]))
             counts["skipped" if empty else "failed"] += 1
             continue
-        twin = existing.get(("phone", data.get("phone"))) or existing.get(("email", (data.get("email") or "").lower()))
+        twin = None
+        if job.duplicates != ImportJob.Duplicates.CREATE:
+            twin = existing.get(("phone", data.get("phone"))) or existing.get(("email", (data.get("email") or "").lower()))
         if twin and job.duplicates == ImportJob.Duplicates.SKIP:
             records.append(ImportRecord(job=job, row=number, outcome=ImportRecord.Outcome.SKIPPED, client=twin,
                                         reason=_("A client with this phone or email exists.")))
