@@ -209,7 +209,7 @@ def client_delete(request, pk):
         messages.success(request, text % {"name": client.name})
         url = reverse("clients:list")
         return hx_redirect(url) if request.htmx else redirect(url)
-    template = "clients/detail.html#delete-confirm" if request.htmx else "clients/delete.html"
+    template = "clients/delete.html#delete-confirm" if request.htmx else "clients/delete.html"
     return render(request, template, {"client": client})
 
 

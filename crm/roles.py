@@ -21,6 +21,16 @@ MANAGER_PERMISSIONS = [
 BUILTIN = [("Admin", "all", ADMIN_PERMISSIONS), ("Manager", "own", MANAGER_PERMISSIONS)]
 
 
+def create_all_permissions(apps) -> None:
+    """Permissions are normally created after all migrations; data migrations need them now."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+
 def add_permissions(apps, group, codes) -> None:
     Permission = apps.get_model("auth", "Permission")
     for code in codes:

@@ -1,17 +1,12 @@
 """The built-in roles: Admin (every permission, all records) and Manager (own records)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from crm.roles import ensure_builtin_roles
+from crm.roles import create_all_permissions, ensure_builtin_roles
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations; the roles need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+    create_all_permissions(apps)
     ensure_builtin_roles(apps)
 
 

@@ -1,17 +1,13 @@
 """The default funnel, and the deal permissions for the built-in roles."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from crm.roles import DEALS_ADMIN, DEALS_MANAGER, add_permissions
+from crm.roles import DEALS_ADMIN, DEALS_MANAGER, add_permissions, create_all_permissions
 from deals.defaults import ensure_default_funnel
 
 
 def forward(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+    create_all_permissions(apps)
     Role = apps.get_model("crm", "Role")
     for role in Role.objects.filter(is_builtin=True).select_related("group"):
         add_permissions(apps, role.group, DEALS_ADMIN if role.group.name == "Admin" else DEALS_MANAGER)

@@ -1,14 +1,10 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from crm.roles import add_permissions
+from crm.roles import add_permissions, create_all_permissions
 
 
 def forward(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+    create_all_permissions(apps)
     Role = apps.get_model("crm", "Role")
     for role in Role.objects.filter(is_builtin=True, group__name="Admin").select_related("group"):
         add_permissions(apps, role.group, ["messenger.send_messages"])

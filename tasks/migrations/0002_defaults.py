@@ -1,17 +1,13 @@
 """The seed's task types, and the task permissions for the built-in roles."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from crm.roles import TASKS_ADMIN, TASKS_MANAGER, add_permissions
+from crm.roles import TASKS_ADMIN, TASKS_MANAGER, add_permissions, create_all_permissions
 from tasks.defaults import ensure_task_types
 
 
 def forward(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+    create_all_permissions(apps)
     Role = apps.get_model("crm", "Role")
     for role in Role.objects.filter(is_builtin=True).select_related("group"):
         add_permissions(apps, role.group, TASKS_ADMIN if role.group.name == "Admin" else TASKS_MANAGER)
