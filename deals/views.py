@@ -4,6 +4,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 import copy
@@ -312,23 +313,29 @@ def _configurable_funnel(request, funnel_pk):
     return gate.funnel_or_404(request.user, funnel_pk)
 
 
+def _form_write(request, funnel_pk, form, error, action, text):
+    """Validate a settings form, then run the service with its data (or say what is wrong)."""
+    if not form.is_valid():
+        return _settings_redirect(request, funnel_pk, error=error)
+    return _settings_write(request, funnel_pk, lambda: action(**form.cleaned_data), text)
+
+
+LINE_NAME_ERROR = gettext_lazy("Give the line a name of at most 60 characters.")
+STAGE_NAME_ERROR = gettext_lazy("Give the stage a name of at most 60 characters.")
+
+
 @require_POST
 def line_create(request, funnel_pk):
     funnel = _configurable_funnel(request, funnel_pk)
-    form = NameForm(request.POST)
-    if not form.is_valid():
-        return _settings_redirect(request, funnel_pk, error=_("Give the line a name of at most 60 characters."))
-    return _settings_write(request, funnel_pk, lambda: services.line_create(actor=request.user, funnel=funnel, name=form.cleaned_data["name"]), _("Line added."))
+    return _form_write(request, funnel_pk, NameForm(request.POST), LINE_NAME_ERROR,
+                       lambda name: services.line_create(actor=request.user, funnel=funnel, name=name), _("Line added."))
 
 
 @require_POST
 def line_rename(request, funnel_pk, line_pk):
-    funnel = _configurable_funnel(request, funnel_pk)
-    line = selectors.line_or_404(funnel, line_pk)
-    form = NameForm(request.POST)
-    if not form.is_valid():
-        return _settings_redirect(request, funnel_pk, error=_("Give the line a name of at most 60 characters."))
-    return _settings_write(request, funnel_pk, lambda: services.line_rename(actor=request.user, line=line, name=form.cleaned_data["name"]), _("Line renamed."))
+    line = selectors.line_or_404(_configurable_funnel(request, funnel_pk), line_pk)
+    return _form_write(request, funnel_pk, NameForm(request.POST), LINE_NAME_ERROR,
+                       lambda name: services.line_rename(actor=request.user, line=line, name=name), _("Line renamed."))
 
 
 @require_POST
@@ -347,22 +354,16 @@ def lines_reorder(request, funnel_pk):
 
 @require_POST
 def stage_create(request, funnel_pk, line_pk):
-    funnel = _configurable_funnel(request, funnel_pk)
-    line = selectors.line_or_404(funnel, line_pk)
-    form = StageForm(request.POST)
-    if not form.is_valid():
-        return _settings_redirect(request, funnel_pk, error=_("Give the stage a name of at most 60 characters."))
-    return _settings_write(request, funnel_pk, lambda: services.stage_create(actor=request.user, line=line, **form.cleaned_data), _("Stage added."))
+    line = selectors.line_or_404(_configurable_funnel(request, funnel_pk), line_pk)
+    return _form_write(request, funnel_pk, StageForm(request.POST), STAGE_NAME_ERROR,
+                       lambda **data: services.stage_create(actor=request.user, line=line, **data), _("Stage added."))
 
 
 @require_POST
 def stage_update(request, funnel_pk, stage_pk):
-    funnel = _configurable_funnel(request, funnel_pk)
-    stage = selectors.stage_or_404(funnel, stage_pk)
-    form = StageForm(request.POST)
-    if not form.is_valid():
-        return _settings_redirect(request, funnel_pk, error=_("Give the stage a name of at most 60 characters."))
-    return _settings_write(request, funnel_pk, lambda: services.stage_update(actor=request.user, stage=stage, **form.cleaned_data), _("Stage saved."))
+    stage = selectors.stage_or_404(_configurable_funnel(request, funnel_pk), stage_pk)
+    return _form_write(request, funnel_pk, StageForm(request.POST), STAGE_NAME_ERROR,
+                       lambda **data: services.stage_update(actor=request.user, stage=stage, **data), _("Stage saved."))
 
 
 @require_POST
