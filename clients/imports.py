@@ -84,9 +84,26 @@ def check_file(uploaded) -> None:
     uploaded.seek(0)
 
 
+def _dimensions_from_start(self):
+    """openpyxl reads a sheet's <dimension> on "end" events, so a sheet that has none (openpyxl's
+    own write-only files, many exports) is parsed to its last row just to learn that - at every
+    load. Looking at "start" events stops at <sheetData>: same answer, no full pass."""
+    from openpyxl.worksheet._reader import DATA_TAG, DIMENSION_TAG, iterparse
+    from openpyxl.worksheet.dimensions import SheetDimension
+
+    for _event, element in iterparse(self.source, events=("start",)):
+        if element.tag == DIMENSION_TAG:
+            return SheetDimension.from_tree(element).boundaries
+        if element.tag == DATA_TAG:
+            return None
+    return None
+
+
 def open_book(path):
     from openpyxl import load_workbook
+    from openpyxl.worksheet._reader import WorkSheetParser
 
+    WorkSheetParser.parse_dimensions = _dimensions_from_start
     return load_workbook(path, read_only=True, data_only=True)
 
 

@@ -123,7 +123,7 @@ def test_a_run_that_dies_resumes_without_doubles_or_losses(admin, settings):
         assert Client.objects.count() == 10 and job.created == 10 and job.processed == 10
         assert sorted(Client.objects.values_list("name", flat=True)) == sorted(f"Клиент {i}" for i in range(10))
     finally:
-        import_services.CHUNK = 500
+        import_services.CHUNK = 2000
 
 
 def _zip(parts: dict[str, bytes]) -> bytes:
