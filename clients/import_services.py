@@ -1,6 +1,8 @@
 """Import services: upload, sheet, mapping, run (in the worker, resumable), undo."""
 
+import hashlib
 import json
+from contextlib import contextmanager
 from itertools import islice
 
 from django.db import transaction
@@ -20,6 +22,26 @@ from .phones import phone_digits
 CHUNK = 2000
 UPDATABLE = ["name", "phone", "email", "company", "country", "city", "address", "channel", "priority",
              "external_id", "registration_date"]
+
+
+@contextmanager
+def single_runner(name: str):
+    """A PostgreSQL advisory lock for the length of a run: yields False if another process holds it."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def import_upload(*, actor, uploaded) -> ImportJob:
@@ -99,7 +121,8 @@ def remembered_mapping(user, headers) -> dict | None:
 
 def import_start(*, actor, job) -> None:
     gate.require(actor, gate.IMPORT_CLIENTS)
-    ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.UPLOADED).update(status=ImportJob.Status.QUEUED)
+    if not ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.UPLOADED).update(status=ImportJob.Status.QUEUED):
+        return  # already started: a second click does not start a second run
     from .tasks import import_run as queued
 
     transaction.on_commit(lambda: queued.delay(str(job.pk)))
@@ -112,8 +135,11 @@ def _custom_fields():
 def import_run(*, job_id, stop_after_chunks: int | None = None) -> ImportJob:
     """The row reasons are written in the language of the person who started the import."""
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
-    with override(job.created_by.language):
-        return _import_run(job_id=job_id, stop_after_chunks=stop_after_chunks)
+    with single_runner(f"import:{job_id}") as alone:
+        if not alone:  # another worker has this job (a redelivered message): leave it to that one
+            return job
+        with override(job.created_by.language):
+            return _import_run(job_id=job_id, stop_after_chunks=stop_after_chunks)
 
 
 def _import_run(*, job_id, stop_after_chunks: int | None = None) -> ImportJob:
@@ -164,7 +190,8 @@ def _import_chunk(job, chunk, custom) -> None:
     emails = {d["email"] for _n, d, e, _s in parsed if d and not e and d.get("email")}
     existing = {}
     if job.duplicates != ImportJob.Duplicates.CREATE and (phones or emails):
-        for client in Client.objects.alive().filter(Q(phone__in=phones) | Q(email__in=emails)):
+        # only clients the importer may see: an import never reaches (or reveals) anyone else's
+        for client in gate.scope_to_user(actor, Client.objects.alive()).filter(Q(phone__in=phones) | Q(email__in=emails)):
             existing.setdefault(("phone", client.phone), client)
             if client.email:
                 existing.setdefault(("email", client.email.lower()), client)
@@ -281,15 +308,16 @@ def _fill(client, data) -> None:
 def import_undo(*, actor, job) -> None:
     """Created clients are soft-deleted, updated ones get their old values back (feeds record both)."""
     gate.require(actor, gate.IMPORT_CLIENTS)
-    if job.status != ImportJob.Status.DONE:
+    if job.status not in (ImportJob.Status.DONE, ImportJob.Status.FAILED):
         raise imports.HostileFile(_("Only a finished import can be undone."))
     now = timezone.now()
     created = list(job.records.filter(outcome="created", client__isnull=False).values_list("client_id", flat=True))
     Client.objects.filter(pk__in=created, deleted_at__isnull=True).update(deleted_at=now, deleted_by=actor, modified_at=now)
     entries = [activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.DELETED, new=_("import undone")) for pk in created]
-    for record in job.records.filter(outcome="updated").select_related("client"):
+    # Latest row first: a client updated by several rows ends with the values it had before the first.
+    for record in job.records.filter(outcome="updated").select_related("client").order_by("-row"):
         client = record.client
-        if client is None:
+        if client is None or not record.previous or client.pk in created:
             continue
         previous = dict(record.previous)
         client.custom = previous.pop("custom", client.custom)

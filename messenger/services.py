@@ -17,7 +17,7 @@ from crm import activity
 from crm import permissions as gate
 from crm.models import Activity
 
-from .backends import SendError, sms_backend
+from .backends import SendError, sms_backend  # noqa: F401 (SendError: the backends' failure)
 from .models import Delivery, MassSend
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ def mass_send_run(*, send_id) -> int:
             break
         try:
             provider_id = _deliver(send, delivery)
-        except SendError as error:
+        except Exception as error:  # noqa: BLE001 — any failure: retry a few times, then give up on this one
+            log.warning("delivery %s failed: %s", delivery.pk, error)
             status = Delivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else Delivery.Status.PENDING
             Delivery.objects.filter(pk=delivery.pk).update(status=status, error=str(error)[:300])
             continue
@@ -131,7 +132,9 @@ def mass_sends_resume(*, stale_after: int | None = None) -> list[str]:
     gap is a crash between the SMTP server's "250 OK" and the next line.)"""
     seconds = settings.MASS_SEND_STALE_SECONDS if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lte=cutoff).update(status=Delivery.Status.PENDING)
+    stale = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lte=cutoff)
+    stale.filter(attempts__gte=MAX_ATTEMPTS).update(status=Delivery.Status.FAILED, error="interrupted too often")
+    stale.update(status=Delivery.Status.PENDING)
     unfinished = list(MassSend.objects.exclude(status=MassSend.Status.DONE).filter(
         deliveries__status=Delivery.Status.PENDING).distinct().values_list("pk", flat=True))
     for pk in unfinished:

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
@@ -91,6 +92,9 @@ def tasks_bulk_run(*, job_id) -> BulkTaskJob:
     for start in range(0, len(ids), BULK_CHUNK):
         chunk = ids[start : start + BULK_CHUNK]
         with transaction.atomic():
+            # Two runs of one job (a redelivered message) take chunks in turn: each sees what the
+            # other committed, so tasks and their feed entries are written once.
+            BulkTaskJob.objects.select_for_update().filter(pk=job.pk).first()
             existing = set(Task.objects.filter(batch=job.pk, client_id__in=chunk).values_list("client_id", flat=True))
             fresh = [pk for pk in chunk if pk not in existing]
             Task.objects.bulk_create(
@@ -138,7 +142,8 @@ def reminders_send(*, now=None, crash_after: int | None = None) -> int:
 
 def _remind(task: Task, kind: str, field: str, now) -> bool:
     with transaction.atomic():
-        claimed = Task.objects.filter(pk=task.pk, **{f"{field}__isnull": True}).update(**{field: now})
+        due = Q(deadline__lte=now) if kind == "overdue" else Q(deadline__gt=now)
+        claimed = Task.objects.filter(due, pk=task.pk, status=Task.Status.OPEN, **{f"{field}__isnull": True}).update(**{field: now})
         if not claimed or task.responsible is None:
             return False
         user = task.responsible

@@ -197,3 +197,44 @@ def test_the_same_phone_twice_in_one_file_makes_one_client(admin):
     job = import_services.import_run(job_id=job.pk)
     assert Client.objects.count() == 1 and (job.created, job.updated) == (1, 1)
     assert Client.objects.get().city == "Омск"
+
+
+def test_import_never_touches_clients_the_importer_cannot_see(client, admin):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory, role
+
+    importer_role = role("Manager")
+    importer_role.group.permissions.add(Permission.objects.get(codename="import_clients"))
+    importer = UserFactory(role=importer_role)
+    hidden = ClientFactory(name="Чужой", phone="+79161112233", phone_digits="79161112233", responsible=admin)
+    rows = [["ФИО", "Телефон"], ["Hacked", "+7 916 111 22 33"]]
+    job = import_services.import_upload(actor=importer, uploaded=SimpleUploadedFile("h.xlsx", xlsx(rows)))
+    import_services.import_set_mapping(actor=importer, job=job, mapping={"0": "name", "1": "phone"}, duplicates="update",
+                                       headers=rows[0])
+    job = import_services.import_run(job_id=job.pk)
+    hidden.refresh_from_db()
+    assert hidden.name == "Чужой" and job.updated == 0 and job.created == 1
+
+
+def test_undo_after_two_updates_of_one_client_restores_the_original(admin):
+    original = ClientFactory(name="Orig", city="Tula", phone="+79165550001", phone_digits="79165550001")
+    rows = [["ФИО", "Телефон", "Город"], ["A", "+7 916 555 00 01", "X"], ["B", "+7 916 555 00 01", "Y"]]
+    job = import_services.import_upload(actor=admin, uploaded=SimpleUploadedFile("u.xlsx", xlsx(rows)))
+    import_services.import_set_mapping(actor=admin, job=job, mapping={"0": "name", "1": "phone", "2": "city"},
+                                       duplicates="update", headers=rows[0])
+    job = import_services.import_run(job_id=job.pk)
+    original.refresh_from_db()
+    assert (original.name, original.city) == ("B", "Y")
+    import_services.import_undo(actor=admin, job=job)
+    original.refresh_from_db()
+    assert (original.name, original.city) == ("Orig", "Tula")
+
+
+def test_starting_twice_queues_one_run(admin, django_capture_on_commit_callbacks):
+    rows = [["ФИО"], ["Один"]]
+    job = import_services.import_upload(actor=admin, uploaded=SimpleUploadedFile("o.xlsx", xlsx(rows)))
+    with django_capture_on_commit_callbacks() as callbacks:
+        import_services.import_start(actor=admin, job=job)
+        import_services.import_start(actor=admin, job=job)
+    assert len(callbacks) == 1

@@ -98,3 +98,16 @@ def test_a_killed_worker_resumes_and_every_recipient_gets_exactly_one_email(smtp
     recipients = sorted(m.rcpt_tos[0] for m in smtp_server.messages)
     assert recipients == sorted(c.email for c in clients)  # each exactly once
     assert Delivery.objects.filter(mass_send=send, status="sent").count() == 12
+
+
+def test_a_message_the_channel_rejects_fails_alone_and_the_rest_go_out(admin, smtp_mailer):
+    good = ClientFactory.create_batch(2)
+    bad = ClientFactory(email="bad@example.com")
+    send = services.mass_send_start(actor=admin, channel="email", clients=Client.objects.all(), digest=None,
+                                    subject="Hi", body="Hello")
+    Delivery.objects.filter(mass_send=send, client=bad).update(address="broken\naddress@example.com")
+    for _ in range(3):
+        services.mass_send_run(send_id=send.pk)
+    assert Delivery.objects.get(mass_send=send, client=bad).status == "failed"
+    assert sorted(m.rcpt_tos[0] for m in smtp_mailer.messages) == sorted(c.email for c in good)
+    assert MassSend.objects.get(pk=send.pk).status == "done"

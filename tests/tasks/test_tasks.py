@@ -289,3 +289,11 @@ def test_task_partials_query_counts(extra, admin_client, admin, django_assert_nu
     task = make_task(responsible=admin)
     with django_assert_num_queries(4):  # session, user, perms, task
         admin_client.get(reverse("tasks:complete", args=[task.pk]), headers=HX)
+
+
+def test_a_task_done_meanwhile_gets_no_reminder(manager):
+    now = timezone.now()
+    task = make_task(responsible=manager, deadline=now - timedelta(minutes=5))
+    Task.objects.filter(pk=task.pk).update(status="done")
+    assert services._remind(task, "overdue", "reminded_overdue_at", now) is False
+    assert not Notification.objects.filter(kind="reminder").exists()
