@@ -1,0 +1,38 @@
+"""axe-core (the copy shipped in axe-playwright-python) finds no serious or critical violation."""
+
+import pytest
+
+from deals.models import Deal, Stage
+from tests.factories import ClientFactory, UserFactory, role
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def violations(page):
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"] if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_main_pages_have_no_serious_violations(new_page):
+    boss = UserFactory(username="boss", language="en", role=role("Admin"))
+    client = ClientFactory(name="Доступный", responsible=boss)
+    stage = Stage.objects.filter(line__funnel__name="Sales").first()
+    Deal.objects.create(client=client, stage=stage, name="Сделка", responsible=boss, position=1)
+    page = new_page()
+    page.goto(page.base + "/login/")
+    found = {"login": violations(page)}
+    from .conftest import sign_in
+
+    sign_in(page, "boss")
+    for name, path in [("clients", "/clients/"), ("card", f"/clients/{client.pk}/"), ("board", f"/deals/{stage.line.funnel_id}/"),
+                       ("tasks", "/tasks/?view=all"), ("import", "/clients/import/"), ("settings", f"/deals/settings/{stage.line.funnel_id}/"),
+                       ("roles", "/settings/roles/1/")]:
+        page.goto(page.base + path)
+        page.wait_for_load_state("networkidle")
+        found[name] = violations(page)
+    assert not any(found.values()), found
