@@ -98,11 +98,15 @@ def start_worker(queue: str, extra_env: dict | None = None):
         "CELERY_BROKER_URL": app.conf.broker_url,
         **(extra_env or {}),
     }
+    import tempfile
+
+    log = tempfile.NamedTemporaryFile(prefix=f"worker-{queue}-", suffix=".log", delete=False)  # never a full pipe
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "crm", "worker", "--pool=solo", "-Q", queue, "--without-gossip",
          "--without-mingle", "--without-heartbeat", "--loglevel=warning"],
-        cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    process.log_path = log.name
     time.sleep(0.5)
     return process
 

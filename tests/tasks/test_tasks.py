@@ -251,7 +251,7 @@ def test_a_large_bulk_add_runs_in_a_real_worker_on_redis(celery_worker, client):
                                     description="В воркере", responsible=admin,
                                     deadline=timezone.now() + timedelta(days=1))
     assert job.status == "queued"  # handed to the worker, not run in the request
-    assert wait_for(lambda: BulkTaskJob.objects.get(pk=job.pk).status == "done"), celery_worker["process"].stderr
+    assert wait_for(lambda: BulkTaskJob.objects.get(pk=job.pk).status == "done"), open(celery_worker["process"].log_path).read()
     assert Task.objects.filter(batch=job.pk).count() == len(clients)
     client.force_login(admin)
     progress = client.get(reverse("tasks:bulk-progress", args=[job.pk]), headers=HX).content.decode()
