@@ -1,0 +1,88 @@
+"""Every page and partial not counted elsewhere: its query count, the same at two data sizes."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from crm.models import Notification
+from deals.models import Sale, Stage
+from tests.conftest import HX
+from tests.factories import ClientFactory, DealFactory, UserFactory, role
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(admin):
+    client = ClientFactory(responsible=admin)
+    deal = DealFactory(client=client, responsible=admin)
+    return {"client": client, "deal": deal, "stage": deal.stage, "funnel": deal.stage.line.funnel}
+
+
+def grow(size, admin, world):
+    """More of everything the pages list: users, deals, sales, notifications, stages."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.get_for_model(world["funnel"])  # a per-process cache: warm it, or counts vary by test order
+    for i in range(size):
+        UserFactory(role=role("Manager"))
+        other = DealFactory(client=world["client"], responsible=admin)
+        Sale.objects.create(deal=world["deal"], client=world["client"], player_id="p", amount=10)
+        Notification.objects.create(user=admin, kind="mention", text=f"n{i}")
+        Stage.objects.create(line=world["stage"].line, name=f"extra {i}", position=100 + i)
+        del other
+
+
+PAGES = [
+    # (name, url kwargs from world, headers, expected queries)
+    ("deals:detail", lambda w: [w["deal"].pk], HX, 7),  # session, user, perms, deal, sales, tags, custom fields
+    ("deals:edit", lambda w: [w["deal"].pk], HX, 8),
+    ("deals:sale", lambda w: [w["deal"].pk], HX, 4),
+    ("deals:quick", lambda w: [w["client"].pk], HX, 5),
+    ("deals:funnels", lambda w: [], {}, 4),
+    ("deals:funnel-access", lambda w: [w["funnel"].pk], HX, 8),
+    ("deals:stage-delete", lambda w: [w["funnel"].pk, w["stage"].pk], HX, 7),
+    ("crm:notifications", lambda w: [], {}, 5),
+    ("tasks:types", lambda w: [], {}, 4),
+    ("clients:import", lambda w: [], {}, 4),
+    ("clients:templates", lambda w: [], {}, 5),
+]
+
+
+@pytest.mark.parametrize("size", [1, 12])
+@pytest.mark.parametrize("name,args,headers,queries", PAGES, ids=[p[0] for p in PAGES])
+def test_page_query_count_is_flat(size, name, args, headers, queries, admin_client, admin, world,
+                                  django_assert_num_queries):
+    grow(size, admin, world)
+    with django_assert_num_queries(queries):
+        response = admin_client.get(reverse(name, args=args(world)), headers=headers)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("size", [1, 12])
+def test_import_steps_and_send_form_query_counts(size, admin_client, admin, world, django_assert_num_queries):
+    import io
+
+    from openpyxl import Workbook
+
+    from clients.models import ImportJob
+
+    grow(size, admin, world)
+    book = Workbook()
+    book.active.append(["ФИО", "Телефон"])
+    for i in range(size):
+        book.active.append([f"c{i}", f"+7 916 000 {i:04d}"])
+    data = io.BytesIO()
+    book.save(data)
+    admin_client.post(reverse("clients:import"), {"file": SimpleUploadedFile("q.xlsx", data.getvalue())})
+    job = ImportJob.objects.get()
+    with django_assert_num_queries(7):  # session, user, perms, job, custom fields, remembered mapping, stages
+        admin_client.get(reverse("clients:import-map", args=[job.pk]))
+    admin_client.post(reverse("clients:import-map", args=[job.pk]), {"col_0": "name", "col_1": "phone", "duplicates": "skip"})
+    with django_assert_num_queries(5):  # session, user, perms, job, custom fields
+        admin_client.get(reverse("clients:import-preview", args=[job.pk]))
+    with django_assert_num_queries(4):  # session, user, perms, job
+        admin_client.get(reverse("clients:import-job", args=[job.pk]), headers=HX)
+    clients = ClientFactory.create_batch(size)
+    with django_assert_num_queries(4):  # session, user, perms, matching ids
+        admin_client.post(reverse("messenger:send"), {"channel": "email", "scope": "ids", "ids": [c.pk for c in clients]}, headers=HX)
