@@ -11,7 +11,7 @@ class RoleBackend(ModelBackend):
             return None
         user = self._find(username.strip())
         if user is None:
-            User().set_password(password)  # same work as a real check: no timing oracle
+            get_user_model()().set_password(password)  # same work as a real check: no timing oracle
             return None
         if user.check_password(password) and self.user_can_authenticate(user):
             return user

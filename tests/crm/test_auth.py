@@ -107,3 +107,10 @@ def test_admin_cannot_create_username_with_at_sign(client, db):
          "password1": "Str0ng-pass-42", "password2": "Str0ng-pass-42"},
     )
     assert "cannot contain" in response.content.decode()
+
+
+def test_unknown_login_gets_the_same_answer_as_a_wrong_password(client, db):
+    for login_name in ("ghost", "ghost@example.com"):
+        response = login(client, login_name, "whatever")
+        assert response.status_code == 200
+        assert "Пожалуйста, введите правильные" in response.content.decode()
