@@ -8,7 +8,6 @@ import zipfile
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext as _
@@ -253,6 +252,3 @@ def _custom_value(field, value, text):
     if len(text) > TEXT_FIELD_MAX:
         raise ValidationError(_("at most %(n)s characters.") % {"n": TEXT_FIELD_MAX})
     return text
-
-
-__all__ = ["settings"]

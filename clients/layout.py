@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm import permissions as gate
 
-from .models import CARD_SYSTEM_FIELDS, CardField, CustomField
+from .models import CARD_SYSTEM_FIELDS, CardField
 
 SYSTEM_LABELS = {
     "phone": _("Phone"), "extra_phones": _("Other phones"), "email": _("Email"), "responsible": _("Responsible"),
@@ -115,6 +115,3 @@ def refuse_locked_writes(user, client, data: dict) -> None:
                 current, new = getattr(current, "pk", current), getattr(new, "pk", new)
             if (new or None) != (current or None) and not (client is None and not new):
                 raise PermissionDenied
-
-
-__all__ = ["CustomField", "CardField"]

@@ -1,11 +1,10 @@
 """The board's and the deals table's filters (top panel, seed 000). All combine with AND."""
 
 import django_filters as df
-from django import forms
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
-from clients.filters import CheckboxList, DateInput, IdFilter, IdListFilter, users
+from clients.filters import CheckboxList, DateInput, IdListFilter, users
 from clients.models import Channel, Lifecycle, Tag
 from crm.countries import COUNTRIES
 
@@ -50,6 +49,3 @@ class DealFilter(df.FilterSet):
         if not value:
             return qs
         return qs.filter(Exists(Deal.tags.through.objects.filter(deal_id=OuterRef("pk"), tag_id__in=value)))
-
-
-__all__ = ["DealFilter", "IdFilter", "forms"]

@@ -2,7 +2,7 @@
 
 from datetime import datetime, time, timedelta
 
-from django.db.models import Case, Count, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
 from crm import permissions as gate
@@ -87,6 +87,3 @@ def type_or_404(pk) -> TaskType:
     from django.shortcuts import get_object_or_404
 
     return get_object_or_404(TaskType, pk=pk)
-
-
-__all__ = ["QuerySet"]

@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
@@ -179,6 +179,3 @@ def task_type_save(*, actor, type: TaskType | None, name: str) -> TaskType:
     TaskType.objects.filter(pk=type.pk).update(name=name, is_default_name=False)
     type.refresh_from_db()
     return type
-
-
-__all__ = ["PermissionDenied"]

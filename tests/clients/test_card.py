@@ -1,10 +1,10 @@
 import pytest
 from django.urls import reverse
 
-from clients.models import CardField, Client, ClientNote, CustomField
+from clients.models import Client, ClientNote
 from crm.models import Activity, Notification
 from tests.conftest import HX
-from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, TagFactory, UserFactory, role
+from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from clients.models import CardField, Client, ClientNote, CustomField, SavedFilter, Tag
+from clients.models import CardField, ClientNote, CustomField, SavedFilter, Tag
 from crm.models import Activity, Notification, Role, TableSettings, Team, User
 from deals.models import Deal, Funnel, Line, Sale, Stage
 from tasks.models import Task, TaskType
-from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, UserFactory, role
+from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, role
 
 PUBLIC = {"crm:login"}
 SELF = {
