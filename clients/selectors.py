@@ -1,7 +1,7 @@
 """Reads for the clients section. Every queryset starts from the permission gate."""
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -87,7 +87,6 @@ class TablePage:
     next_cursor: str | None = None
     prev_cursor: str | None = None
     filterset: ClientFilter | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def clients_table(user, params: QueryDict) -> TablePage:

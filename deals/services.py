@@ -3,7 +3,6 @@
 import time
 from decimal import Decimal
 
-from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, F, FloatField, Subquery, Value
@@ -359,6 +358,3 @@ def stage_delete(*, actor, stage: Stage, move_to: Stage | None) -> int:
     stage.delete()
     return moved
 
-
-def groups_all():
-    return Group.objects.select_related("role").order_by("name")

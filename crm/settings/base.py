@@ -208,8 +208,6 @@ SMS_BACKEND = env_str("SMS_BACKEND", "messenger.backends.sms.ConsoleBackend")
 SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "")
 SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "")
 SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
-# Mass sends up to this size are sent in the request; larger ones by the worker.
-MASS_SEND_INLINE_LIMIT = env_int("MASS_SEND_INLINE_LIMIT", 0)
 # Throttle for mass sends (providers limit the rate); 0 sends as fast as the channel takes them.
 MASS_SEND_RATE_PER_SECOND = env_int("MASS_SEND_RATE_PER_SECOND", 0)
 # A delivery claimed longer ago than this by a worker that vanished is looked at again on resume.
