@@ -11,6 +11,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm import permissions as gate
+from crm.csvexport import csv_response
 from crm.xlsx import xlsx_response
 
 from . import documents, layout, selectors, services
@@ -80,10 +81,12 @@ def client_count(request):
 
 @require_GET
 def client_export(request):
-    """The clients table as filtered, in the user's columns, to .xlsx."""
+    """The clients table as filtered, in the user's columns, to .xlsx (or .csv with format=csv)."""
     gate.require(request.user, gate.EXPORT_CLIENTS)
     header, rows = selectors.export_rows(request.user, request.GET)
     stamp = timezone.localtime().strftime("%Y-%m-%d_%H%M")
+    if request.GET.get("format") == "csv":
+        return csv_response(filename=f"clients_{stamp}.csv", header=header, rows=rows, language=request.LANGUAGE_CODE)
     return xlsx_response(filename=f"clients_{stamp}.xlsx", header=header, rows=rows)
 
 

@@ -13,6 +13,7 @@ from clients.models import CustomField
 from clients.selectors import custom_fields_active
 from clients.views import hx_redirect, table_query
 from crm import permissions as gate
+from crm.csvexport import csv_response
 from crm.xlsx import xlsx_response
 
 from . import selectors, services
@@ -395,8 +396,10 @@ def stage_delete(request, funnel_pk, stage_pk):
 
 @require_GET
 def deals_export(request, funnel_pk):
-    """The deals table (with the board's filters) to .xlsx."""
+    """The deals table (with the board's filters) to .xlsx (or .csv with format=csv)."""
     ctx = _board_context(request, funnel_pk)
     gate.require(request.user, gate.EXPORT_CLIENTS)
     header, rows = selectors.deals_export_rows(request.user, request.GET, funnel=ctx["funnel"])
+    if request.GET.get("format") == "csv":
+        return csv_response(filename=f"deals_{funnel_pk}.csv", header=header, rows=rows, language=request.LANGUAGE_CODE)
     return xlsx_response(filename=f"deals_{funnel_pk}.xlsx", header=header, rows=rows)
