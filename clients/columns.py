@@ -41,6 +41,7 @@ SYSTEM_COLUMNS = [
     Column("country", _("Country"), lambda c: label("country", c.country)),
     Column("city", _("City"), lambda c: c.city),
     Column("channel", _("Channel"), lambda c: label("channel", c.channel)),
+    Column("source", _("Source"), lambda c: c.source),
     Column("external_id", _("Player ID"), lambda c: c.external_id),
     Column("registration_date", _("Registration date"), lambda c: _date(c.registration_date)),
     Column("sales_count", _("Sales count"), lambda c: c.sales_count),

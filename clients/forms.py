@@ -88,7 +88,7 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
         model = Client
         fields = [
             "name", "responsible", "phone", "email", "lifecycle", "priority", "company", "country",
-            "city", "address", "channel", "external_id", "registration_date", "tags",
+            "city", "address", "channel", "source", "external_id", "registration_date", "tags",
         ]
         widgets = {"registration_date": DateInput}
 

@@ -11,7 +11,7 @@ from .models import CARD_SYSTEM_FIELDS, CardField
 SYSTEM_LABELS = {
     "phone": _("Phone"), "extra_phones": _("Other phones"), "email": _("Email"), "responsible": _("Responsible"),
     "company": _("Company"), "country": _("Country"), "city": _("City"), "address": _("Address"),
-    "channel": _("Channel"), "priority": _("Priority"), "lifecycle": _("Status"), "external_id": _("Player ID"),
+    "channel": _("Channel"), "source": _("Source"), "priority": _("Priority"), "lifecycle": _("Status"), "external_id": _("Player ID"),
     "registration_date": _("Registration date"), "last_sale_at": _("Last sale date"),
     "funnel": _("Funnel"), "line": _("Line"), "stage": _("Stage"), "budget": _("Budget"),
     "deal_responsible": _("Responsible"),

@@ -3,7 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Upper
+from django.db.models.functions import Lower, Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -125,6 +125,7 @@ class Client(models.Model):
     address = models.CharField(_("address"), max_length=200, blank=True)
     company = models.CharField(_("company"), max_length=100, blank=True)
     channel = models.CharField(_("channel"), max_length=20, blank=True, choices=Channel)
+    source = models.CharField(_("source"), max_length=100, blank=True)  # free text: "Avito", "Cold call"
     priority = models.CharField(_("priority"), max_length=10, choices=Priority, default=Priority.NORMAL)
     lifecycle = models.CharField(_("status"), max_length=10, choices=Lifecycle, default=Lifecycle.POTENTIAL)
     external_id = models.CharField(_("player ID"), max_length=64, blank=True)
@@ -184,6 +185,9 @@ class Client(models.Model):
             models.Index(fields=["channel", "-modified_at"], name="client_channel_idx"),
             models.Index(fields=["priority", "-modified_at"], name="client_priority_idx"),
             models.Index(fields=["email"], name="client_email_idx"),
+            # The import's duplicate lookup: E.164 phone, and e-mail compared case-insensitively.
+            models.Index(fields=["phone"], name="client_phone_idx", condition=ALIVE & ~Q(phone="")),
+            models.Index(Lower("email"), name="client_email_lower_idx", condition=ALIVE & ~Q(email="")),
             models.Index(Upper("external_id"), name="client_external_upper_idx"),
             models.Index(fields=["registration_date"], name="client_registered_idx"),
         ]
@@ -211,6 +215,20 @@ class Client(models.Model):
         from .phones import format_phone
 
         return [(p, format_phone(p)) for p in self.all_phones]
+
+
+class DuplicateSuggestion(models.Model):
+    """Two clients that look like one person (same phone or e-mail), suggested for a merge and
+    never merged automatically. `client` is the newer one."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    other = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "other"], name="duplicate_pair_once")]
 
 
 class SavedFilter(models.Model):
@@ -241,7 +259,7 @@ class ClientNote(models.Model):
 CARD_SYSTEM_FIELDS = {
     "contact": [
         "phone", "extra_phones", "email", "responsible", "company", "country", "city", "address", "channel",
-        "priority", "lifecycle", "external_id", "registration_date", "last_sale_at",
+        "source", "priority", "lifecycle", "external_id", "registration_date", "last_sale_at",
     ],
     "deal": ["funnel", "line", "stage", "channel", "budget", "deal_responsible"],
 }
@@ -274,77 +292,6 @@ class CardField(models.Model):
     @property
     def key(self) -> str:
         return self.custom_field.key if self.custom_field_id else self.system_key
-
-
-class ImportJob(models.Model):
-    """One Excel import (seed 002): the file, the sheet, the mapping, and how far it got."""
-
-    class Status(models.TextChoices):
-        UPLOADED = "uploaded", _("Uploaded")
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
-        UNDONE = "undone", _("Undone")
-
-    class Duplicates(models.TextChoices):
-        SKIP = "skip", _("Skip the row")
-        UPDATE = "update", _("Update the client")
-        CREATE = "create", _("Create a new client")
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    file = models.FileField(upload_to="imports/")
-    filename = models.CharField(max_length=255)
-    sheet = models.CharField(max_length=100, blank=True)
-    mapping = models.JSONField(default=dict, blank=True)  # {"column index": "field key"}
-    duplicates = models.CharField(max_length=10, choices=Duplicates, default=Duplicates.SKIP)
-    deal_stage = models.ForeignKey("deals.Stage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    status = models.CharField(max_length=10, choices=Status, default=Status.UPLOADED)
-    total = models.PositiveIntegerField(default=0)
-    processed = models.PositiveIntegerField(default=0)  # data rows done and committed: where a resume starts
-    created = models.PositiveIntegerField(default=0)
-    updated = models.PositiveIntegerField(default=0)
-    skipped = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    error = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    @property
-    def percent(self) -> int:
-        return 100 if not self.total else min(100, int(self.processed * 100 / self.total))
-
-
-class ImportRecord(models.Model):
-    """What happened to one row; what an updated client had before (for undo)."""
-
-    class Outcome(models.TextChoices):
-        CREATED = "created", _("Created")
-        UPDATED = "updated", _("Updated")
-        SKIPPED = "skipped", _("Skipped")
-        FAILED = "failed", _("Failed")
-
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records")
-    row = models.PositiveIntegerField()
-    outcome = models.CharField(max_length=10, choices=Outcome)
-    reason = models.CharField(max_length=500, blank=True)
-    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    previous = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["job", "row"], name="import_row_once")]
-
-
-class ImportMappingMemory(models.Model):
-    """The mapping a user chose for a set of column headers, offered again next time."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    headers_key = models.CharField(max_length=64)
-    mapping = models.JSONField(default=dict)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "headers_key"], name="import_mapping_once")]
 
 
 class DocumentTemplate(models.Model):

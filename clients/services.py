@@ -253,13 +253,25 @@ def custom_field_save(*, actor, form) -> CustomField:
     gate.require(actor, gate.CONFIGURE_FIELDS)
     field = form.save(commit=False)
     field.choices = form.cleaned_data["choices"] if field.kind == CustomField.Kind.SELECT else []
-    creating = not field.pk
-    if creating:
-        last = CustomField.objects.order_by("-position").values_list("position", flat=True).first()
-        field.position = (last or 0) + 1
+    if field.pk:
+        field.save()
+        return field
+    return _custom_field_add(field)
+
+
+@transaction.atomic
+def custom_field_create(*, actor, label: str, kind: str, choices: list[str], entity: str = CustomField.Entity.CLIENT) -> CustomField:
+    """A new custom field (the import's "new field from this column"), last in its card block."""
+    gate.require(actor, gate.CONFIGURE_FIELDS)
+    return _custom_field_add(CustomField(label=label[:40], kind=kind, entity=entity,
+                                         choices=choices if kind == CustomField.Kind.SELECT else []))
+
+
+def _custom_field_add(field: CustomField) -> CustomField:
+    last = CustomField.objects.order_by("-position").values_list("position", flat=True).first()
+    field.position = (last or 0) + 1
     field.save()
-    if creating:
-        card_field_append(field=field)
+    card_field_append(field=field)
     return field
 
 

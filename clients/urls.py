@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import card, import_views, views
+from . import card, views
 
 app_name = "clients"
 urlpatterns = [
@@ -9,13 +9,6 @@ urlpatterns = [
     path("export/", views.client_export, name="export"),
     path("templates/", views.document_templates, name="templates"),
     path("documents/", views.documents_download, name="documents"),
-    path("import/", import_views.upload, name="import"),
-    path("import/<uuid:pk>/sheet/", import_views.sheet, name="import-sheet"),
-    path("import/<uuid:pk>/columns/", import_views.mapping, name="import-map"),
-    path("import/<uuid:pk>/preview/", import_views.preview, name="import-preview"),
-    path("import/<uuid:pk>/", import_views.job_view, name="import-job"),
-    path("import/<uuid:pk>/report/", import_views.report, name="import-report"),
-    path("import/<uuid:pk>/undo/", import_views.undo, name="import-undo"),
     path("filters/", views.filter_panel, name="filters"),
     path("filters/save/", views.saved_filter_create, name="filter-save"),
     path("filters/<int:pk>/delete/", views.saved_filter_delete, name="filter-delete"),

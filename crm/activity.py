@@ -45,7 +45,21 @@ def record(**kwargs) -> Activity:
 
 
 def record_many(activities: list[Activity]) -> None:
-    Activity.objects.bulk_create(activities, batch_size=1000)
+    """Many feed entries at once (a mass action): COPY on PostgreSQL."""
+    from .bulk import copy_insert
+
+    copy_insert(Activity, activities)
+
+
+def record_bulk(*, rows: list[tuple], actor, kind, field="", field_label="") -> None:
+    """Entries of one kind for many (client id, deal id, new value) rows: an import chunk's tens of
+    thousands of lines, written as plain rows (no model instances) by COPY on PostgreSQL."""
+    from .bulk import copy_rows
+
+    now = timezone.now()
+    columns = ["client_id", "deal_id", "actor_id", "kind", "field", "field_label", "old_value", "new_value", "text", "created_at"]
+    label = str(field_label)[:60]
+    copy_rows(Activity, columns, [(c, d, actor.pk, kind, field, label, "", as_text(new), "", now) for c, d, new in rows])
 
 
 def notify(*, user, kind, actor, text, url="") -> None:

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
 
@@ -13,5 +14,14 @@ app.conf.beat_schedule = {
     "tasks-reminders": {"task": "tasks.tasks.reminders_send", "schedule": 60.0},
     # Mass sends a dead worker left half done are picked up again (messenger.services).
     "mass-sends-resume": {"task": "messenger.tasks.mass_sends_resume", "schedule": 300.0},
+    # Imports whose runner died are re-queued (imports.services.imports_resume); old uploads go.
+    "imports-resume": {"task": "imports.tasks.imports_resume", "schedule": 20.0},
+    "imports-cleanup": {"task": "imports.tasks.imports_cleanup", "schedule": 24 * 3600.0},
 }
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def resume_at_worker_start(sender=None, **kwargs):
+    """A worker that (re)starts looks at once for imports a dead worker left running."""
+    sender.app.send_task("imports.tasks.imports_resume", kwargs={"at_worker_start": True})

@@ -27,6 +27,7 @@ crm_patterns = (
 
 urlpatterns = [
     path("", include(crm_patterns)),
+    path("clients/import/", include("imports.urls")),
     path("clients/", include("clients.urls")),
     path("deals/", include("deals.urls")),
     path("tasks/", include("tasks.urls")),

@@ -46,6 +46,19 @@ def stage_choices_for(user) -> list[tuple[str, list[tuple[int, str]]]]:
     return list(groups.items())
 
 
+def line_choices_for(user) -> list[tuple[int, str]]:
+    """Lines ("funnel · line") of the funnels the user may open (the import's deal target)."""
+    lines = Line.objects.filter(funnel__in=gate.visible_funnels(user).values("pk")).select_related("funnel")
+    return [(line.pk, f"{line.funnel} · {line}") for line in lines.order_by("funnel__position", "funnel_id", "position", "pk")]
+
+
+def line_for_user_or_404(user, pk) -> Line:
+    line = Line.objects.filter(pk=pk, funnel__in=gate.visible_funnels(user).values("pk")).first()
+    if line is None:
+        raise Http404
+    return line
+
+
 def pick_line(lines: list[Line], line_id) -> Line | None:
     for line in lines:
         if str(line.pk) == str(line_id):

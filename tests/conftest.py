@@ -96,6 +96,7 @@ def start_worker(queue: str, extra_env: dict | None = None):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "DJANGO_SETTINGS_MODULE": "crm.settings.test",
         "CELERY_BROKER_URL": app.conf.broker_url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,  # what the worker itself queues stays on the test's queue
         **(extra_env or {}),
     }
     import tempfile

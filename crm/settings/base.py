@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "deals",
     "tasks",
     "messenger",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +167,14 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A message is redelivered only after the visibility timeout; every task's time limit is shorter
+# (the import's is 30 min), so a live task is never run twice. Dead runs are found sooner by the
+# jobs' own sweeps (imports_resume: a runner's heartbeat older than IMPORT_STALE_SECONDS).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 3600}
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30)
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 2000)  # rows per committed chunk: what a crash can cost
 CELERY_TIMEZONE = TIME_ZONE
 
 

@@ -9,4 +9,7 @@ STORAGES = {
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 AXES_FAILURE_LIMIT = 5
-MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405 (uploaded import files during tests)
+# Uploaded import files during tests (a worker process started by a test is told the test's own folder).
+MEDIA_ROOT = __import__("os").environ.get("MEDIA_ROOT") or BASE_DIR / "var" / "test-media"  # noqa: F405
+# Worker processes started by a test may be slowed per chunk, so a kill lands mid-import.
+IMPORT_CHUNK_PAUSE_SECONDS = float(__import__("os").environ.get("IMPORT_CHUNK_PAUSE_SECONDS", "0"))

@@ -44,7 +44,7 @@ PAGES = [
     ("deals:stage-delete", lambda w: [w["funnel"].pk, w["stage"].pk], HX, 7),
     ("crm:notifications", lambda w: [], {}, 5),
     ("tasks:types", lambda w: [], {}, 4),
-    ("clients:import", lambda w: [], {}, 4),
+    ("imports:upload", lambda w: [], {}, 4),
     ("clients:templates", lambda w: [], {}, 5),
 ]
 
@@ -65,7 +65,7 @@ def test_import_steps_and_send_form_query_counts(size, admin_client, admin, worl
 
     from openpyxl import Workbook
 
-    from clients.models import ImportJob
+    from imports.models import ImportJob
 
     grow(size, admin, world)
     book = Workbook()
@@ -74,15 +74,15 @@ def test_import_steps_and_send_form_query_counts(size, admin_client, admin, worl
         book.active.append([f"c{i}", f"+7 916 000 {i:04d}"])
     data = io.BytesIO()
     book.save(data)
-    admin_client.post(reverse("clients:import"), {"file": SimpleUploadedFile("q.xlsx", data.getvalue())})
+    admin_client.post(reverse("imports:upload"), {"file": SimpleUploadedFile("q.xlsx", data.getvalue())})
     job = ImportJob.objects.get()
     with django_assert_num_queries(7):  # session, user, perms, job, custom fields, remembered mapping, stages
-        admin_client.get(reverse("clients:import-map", args=[job.pk]))
-    admin_client.post(reverse("clients:import-map", args=[job.pk]), {"col_0": "name", "col_1": "phone", "duplicates": "skip"})
+        admin_client.get(reverse("imports:map", args=[job.pk]))
+    admin_client.post(reverse("imports:map", args=[job.pk]), {"col_0": "name", "col_1": "phone", "duplicates": "skip"})
     with django_assert_num_queries(5):  # session, user, perms, job, custom fields
-        admin_client.get(reverse("clients:import-preview", args=[job.pk]))
+        admin_client.get(reverse("imports:preview", args=[job.pk]))
     with django_assert_num_queries(4):  # session, user, perms, job
-        admin_client.get(reverse("clients:import-job", args=[job.pk]), headers=HX)
+        admin_client.get(reverse("imports:job", args=[job.pk]), headers=HX)
     clients = ClientFactory.create_batch(size)
     with django_assert_num_queries(4):  # session, user, perms, matching ids
         admin_client.post(reverse("messenger:send"), {"channel": "email", "scope": "ids", "ids": [c.pk for c in clients]}, headers=HX)

@@ -34,9 +34,8 @@ FUNNEL_SETTINGS = {
     "deals:stage-update", "deals:stages-order", "deals:stage-delete",
 }
 ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add", "tasks:types", "tasks:bulk",
-                                "messenger:send", "clients:import", "clients:import-sheet", "clients:templates",
-                                "clients:import-map", "clients:import-preview", "clients:import-job", "clients:import-report",
-                                "clients:import-undo"}
+                                "messenger:send", "imports:upload", "imports:sheet", "clients:templates",
+                                "imports:map", "imports:preview", "imports:job", "imports:report", "imports:undo"}
 CLIENT_RECORD = {
     "clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row",
     "clients:panel", "clients:feed", "clients:comment", "clients:note", "tasks:create",
@@ -109,7 +108,7 @@ def world(db, admin, manager, nobody):
     from messenger.models import MassSend
 
     admins_send = MassSend.objects.create(channel="email", subject="s", body="b", created_by=admin)
-    from clients.models import ImportJob
+    from imports.models import ImportJob
 
     admins_import = ImportJob.objects.create(created_by=admin, filename="x.xlsx", file="imports/none.xlsx")
     admins_job = BulkTaskJob.objects.create(created_by=admin, description="x", type=TaskType.objects.first(),
@@ -126,8 +125,8 @@ def world(db, admin, manager, nobody):
         "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
         "tasks:complete": admins_task.pk, "tasks:bulk-progress": str(admins_job.pk),
         "messenger:send-progress": str(admins_send.pk),
-        **{name: str(admins_import.pk) for name in ("clients:import-sheet", "clients:import-map", "clients:import-preview",
-                                                   "clients:import-job", "clients:import-report", "clients:import-undo")},
+        **{name: str(admins_import.pk) for name in ("imports:sheet", "imports:map", "imports:preview",
+                                                   "imports:job", "imports:report", "imports:undo")},
     }
     return {"admin": admin, "manager": manager, "nobody": nobody, "objects": objects, "secret": secret}
 

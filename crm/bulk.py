@@ -1,0 +1,66 @@
+"""Many rows at once: PostgreSQL's COPY where it runs, bulk_create elsewhere (SQLite).
+
+COPY returns no ids, so rows that others point to get theirs first from the table's sequence
+(`reserve_ids`), in one statement, whatever the count. Rows can be given as model instances
+(`copy_insert`) or, where a hundred thousand instances would cost seconds to build, as plain
+tuples of attribute values (`copy_rows`).
+"""
+
+import json
+from collections.abc import Iterable
+
+from django.db import connection, models
+from django.utils import timezone
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def reserve_ids(model: type[models.Model], count: int) -> list[int]:
+    """`count` new primary keys from the model's sequence (PostgreSQL only)."""
+    if not count:
+        return []
+    table, column = model._meta.db_table, model._meta.pk.column
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, column, count])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def copy_rows(model: type[models.Model], columns: list[str], rows: Iterable[tuple]) -> None:
+    """Insert tuples of attribute values (in `columns` order, attnames such as "client_id");
+    JSON values are Python objects. COPY on PostgreSQL, bulk_create elsewhere."""
+    if not is_postgres():
+        model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=500)
+        return
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    as_json = [i for i, name in enumerate(columns) if isinstance(fields[name], models.JSONField)]
+    names = ", ".join(connection.ops.quote_name(fields[name].column) for name in columns)
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                if as_json:
+                    row = list(row)
+                    for i in as_json:
+                        row[i] = json.dumps(row[i], ensure_ascii=False)
+                copy.write_row(row)
+
+
+def copy_insert(model: type[models.Model], objs: list, *, with_ids: bool = False) -> None:
+    """Insert model instances in one COPY (PostgreSQL) or bulk_create. With `with_ids`, the
+    instances carry their primary keys already (see reserve_ids); else the database assigns
+    them and the instances do not learn them. auto_now(_add) fields left empty get the time now."""
+    if not objs:
+        return
+    if not is_postgres():
+        model.objects.bulk_create(objs, batch_size=500)
+        return
+    fields = [f for f in model._meta.concrete_fields if with_ids or not f.primary_key]
+    now = timezone.now()
+    stamped = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    for obj in objs:
+        for name in stamped:
+            if getattr(obj, name) is None:
+                setattr(obj, name, now)
+    columns = [f.attname for f in fields]
+    copy_rows(model, columns, ([getattr(obj, name) for name in columns] for obj in objs))

@@ -1,0 +1,453 @@
+"""Import services: upload → sheet → mapping → run (in the worker, resumable) → report → undo.
+
+The run reads the file from where the last run stopped and writes it in chunks; each chunk
+commits with its row records and the job's counters, so a worker killed at any moment loses at
+most an uncommitted chunk, which the next run redoes. A beat sweep (and every worker as it
+starts) re-queues a job whose runner is gone; a PostgreSQL advisory lock keeps one runner per job.
+"""
+
+import hashlib
+import logging
+import os
+import time
+from contextlib import contextmanager
+from datetime import date, timedelta
+from itertools import islice
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+from clients import layout
+from clients.models import Client, CustomField
+from clients.phones import phone_digits
+from crm import activity
+from crm import permissions as gate
+from crm.models import Activity
+
+from . import fields, readers
+from .models import ImportJob, ImportMappingMemory, ImportRecord
+from .readers import ImportRefused
+from .rows import RowValidator
+from .writer import ChunkWriter, bump
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5  # runs of one job; a job that keeps dying is failed with a message
+SELECT_MAX_VALUES = 50  # a "new selector" column with more distinct values is refused
+Status = ImportJob.Status
+
+
+# Files ----------------------------------------------------------------------------------------
+
+
+def _drop_file(job: ImportJob) -> None:
+    """The uploaded file goes when the job no longer needs it (refused, finished, undone)."""
+    if job.file:
+        job.file.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(file="")
+
+
+def _refuse(job: ImportJob, error: ImportRefused) -> None:
+    """A job refused after its upload: no file left behind, and a state that says so."""
+    _drop_file(job)
+    ImportJob.objects.filter(pk=job.pk).update(status=Status.REFUSED, error=" ".join(error.messages)[:300])
+
+
+def reader_for(job: ImportJob):
+    if not job.file or not os.path.exists(job.file.path):
+        raise ImportRefused(_("The uploaded file is no longer available: upload it again."))
+    return readers.open_reader(job.file.path, job.format)
+
+
+# Upload and sheet -----------------------------------------------------------------------------
+
+
+def import_upload(*, actor, uploaded) -> ImportJob:
+    """Keep the file only if it is a sane workbook or CSV with data; else refuse with the reason
+    and keep nothing (no job, no file)."""
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    if uploaded.size > readers.MAX_BYTES:
+        raise ImportRefused(_("The file is larger than %(mb)s MB.") % {"mb": readers.MAX_BYTES // (1024 * 1024)})
+    job = ImportJob(created_by=actor, filename=Path(uploaded.name or "import").name[:255])
+    job.file.save(f"{job.id}.upload", uploaded, save=False)
+    try:
+        job.format = readers.sniff(job.file.path)
+        if job.format == ImportJob.Format.XLSX:
+            readers.check_xlsx(job.file.path)
+        reader = readers.open_reader(job.file.path, job.format)
+        try:
+            sheets = reader.sheet_names()
+            if not sheets:
+                raise ImportRefused(_("The workbook has no sheets."))
+            if len(sheets) == 1:
+                job.sheet = sheets[0]
+                _check_sheet(reader, job.sheet)
+        finally:
+            reader.close()
+    except ImportRefused:
+        job.file.delete(save=False)
+        raise
+    except Exception:  # noqa: BLE001 — whatever a library trips on, the user gets a clean refusal
+        log.exception("import upload %s could not be read", job.filename)
+        job.file.delete(save=False)
+        raise readers.damaged()
+    job.save()
+    return job
+
+
+def _check_sheet(reader, sheet: str) -> None:
+    """A sheet must hold a header and at least one data row, in at most MAX_COLUMNS columns."""
+    headers, rows = readers.sample_rows(reader, sheet, 1)
+    if not rows:
+        raise ImportRefused(_("The sheet has a header row but no data rows under it."))
+
+
+def sheet_names(job: ImportJob) -> list[str]:
+    reader = reader_for(job)
+    try:
+        return reader.sheet_names()
+    finally:
+        reader.close()
+
+
+def import_set_sheet(*, actor, job: ImportJob, sheet: str) -> None:
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    reader = reader_for(job)
+    try:
+        if sheet not in reader.sheet_names():
+            raise ImportRefused(_("Choose a sheet of the file."))
+        _check_sheet(reader, sheet)  # an empty sheet is refused, but the user may pick another
+    finally:
+        reader.close()
+    ImportJob.objects.filter(pk=job.pk, status=Status.UPLOADED).update(sheet=sheet)
+
+
+def sample(job: ImportJob, limit: int) -> tuple[list[str], list[tuple[int, list]]]:
+    """The job's sheet's header and first data rows (the mapping and preview steps)."""
+    reader = reader_for(job)
+    try:
+        return readers.sample_rows(reader, job.sheet, limit)
+    finally:
+        reader.close()
+
+
+# Mapping --------------------------------------------------------------------------------------
+
+
+def client_custom_fields():
+    return list(CustomField.objects.filter(is_active=True, entity=CustomField.Entity.CLIENT))
+
+
+def import_set_mapping(*, actor, job: ImportJob, mapping: dict, headers: list[str], duplicates: str,
+                       deal_line=None, require_all: bool = False) -> dict:
+    """Check and keep the mapping; create the custom fields asked for ("new_text"/"new_select")."""
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    mapping = {str(k): v for k, v in mapping.items() if v}
+    custom = {f.key: f for f in client_custom_fields()}
+    allowed = set(fields.STANDARD_FIELDS) | set(custom) | set(fields.NEW_FIELDS)
+    if any(v not in allowed for v in mapping.values()):
+        raise ImportRefused(_("Choose a field for each column from the list."))
+    if "name" not in mapping.values():
+        raise ImportRefused(_("Map a column to Full name: a client needs one."))
+    chosen = [v for v in mapping.values() if v not in fields.NEW_FIELDS]
+    if len(set(chosen)) != len(chosen):
+        raise ImportRefused(_("Each field can take one column only."))
+    if duplicates not in ImportJob.Duplicates.values:
+        raise ImportRefused(_("Choose what to do with duplicates."))
+    if any(v in fields.DEAL_FIELDS for v in mapping.values()) and deal_line is None:
+        raise ImportRefused(_("Choose the funnel line for the deals, or leave the deal columns unmapped."))
+    if deal_line is not None and not gate.can(actor, gate.ADD_DEAL):
+        raise PermissionDenied
+    if "responsible" in mapping.values() and not gate.can(actor, gate.CHANGE_RESPONSIBLE):
+        raise ImportRefused(_("You may not choose the responsible: leave that column unmapped."))
+    locked = layout.locked_keys(actor)
+    if any(v in locked for v in mapping.values()):
+        raise PermissionDenied
+    if any(v in fields.NEW_FIELDS for v in mapping.values()):
+        gate.require(actor, gate.CONFIGURE_FIELDS)
+    with transaction.atomic():
+        for index, key in list(mapping.items()):
+            if key in fields.NEW_FIELDS:
+                mapping[index] = _new_field(actor, job, int(index), headers, key, custom).key
+        if len(set(mapping.values())) != len(mapping):
+            raise ImportRefused(_("Each field can take one column only."))
+        ImportJob.objects.filter(pk=job.pk).update(mapping=mapping, duplicates=duplicates, deal_line=deal_line,
+                                                   require_all=require_all, headers=headers)
+        ImportMappingMemory.objects.update_or_create(user=actor, headers_key=fields.headers_key(headers),
+                                                     defaults={"mapping": mapping})
+    return mapping
+
+
+def _new_field(actor, job, index: int, headers: list[str], kind: str, custom: dict) -> CustomField:
+    """A client custom field named after the column (an active one of that name is reused)."""
+    from clients.services import custom_field_create
+
+    label = (headers[index] if index < len(headers) else "").strip()[:40] or _("Column %(n)s") % {"n": index + 1}
+    existing = next((f for f in custom.values() if fields.normalise(f.label) == fields.normalise(label)), None)
+    if existing is not None:
+        return existing
+    choices: list[str] = []
+    if kind == "new_select":
+        seen: dict[str, str] = {}
+        reader = reader_for(job)
+        try:
+            _number, _headers, rows = readers.split_header(reader.rows(job.sheet))
+            for _n, cells in rows:
+                text = readers.cell_text(cells[index] if index < len(cells) else None)
+                if text and fields.normalise(text) not in seen:
+                    seen[fields.normalise(text)] = text[:100]
+                    if len(seen) > SELECT_MAX_VALUES:
+                        raise ImportRefused(_("The column «%(name)s» has more than %(n)s different values: make it a text field.")
+                                            % {"name": label, "n": SELECT_MAX_VALUES})
+        finally:
+            reader.close()
+        choices = sorted(seen.values(), key=str.lower)
+    field_kind = CustomField.Kind.SELECT if kind == "new_select" else CustomField.Kind.TEXT
+    return custom_field_create(actor=actor, label=label, kind=field_kind, choices=choices)
+
+
+def remembered_mapping(user, headers) -> dict | None:
+    row = ImportMappingMemory.objects.filter(user=user, headers_key=fields.headers_key(headers)).first()
+    if row is None:
+        return None
+    custom = {f.key for f in client_custom_fields()}
+    return {k: v for k, v in row.mapping.items() if v in fields.STANDARD_FIELDS or v in custom}
+
+
+def validator_for(job: ImportJob, headers: list[str]) -> tuple[RowValidator, list]:
+    from crm.models import User
+
+    stages = list(job.deal_line.stages.order_by("position", "pk")) if job.deal_line_id else []
+    users = []
+    if "responsible" in job.mapping.values():
+        users = list(User.objects.filter(is_active=True).only("pk", "username", "email", "first_name", "last_name"))
+    validator = RowValidator(mapping=job.mapping, headers=headers, custom_fields=client_custom_fields(), users=users,
+                             stages=stages, require_all=job.require_all)
+    return validator, stages
+
+
+# Run ------------------------------------------------------------------------------------------
+
+
+def import_start(*, actor, job: ImportJob) -> None:
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    if not ImportJob.objects.filter(pk=job.pk).exclude(mapping={}).exists():
+        raise ImportRefused(_("Map the columns first."))
+    if not ImportJob.objects.filter(pk=job.pk, status=Status.UPLOADED).update(status=Status.QUEUED, heartbeat_at=timezone.now()):
+        return  # already started: a second click does not start a second run
+    _queue(job.pk)
+
+
+def _queue(job_id) -> None:
+    from .tasks import import_run as queued
+
+    transaction.on_commit(lambda: queued.delay(str(job_id)))
+
+
+def _lock_key(job_id) -> int:
+    return int(hashlib.sha256(f"import:{job_id}".encode()).hexdigest()[:15], 16)
+
+
+@contextmanager
+def single_runner(job_id):
+    """A PostgreSQL advisory lock for the length of a run: yields False if another runner holds it.
+    The lock dies with the runner's connection, so a killed worker's job is free at once."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
+
+
+def import_run(*, job_id) -> ImportJob:
+    """Run (or resume) one import; the row reasons are in the language of the person who started it."""
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    with single_runner(job_id) as alone:
+        if not alone:  # another worker has this job (a redelivered or re-queued message): leave it
+            return job
+        with override(job.created_by.language):
+            return _run(job_id)
+
+
+def _run(job_id) -> ImportJob:
+    now = timezone.now()
+    claimed = ImportJob.objects.filter(pk=job_id, status__in=ImportJob.ACTIVE).update(
+        status=Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, started_at=now,
+    )
+    job = ImportJob.objects.select_related("created_by", "deal_line").get(pk=job_id)
+    if not claimed:
+        return job  # finished, failed or undone meanwhile
+    if job.attempts > MAX_ATTEMPTS:
+        return _fail(job, _("The import stopped %(n)s times at row %(row)s and was given up; the rows before it are imported.")
+                     % {"n": MAX_ATTEMPTS, "row": job.processed + 1})
+    reader = None
+    try:
+        reader = reader_for(job)
+        header_row, headers, rows = readers.split_header(reader.rows(job.sheet))
+        if not job.total:
+            total = _count(reader, job.sheet, header_row)
+            ImportJob.objects.filter(pk=job.pk).update(total=total)
+        validator, stages = validator_for(job, headers)
+        writer = ChunkWriter(job, validator, stages=stages)
+        rows = islice(rows, job.processed, None)  # what committed chunks already did
+        done = job.processed
+        while chunk := list(islice(rows, settings.IMPORT_CHUNK_ROWS)):
+            if done + len(chunk) > readers.MAX_DATA_ROWS:
+                raise ImportRefused(_("The sheet has more than %(max)s rows.") % {"max": readers.MAX_DATA_ROWS})
+            with transaction.atomic():
+                counts = writer.write(chunk)
+                bump(job, counts, len(chunk))
+            done += len(chunk)
+            _pause_for_tests()
+    except ImportRefused as error:
+        return _fail(job, " ".join(error.messages))
+    except Exception as error:  # noqa: BLE001 — the job must end with a message, never "running" forever
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        if isinstance(error, SoftTimeLimitExceeded):  # out of time: committed chunks stay, the rest continues
+            _queue(job.pk)
+            return job
+        log.exception("import %s failed", job.pk)
+        done = ImportJob.objects.get(pk=job.pk).processed
+        return _fail(job, _("The import stopped on an unexpected error at row %(row)s; the rows before it are imported and can be undone.")
+                     % {"row": done + 1})
+    finally:
+        if reader is not None:
+            reader.close()
+    ImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(status=Status.DONE, finished_at=timezone.now(),
+                                                                     total=F("processed"))
+    job.refresh_from_db()
+    _drop_file(job)
+    return job
+
+
+def _pause_for_tests() -> None:
+    """Tests that kill a worker mid-import slow each chunk down through this setting (0 in use)."""
+    pause = getattr(settings, "IMPORT_CHUNK_PAUSE_SECONDS", 0)
+    if pause:
+        time.sleep(pause)
+
+
+def _count(reader, sheet: str, header_row: int) -> int:
+    """Data rows for the progress bar (the sheet's declared size; 0 when unknown until the end)."""
+    last = reader.last_row(sheet)
+    return max(last - header_row, 0) if last else 0
+
+
+def _fail(job: ImportJob, message: str) -> ImportJob:
+    ImportJob.objects.filter(pk=job.pk).update(status=Status.FAILED, error=message[:300], finished_at=timezone.now())
+    job.refresh_from_db()
+    _drop_file(job)
+    return job
+
+
+def imports_resume(*, at_worker_start: bool = False) -> list[str]:
+    """Re-queue jobs whose runner is gone. On PostgreSQL a running job whose advisory lock is free
+    has no runner (the lock dies with the connection); elsewhere a heartbeat older than
+    IMPORT_STALE_SECONDS says so. A queued job waits that long for a worker before it is re-sent.
+    At a worker's start, running jobs are checked at once."""
+    stale = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    postgres = connection.vendor == "postgresql"
+    candidates = ImportJob.objects.filter(status__in=ImportJob.ACTIVE)
+    if not (postgres and at_worker_start):
+        candidates = candidates.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+    queued = []
+    for job in candidates.only("pk", "status", "heartbeat_at"):
+        if job.status == Status.QUEUED and job.heartbeat_at and job.heartbeat_at >= stale:
+            continue
+        if postgres and _runner_alive(job.pk):
+            continue
+        # One re-queue per stale period, whoever sweeps: the heartbeat moves with it.
+        if ImportJob.objects.filter(pk=job.pk, heartbeat_at=job.heartbeat_at, status__in=ImportJob.ACTIVE).update(
+            heartbeat_at=timezone.now()
+        ):
+            _queue(job.pk)
+            queued.append(str(job.pk))
+    return queued
+
+
+def _runner_alive(job_id) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
+        free = cursor.fetchone()[0]
+        if free:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
+    return not free
+
+
+def imports_cleanup(*, older_than_days: int = 7) -> int:
+    """Daily: upload files older than a week go, and so do wizard jobs nobody ran (refused)."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    for job in ImportJob.objects.filter(status=Status.UPLOADED, created_at__lt=cutoff).select_related("created_by"):
+        with override(job.created_by.language):  # the importer reads it, in their language
+            _refuse(job, ImportRefused(_("Not run within %(n)s days: the file was deleted.") % {"n": older_than_days}))
+    folder = Path(settings.MEDIA_ROOT) / "imports"
+    removed = 0
+    if folder.is_dir():
+        keep = {os.path.basename(name) for name in ImportJob.objects.filter(status__in=[Status.UPLOADED, *ImportJob.ACTIVE])
+                .exclude(file="").values_list("file", flat=True)}
+        for path in folder.iterdir():
+            if path.name not in keep and path.stat().st_mtime < cutoff.timestamp():
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+# Undo -----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_undo(*, actor, job: ImportJob) -> None:
+    """Created clients (and their deals) are soft-deleted, deals the import added to existing
+    clients too, and updated clients get their old values back; the feeds record both."""
+    gate.require(actor, gate.IMPORT_CLIENTS)
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status == Status.UNDONE:
+        raise ImportRefused(_("This import was undone already."))
+    if job.status not in (Status.DONE, Status.FAILED):
+        raise ImportRefused(_("Only a finished import can be undone."))
+    from deals.models import Deal
+
+    now = timezone.now()
+    created = list(job.records.filter(outcome=ImportRecord.Outcome.CREATED, client__isnull=False).values_list("client_id", flat=True))
+    deal_ids = list(job.records.filter(deal__isnull=False).values_list("deal_id", flat=True))
+    alive = Deal.objects.filter(pk__in=deal_ids, deleted_at__isnull=True)
+    alive.filter(client_id__in=created).update(deleted_at=now, deleted_by=actor, modified_at=now, deleted_with_client=True)
+    alive.update(deleted_at=now, deleted_by=actor, modified_at=now)
+    Client.objects.filter(pk__in=created, deleted_at__isnull=True).update(deleted_at=now, deleted_by=actor, modified_at=now)
+    entries = [activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.DELETED, new=_("import undone")) for pk in created]
+    for record in job.records.filter(outcome=ImportRecord.Outcome.UPDATED).exclude(previous={}).select_related("client"):
+        client = record.client
+        if client is None or client.pk in created:
+            continue
+        _restore(client, record.previous, actor)
+        entries.append(activity.entry(client_id=client.pk, actor=actor, kind=Activity.Kind.RESTORED, new=_("import undone")))
+    activity.record_many(entries)
+    ImportJob.objects.filter(pk=job.pk).update(status=Status.UNDONE)
+    _drop_file(job)
+
+
+def _restore(client: Client, previous: dict, actor) -> None:
+    previous = dict(previous)
+    client.custom = previous.pop("custom", client.custom)
+    if "responsible_id" in previous:
+        client.responsible_id = previous.pop("responsible_id")
+    for name, value in previous.items():
+        if name == "registration_date":
+            value = date.fromisoformat(value) if value else None
+        setattr(client, name, value)
+    client.phone_digits = phone_digits(client.all_phones)
+    client.modified_by = actor
+    client.save()

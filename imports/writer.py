@@ -1,0 +1,325 @@
+"""Write a chunk: validated rows → clients, tags, deals, row records and feed entries, in the
+caller's transaction (a chunk commits whole or not at all, with the job's counters).
+
+Duplicates are found by E.164 phone or case-insensitive e-mail, among the clients the importer
+may see (and those this import created), and among the rows earlier in the same file:
+- skip: the row is skipped, naming the client it matches (and the earlier row of the file);
+- update: the filled cells overwrite that client's values, the empty ones leave them alone;
+- create: a new client, and the pair is marked as a suggested duplicate.
+A row that matches two different clients (its phone one, its e-mail another) is never applied in
+update mode: it is reported with both, and both stay as they were.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clients.models import Client, DuplicateSuggestion, Tag
+from clients.phones import phone_digits
+from crm import activity
+from crm import permissions as gate
+from crm.bulk import copy_insert, copy_rows, is_postgres, reserve_ids
+from crm.models import Activity
+
+from .models import ImportJob, ImportRecord
+from .readers import cell_text
+from .rows import Row, RowValidator
+
+UPDATABLE = ["name", "phone", "extra_phones", "email", "company", "country", "city", "address", "channel", "source",
+             "priority", "external_id", "registration_date"]
+Outcome = ImportRecord.Outcome
+
+
+@dataclass
+class Target:
+    """A client a row can land on: one in the database, or one an earlier row of this chunk creates."""
+
+    client: Client
+    row: int | None = None  # the row of this file that created or last updated it
+    new: bool = False
+
+
+@dataclass
+class Result:
+    row: Row
+    outcome: str
+    reason: "str | Lazy" = ""
+    column: str = ""
+    target: Target | None = None
+    previous: dict = field(default_factory=dict)
+    deal: object = None
+    values: list = field(default_factory=list)
+
+
+class Lazy:
+    """A text made when it is first needed (see ChunkWriter._who)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
+
+
+def describe(client: Client) -> str:
+    return f"#{client.pk} «{client.name}»" if client.pk else f"«{client.name}»"
+
+
+class ChunkWriter:
+    def __init__(self, job: ImportJob, validator: RowValidator, *, stages=()):
+        self.job = job
+        self.actor = job.created_by
+        self.validator = validator
+        self.mode = job.duplicates
+        self.first_stage = stages[0] if stages else None
+
+    # Duplicates ---------------------------------------------------------------------------------
+
+    def _existing(self, rows: list[Row]) -> tuple[dict, dict]:
+        """Live clients with the rows' phones or e-mails (two index scans), keyed both ways."""
+        phones = {r.phone for r in rows if r.phone}
+        emails = {r.email for r in rows if r.email}
+        by_phone: dict[str, list[Target]] = {}
+        by_email: dict[str, list[Target]] = {}
+        if not phones and not emails:
+            return by_phone, by_email
+        match = Q(pk__in=[])
+        if phones:
+            match |= Q(phone__in=phones) & ~Q(phone="")
+        if emails:
+            match |= Q(email_lower__in=emails) & ~Q(email="")
+        found = Client.objects.alive().alias(email_lower=Lower("email")).filter(match)
+        clients = {c.pk: c for c in gate.scope_to_user(self.actor, found)}
+        # Clients this import already wrote (perhaps for another responsible), with the last row that did.
+        mine = dict(
+            ImportRecord.objects.filter(job=self.job, outcome__in=[Outcome.CREATED, Outcome.UPDATED], client__in=found.values("pk"))
+            .order_by("row").values_list("client_id", "row")
+        )
+        missing = set(mine) - set(clients)
+        if missing:
+            clients.update({c.pk: c for c in Client.objects.filter(pk__in=missing)})
+        for client in sorted(clients.values(), key=lambda c: c.pk):
+            target = Target(client=client, row=mine.get(client.pk))
+            if client.phone in phones:
+                by_phone.setdefault(client.phone, []).append(target)
+            if client.email and client.email.lower() in emails:
+                by_email.setdefault(client.email.lower(), []).append(target)
+        return by_phone, by_email
+
+    # The chunk ----------------------------------------------------------------------------------
+
+    def write(self, chunk: list[tuple[int, list]]) -> dict[str, int]:
+        validated = [(self.validator.validate(number, cells), cells) for number, cells in chunk]
+        good = [row for row, _cells in validated if row.ok]
+        by_phone, by_email = self._existing(good)
+        results: list[Result] = []
+        fresh: list[Result] = []
+        now = timezone.now()
+        for row, cells in validated:
+            if row.empty:  # a blank line between blocks of a list is not a row of data: no record, no count
+                continue
+            if row.problems:
+                column, _message = row.problems[0]
+                results.append(Result(row, Outcome.FAILED, row.reason(), column=column, values=[cell_text(c) for c in cells]))
+                continue
+            matches = self._matches(row, by_phone, by_email)
+            result = self._decide(row, matches, now)
+            results.append(result)
+            if result.outcome == Outcome.CREATED:
+                fresh.append(result)
+                for other in matches:
+                    result.previous.setdefault("_suggest", []).append(other)
+            if result.target is not None and result.outcome in (Outcome.CREATED, Outcome.UPDATED):
+                target = result.target
+                target.row = row.number
+                if target.client.phone:
+                    self._index(by_phone, target.client.phone, target)
+                if target.client.email:
+                    self._index(by_email, target.client.email.lower(), target)
+        self._insert_clients(fresh)
+        self._save_updates([r for r in results if r.outcome == Outcome.UPDATED and not r.target.new])
+        self._tags([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
+        self._deals([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
+        self._suggestions(fresh)
+        self._records(results)
+        counts = {o: 0 for o in Outcome.values}
+        for result in results:
+            counts[result.outcome] += 1
+        return counts
+
+    @staticmethod
+    def _index(table: dict, key: str, target: Target) -> None:
+        entries = table.setdefault(key, [])
+        if all(t.client is not target.client for t in entries):
+            entries.append(target)
+
+    @staticmethod
+    def _matches(row: Row, by_phone, by_email) -> list[Target]:
+        matches: list[Target] = []
+        for target in by_phone.get(row.phone, []) + by_email.get(row.email, []):
+            if all(m.client is not target.client for m in matches):
+                matches.append(target)
+        return matches
+
+    def _decide(self, row: Row, matches: list[Target], now) -> Result:
+        if matches and self.mode != ImportJob.Duplicates.CREATE:
+            if len(matches) > 1:
+                names = [self._who(m) for m in matches]
+                reason = Lazy(lambda: _("Matches clients %(names)s: nothing changed.") % {"names": _(" and ").join(map(str, names))})
+                outcome = Outcome.FAILED if self.mode == ImportJob.Duplicates.UPDATE else Outcome.SKIPPED
+                return Result(row, outcome, reason)
+            target = matches[0]
+            if self.mode == ImportJob.Duplicates.SKIP:
+                who = self._who(target)
+                return Result(row, Outcome.SKIPPED, Lazy(lambda: _("Already there: client %(who)s.") % {"who": who}), target=target)
+            return self._update(row, target, now)
+        client = Client(created_by=self.actor, modified_by=self.actor, responsible_id=row.responsible_id or self.actor.pk,
+                        created_at=now, modified_at=now)
+        self._fill(client, row)
+        reason = ""
+        if matches:
+            names = [self._who(m) for m in matches]
+            reason = Lazy(lambda: _("Possible duplicate of %(names)s.") % {"names": _(" and ").join(map(str, names))})
+        return Result(row, Outcome.CREATED, reason, target=Target(client=client, new=True))
+
+    @staticmethod
+    def _who(target: Target) -> "Lazy":
+        """How a reason names a client: its id is known only once the chunk's new clients are
+        inserted, so the text is made then; the row is the one that wrote it so far."""
+        client, row = target.client, target.row
+
+        def text() -> str:
+            who = describe(client)
+            return who + " " + _("(row %(n)s of this file)") % {"n": row} if row else who
+
+        return Lazy(text)
+
+    def _update(self, row: Row, target: Target, now) -> Result:
+        client = target.client
+        previous = {}
+        if not target.new and target.row is None:  # a client this import did not write: keep what it had, for undo
+            previous = {f: _stored(getattr(client, f)) for f in UPDATABLE if f in row.client}
+            previous["custom"] = dict(client.custom)
+            previous["responsible_id"] = client.responsible_id
+        if row.responsible_id and row.responsible_id != client.responsible_id and not gate.can(self.actor, gate.CHANGE_RESPONSIBLE):
+            return Result(row, Outcome.FAILED, _("You may not change the responsible of client %(who)s.") % {"who": describe(client)})
+        self._fill(client, row)
+        if row.responsible_id:
+            client.responsible_id = row.responsible_id
+        client.modified_by = self.actor
+        client.modified_at = now
+        reason = _("The same client as row %(n)s.") % {"n": target.row} if target.row else ""
+        return Result(row, Outcome.UPDATED, reason, target=target, previous=previous)
+
+    @staticmethod
+    def _fill(client: Client, row: Row) -> None:
+        for name, value in row.client.items():
+            if name == "extra_phones":
+                known = set(client.all_phones)
+                client.extra_phones = list(client.extra_phones) + [p for p in value if p not in known and p != row.phone]
+            else:
+                setattr(client, name, value)
+        if client.phone in client.extra_phones:
+            client.extra_phones = [p for p in client.extra_phones if p != client.phone]
+        if row.custom:
+            client.custom = {**(client.custom or {}), **row.custom}
+        client.phone_digits = phone_digits(client.all_phones)
+
+    # Writes ---------------------------------------------------------------------------------------
+
+    def _insert_clients(self, fresh: list[Result]) -> None:
+        clients = [r.target.client for r in fresh]
+        if not clients:
+            return
+        if is_postgres():
+            for client, pk in zip(clients, reserve_ids(Client, len(clients))):
+                client.pk = pk
+            copy_insert(Client, clients, with_ids=True)
+        else:
+            Client.objects.bulk_create(clients, batch_size=500)
+        activity.record_bulk(rows=[(c.pk, None, self.job.filename) for c in clients], actor=self.actor,
+                             kind=Activity.Kind.CREATED)
+
+    def _save_updates(self, updated: list[Result]) -> None:
+        seen, clients = set(), []
+        for result in updated:
+            if id(result.target.client) not in seen:
+                seen.add(id(result.target.client))
+                clients.append(result.target.client)
+        if not clients:
+            return
+        Client.objects.bulk_update(clients, [*UPDATABLE, "custom", "responsible", "phone_digits", "modified_by", "modified_at"],
+                                   batch_size=500)
+        activity.record_bulk(rows=[(c.pk, None, self.job.filename) for c in clients], actor=self.actor,
+                             kind=Activity.Kind.CHANGE, field="import", field_label=_("Import"))
+
+    def _tags(self, results: list[Result]) -> None:
+        wanted: dict[str, str] = {}
+        for result in results:  # the first spelling met names a new tag
+            for name in result.row.tags:
+                wanted.setdefault(name.lower(), name)
+        if not wanted:
+            return
+        tags = {t.name.lower(): t for t in Tag.objects.alias(lower=Lower("name")).filter(lower__in=list(wanted))}
+        for key, name in wanted.items():
+            if key not in tags:
+                tags[key] = Tag.objects.get_or_create(name=name)[0]
+        through = Client.tags.through
+        links = {(r.target.client.pk, tags[name.lower()].pk) for r in results for name in r.row.tags}
+        through.objects.bulk_create([through(client_id=c, tag_id=t) for c, t in links], ignore_conflicts=True, batch_size=1000)
+
+    def _deals(self, results: list[Result]) -> None:
+        """A deal per created row (and per updated row whose deal cells are filled), in the chosen line."""
+        if not self.job.deal_line_id or self.first_stage is None:
+            return
+        from deals.models import Deal
+        from deals.services import new_position
+
+        deals = []
+        for result in results:
+            row = result.row
+            if result.outcome == Outcome.UPDATED and not row.deal:
+                continue
+            client = result.target.client
+            result.deal = Deal(client_id=client.pk, stage=row.deal.get("stage") or self.first_stage,
+                               name=row.deal.get("name") or client.name, budget=row.deal.get("budget") or 0,
+                               responsible_id=row.responsible_id or client.responsible_id or self.actor.pk,
+                               created_by=self.actor, position=new_position())
+            deals.append(result.deal)
+        Deal.objects.bulk_create(deals, batch_size=1000)
+        activity.record_bulk(rows=[(d.client_id, d.pk, f"#{d.pk} {d.name} · {d.stage}") for d in deals], actor=self.actor,
+                             kind=Activity.Kind.DEAL)
+
+    def _suggestions(self, fresh: list[Result]) -> None:
+        pairs = [
+            DuplicateSuggestion(client_id=r.target.client.pk, other_id=other.client.pk, reason=_("Import: same phone or e-mail"))
+            for r in fresh for other in r.previous.pop("_suggest", []) if other.client.pk
+        ]
+        DuplicateSuggestion.objects.bulk_create(pairs, ignore_conflicts=True)
+
+    def _records(self, results: list[Result]) -> None:
+        columns = ["job_id", "row", "outcome", "column", "reason", "client_id", "deal_id", "previous", "values"]
+        copy_rows(ImportRecord, columns, [
+            (self.job.pk, r.row.number, r.outcome, r.column[:100], str(r.reason)[:500], r.target.client.pk if r.target else None,
+             r.deal.pk if r.deal else None, r.previous, r.values)
+            for r in results
+        ])
+
+
+def _stored(value):
+    """A field's value as undo keeps it in JSON."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, list):
+        return list(value)
+    return value if value is not None else ""
+
+
+def bump(job: ImportJob, counts: dict[str, int], rows: int) -> None:
+    ImportJob.objects.filter(pk=job.pk).update(
+        processed=F("processed") + rows, created=F("created") + counts["created"], updated=F("updated") + counts["updated"],
+        skipped=F("skipped") + counts["skipped"], failed=F("failed") + counts["failed"], heartbeat_at=timezone.now(),
+    )
