@@ -10,11 +10,32 @@ from django.utils.translation import gettext as _
 NON_DIGITS = re.compile(r"\D+")
 
 
+PLAIN = re.compile(r"^\+?[\d\s().\-]+$")
+
+
+def _russian(raw: str) -> str | None:
+    """The everyday Russian forms (8 916 …, +7 916 …, 7916…, 916…) without the library: an import
+    of 100,000 rows spends seconds in phonenumbers.parse otherwise. Anything else returns None
+    and goes to phonenumbers; tests check both agree on these forms."""
+    if not PLAIN.match(raw):
+        return None
+    digits = NON_DIGITS.sub("", raw)
+    if raw.startswith("+"):
+        national = digits[1:] if len(digits) == 11 and digits[0] == "7" else ""
+    elif len(digits) == 11 and digits[0] in "78":
+        national = digits[1:]
+    else:
+        national = digits if len(digits) == 10 else ""
+    return "+7" + national if national[:1] == "9" else None
+
+
 def normalize_phone(raw: str, region: str | None = None) -> str:
     """Return the number in E.164 (+79161234567) or raise ValidationError."""
     raw = (raw or "").strip()
     if not raw:
         return ""
+    if (region or settings.PHONE_DEFAULT_REGION) == "RU" and (fast := _russian(raw)):
+        return fast
     try:
         number = phonenumbers.parse(raw, region or settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException:

@@ -120,7 +120,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-MEDIA_ROOT = BASE_DIR / "media"
+# Uploads (import files, document templates): web and workers must share this folder.
+MEDIA_ROOT = env_str("MEDIA_ROOT") or BASE_DIR / "media"
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie

@@ -143,3 +143,37 @@ def test_a_job_whose_file_is_gone_says_so(admin_client, admin):
     os.remove(job.file.path)
     page = admin_client.get(reverse("imports:map", args=[job.pk])).content.decode()
     assert "no longer available" in page
+
+
+def test_a_sheet_too_big_to_load_is_streamed_with_the_same_values(admin, monkeypatch):
+    """Above STREAM_ABOVE a sheet is read row by row (constant memory): same cells as calamine —
+    shared strings, numbers, date and date-time cells, a title line, a formula's cached value."""
+    from datetime import date, datetime
+
+    from .files import with_cached_formula
+
+    header = ["ФИО", "Телефон", "Дата регистрации", "Город", "Уровень"]
+    rows = [["Анна Ёлкина", "8 916 123-45-67", date(2024, 2, 29), "Тула", 5],
+            ["Boris", 79167654321, datetime(2023, 12, 31, 23, 59), "формула", 2.5],
+            [None, None, None, None, None],
+            ["Вера", "+7 916 000 00 03", "2024-01-05", "Омск", "7"]]
+    data = with_cached_formula(styled_xlsx(header, rows, title="Клиенты на 01.12"), "D4", 'UPPER("уфа")', "УФА")
+    reader_path = "/tmp/voronka-stream-test.xlsx"
+    with open(reader_path, "wb") as handle:
+        handle.write(data)
+    loaded = readers.sample_rows(readers.XlsxReader(reader_path), "Клиенты", 10)
+    monkeypatch.setattr(readers, "STREAM_ABOVE", 0)
+    streamed = readers.sample_rows(readers.XlsxReader(reader_path), "Клиенты", 10)
+    os.remove(reader_path)
+    assert streamed[0] == loaded[0] == header
+
+    def normal(rows):
+        return [(n, [readers.cell_text(c) for c in cells if c is not None]) for n, cells in rows]
+
+    assert normal(streamed[1]) == normal(loaded[1])
+    assert streamed[1][0][1][2] == date(2024, 2, 29) and streamed[1][1][1][2] == datetime(2023, 12, 31, 23, 59)
+    assert streamed[1][1][1][3] == "УФА" and streamed[1][1][1][1] == 79167654321
+    # and a whole import through the streamed path
+    job = service_import(admin, data, {0: "name", 1: "phone", 2: "registration_date", 3: "city"})
+    assert (job.created, job.failed) == (3, 0)
+    assert Client.objects.get(name="Boris").city == "УФА"

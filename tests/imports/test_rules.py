@@ -237,3 +237,30 @@ def test_import_pages_need_the_permission_and_are_the_importers_own(manager_clie
     assert upload(manager_client, plain_xlsx([["ФИО"], ["Анна"]])).status_code == 403
     assert not ImportJob.objects.exists()
 
+
+
+def test_the_fast_path_for_russian_phones_agrees_with_phonenumbers():
+    import random
+
+    import phonenumbers
+
+    from clients.phones import _russian
+
+    def library(raw):
+        try:
+            number = phonenumbers.parse(raw, "RU")
+        except phonenumbers.NumberParseException:
+            return None
+        ok = phonenumbers.is_possible_number(number)
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if ok else None
+
+    rnd = random.Random(5)
+    checked = 0
+    for _ in range(3000):
+        d = rnd.choice("9993") + "".join(rnd.choice("0123456789") for _ in range(9))
+        for raw in (f"8 ({d[:3]}) {d[3:6]}-{d[6:8]}-{d[8:]}", f"+7 {d[:3]} {d[3:]}", "7" + d, "8" + d, d, "+" + d, d[:9]):
+            fast = _russian(raw)
+            if fast is not None:
+                checked += 1
+                assert fast == library(raw), raw
+    assert checked > 10000
