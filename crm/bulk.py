@@ -34,10 +34,15 @@ def copy_rows(model: type[models.Model], columns: list[str], rows: Iterable[tupl
         model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=500)
         return
     fields = {f.attname: f for f in model._meta.concrete_fields}
+    copy_rows_into(connection.ops.quote_name(model._meta.db_table), columns, fields, rows)
+
+
+def copy_rows_into(table: str, columns: list[str], fields: dict, rows: Iterable) -> None:
+    """COPY rows into a (quoted) table name; JSON values dumped as text."""
     as_json = [i for i, name in enumerate(columns) if isinstance(fields[name], models.JSONField)]
     names = ", ".join(connection.ops.quote_name(fields[name].column) for name in columns)
     with connection.cursor() as cursor:
-        with cursor.copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 if as_json:
                     row = list(row)
@@ -64,3 +69,29 @@ def copy_insert(model: type[models.Model], objs: list, *, with_ids: bool = False
                 setattr(obj, name, now)
     columns = [f.attname for f in fields]
     copy_rows(model, columns, ([getattr(obj, name) for name in columns] for obj in objs))
+
+
+def copy_update(model: type[models.Model], objs: list, fields: list[str]) -> None:
+    """Write `fields` (attnames) of many instances: on PostgreSQL one COPY into a temporary table
+    and one UPDATE … FROM it (a CASE per field over thousands of rows costs seconds); elsewhere an
+    UPDATE per row."""
+    if not objs:
+        return
+    if not is_postgres():
+        for obj in objs:
+            model.objects.filter(pk=obj.pk).update(**{name: getattr(obj, name) for name in fields})
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    by_name = {f.attname: f for f in meta.concrete_fields}
+    columns = [meta.pk.attname, *fields]
+    names = ", ".join(quote(by_name[name].column) for name in columns)
+    temp = quote(f"copy_update_{meta.db_table}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {names} FROM {quote(meta.db_table)} WITH NO DATA")
+        cursor.execute(f"TRUNCATE {temp}")
+    copy_rows_into(temp, columns, by_name, ([getattr(obj, name) for name in columns] for obj in objs))
+    assignments = ", ".join(f"{quote(by_name[name].column)} = t.{quote(by_name[name].column)}" for name in fields)
+    pk = quote(meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {quote(meta.db_table)} AS m SET {assignments} FROM {temp} AS t WHERE m.{pk} = t.{pk}")

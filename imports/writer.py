@@ -21,7 +21,7 @@ from clients.models import Client, DuplicateSuggestion, Tag
 from clients.phones import phone_digits
 from crm import activity
 from crm import permissions as gate
-from crm.bulk import copy_insert, copy_rows, is_postgres, reserve_ids
+from crm.bulk import copy_insert, copy_rows, copy_update, is_postgres, reserve_ids
 from crm.models import Activity
 
 from .models import ImportJob, ImportRecord
@@ -251,8 +251,7 @@ class ChunkWriter:
                 clients.append(result.target.client)
         if not clients:
             return
-        Client.objects.bulk_update(clients, [*UPDATABLE, "custom", "responsible", "phone_digits", "modified_by", "modified_at"],
-                                   batch_size=500)
+        copy_update(Client, clients, [*UPDATABLE, "custom", "responsible_id", "phone_digits", "modified_by_id", "modified_at"])
         activity.record_bulk(rows=[(c.pk, None, self.job.filename) for c in clients], actor=self.actor,
                              kind=Activity.Kind.CHANGE, field="import", field_label=_("Import"))
 
