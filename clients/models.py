@@ -114,6 +114,7 @@ class Client(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="clients",
+        db_index=False,  # client_resp_idx and client_*_by_idx lead with these columns: a second index only slows writes
     )
     phone = models.CharField(_("phone"), max_length=20, blank=True)
     extra_phones = models.JSONField(_("other phones"), default=list, blank=True)
@@ -146,6 +147,7 @@ class Client(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     modified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -154,6 +156,7 @@ class Client(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
     deleted_by = models.ForeignKey(

@@ -146,11 +146,13 @@ class XlsxReader:
     def sheet_names(self) -> list[str]:
         return self.names
 
-    def rows(self, sheet: str) -> Iterator[tuple[int, list]]:
+    def rows(self, sheet: str, *, first_only: bool = False) -> Iterator[tuple[int, list]]:
+        """The sheet's rows. `first_only` (the wizard's samples) streams from the top instead of
+        loading the whole sheet: the columns step of a 100 MB file answers at once."""
         if sheet not in self.names:
             raise ImportRefused(_("Choose a sheet of the file."))
         part = sheet_part(self.path, self.names.index(sheet))
-        if part is not None and part.file_size > STREAM_ABOVE:
+        if part is not None and (first_only or part.file_size > STREAM_ABOVE):
             yield from XlsxStream(self.path, part.filename).rows()
             return
         if self.book is not None:
@@ -457,7 +459,7 @@ class CsvReader:
     def sheet_names(self) -> list[str]:
         return ["CSV"]
 
-    def rows(self, sheet: str = "CSV") -> Iterator[tuple[int, list]]:
+    def rows(self, sheet: str = "CSV", *, first_only: bool = False) -> Iterator[tuple[int, list]]:
         csv.field_size_limit(MAX_CELL * 20)
         try:
             with self._open() as handle:
@@ -527,6 +529,8 @@ def cell_text(value) -> str:
     """A cell as trimmed text: no-break and other odd spaces count as spaces; 5.0 reads "5"."""
     if value is None:
         return ""
+    if type(value) is str:
+        return value.strip() if value.isascii() else clean_spaces(value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float) and value.is_integer():
@@ -547,7 +551,7 @@ def clean_spaces(text: str) -> str:
 
 def sample_rows(reader, sheet: str, limit: int) -> tuple[list[str], list[tuple[int, list]]]:
     """The header and the first `limit` data rows (for the mapping and preview steps)."""
-    _number, headers, rows = split_header(reader.rows(sheet))
+    _number, headers, rows = split_header(reader.rows(sheet, first_only=True))
     picked = []
     for number, cells in rows:
         if is_empty(cells):

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -126,15 +127,20 @@ class RowValidator:
     def header(self, index: int) -> str:
         return self.headers[index] if index < len(self.headers) and self.headers[index] else f"#{index + 1}"
 
+    @cached_property
+    def plan(self) -> list[tuple[int, str, str]]:
+        """(column index, field key, column header) for each mapped column."""
+        return [(index, key, self.header(index)) for index, key in self.columns]
+
     def validate(self, number: int, cells: list) -> Row:
         row = Row(number=number)
         if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
             row.empty = True
             return row
-        for index, key in self.columns:
-            value = cells[index] if index < len(cells) else None
+        width = len(cells)
+        for index, key, column in self.plan:
+            value = cells[index] if index < width else None
             text = cell_text(value)
-            column = self.header(index)
             if not text:
                 if key == "name":
                     row.problems.append((column, _("the full name is required.")))
@@ -167,6 +173,9 @@ class RowValidator:
         elif key == "deal_stage":
             row.deal["stage"] = self._stage(text)
         elif key == "phone":
+            if not PHONE_SPLIT.search(text):  # one number, as nearly always
+                row.client["phone"] = normalize_phone(text)
+                return
             phones = [normalize_phone(p) for p in PHONE_SPLIT.split(text) if p.strip()]
             row.client["phone"] = phones[0]
             if len(phones) > 1:
