@@ -94,9 +94,15 @@ class ChunkWriter:
                 cursor.execute("SELECT c.reltuples, COALESCE(s.n_mod_since_analyze, 0) FROM pg_class c "
                                "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = %s::regclass", [table])
                 self.known_rows, self.added = cursor.fetchone()
+                # The e-mail lookup goes by lower(email): without that expression's statistics (a whole-table
+                # ANALYZE makes them, autovacuum's included) it is planned as a scan of every client.
+                cursor.execute("SELECT 1 FROM pg_stats WHERE tablename = 'client_email_lower_idx'")
+                if cursor.fetchone() is None:
+                    cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
             self.added += inserted
             if self.known_rows < 0 or self.added > max(self.known_rows, 20_000):  # doubled: a handful of ANALYZEs at most
-                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+                # only what the lookup's plan depends on: a full ANALYZE also evaluates every expression index
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)} (phone, email, deleted_at)")
                 cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
                 self.known_rows, self.added = cursor.fetchone()[0], 0
 
