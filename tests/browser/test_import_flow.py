@@ -30,6 +30,11 @@ def russian_file(tmp_path):
     return path
 
 
+def count(page, outcome):
+    """The number next to an outcome on the finished import's card."""
+    return page.locator(".import-counts dt", has_text=outcome).locator("xpath=following-sibling::dd[1]")
+
+
 def test_import_a_russian_file_through_the_wizard_then_undo(new_page, boss, celery_worker, tmp_path):
     page = new_page(boss)
     page.get_by_role("link", name="Import").click()
@@ -40,19 +45,24 @@ def test_import_a_russian_file_through_the_wizard_then_undo(new_page, boss, cele
     expect(page.get_by_label("Field for Телефон")).to_have_value("phone")
     shot(page, "17-import-columns")
     page.get_by_role("button", name="Next").click()
-    expect(page.get_by_text("Full name: the cell is empty.")).to_be_visible()
+    bad_row = page.locator("table.grid tbody tr", has_text="nobody@example.com")
+    expect(bad_row).to_contain_text("ФИО: the full name is required.")  # the column as the file names it
+    expect(bad_row).to_have_class("overdue")
     shot(page, "18-import-preview")
     page.get_by_role("button", name="Run the import").click()
     expect(page.locator("#import-progress")).to_contain_text("Done", timeout=20_000)  # the worker finished
     expect(page.locator("#import-progress progress")).to_have_attribute("value", "3")
-    counts = page.locator(".import-counts")
-    expect(counts).to_contain_text("Created")
+    expect(count(page, "Created")).to_have_text("2")
+    expect(count(page, "Failed")).to_have_text("1")
     shot(page, "19-import-report")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the report").click()
     report = load_workbook(io.BytesIO(open(download.value.path(), "rb").read())).active
     rows = list(report.iter_rows(values_only=True))
-    assert rows[3][1] == "Failed" and "empty" in rows[3][2]
+    assert rows[0] == ("Row", "Outcome", "Column", "Reason", "Client ID", "ФИО", "Телефон", "Email", "Город")
+    assert rows[1][:5] == (2, "Created", None, None, Client.objects.get(name="Смирнова Ольга").pk)
+    assert rows[3][:5] == (4, "Failed", "ФИО", "ФИО: the full name is required.", None)
+    assert rows[3][6:] == ("+7 916 700-00-03", "nobody@example.com", "Пермь")  # the failed row's cells, to fix and re-import
     assert sorted(Client.objects.values_list("name", flat=True)) == ["Кузнецов Павел", "Смирнова Ольга"]
     page.get_by_role("button", name="Undo the import").click()
     expect(page.get_by_text("The import was undone.")).to_be_visible()
