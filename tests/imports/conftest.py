@@ -15,7 +15,7 @@ def selected(page: str) -> list[str]:
     import re
 
     chosen = []
-    for block in re.findall(r'<select id="col-\d+" name="col_\d+">(.*?)</select>', page, re.S):
+    for block in re.findall(r'<select id="col-\d+" name="col_\d+"[^>]*>(.*?)</select>', page, re.S):
         match = re.search(r'<option value="([^"]*)" selected>', block)
         chosen.append(match.group(1) if match else "")
     return chosen
