@@ -4,7 +4,6 @@ the same file; a row matching two different clients is never applied."""
 import pytest
 
 from clients.models import Client, DuplicateSuggestion
-from imports import services
 from imports.models import ImportRecord
 from tests.factories import ClientFactory, UserFactory, role
 

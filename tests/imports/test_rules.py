@@ -140,7 +140,7 @@ def test_new_fields_need_the_configure_permission(client, admin):
 
 
 def test_per_row_responsible_and_stage(admin_client, admin):
-    olga = UserFactory(username="olga", email="olga.k@voronka.local", first_name="Ольга", last_name="Кузнецова")
+    UserFactory(username="olga", email="olga.k@voronka.local", first_name="Ольга", last_name="Кузнецова")
     UserFactory(username="ivan", first_name="Иван", last_name="Петров")
     funnel = FunnelFactory(name="Продажи Импорт")
     line = funnel.lines.get()
