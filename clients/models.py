@@ -1,4 +1,3 @@
-import uuid
 
 from django.conf import settings
 from django.db import models
