@@ -86,3 +86,35 @@ def test_import_steps_and_send_form_query_counts(size, admin_client, admin, worl
     clients = ClientFactory.create_batch(size)
     with django_assert_num_queries(4):  # session, user, perms, matching ids
         admin_client.post(reverse("messenger:send"), {"channel": "email", "scope": "ids", "ids": [c.pk for c in clients]}, headers=HX)
+
+
+@pytest.mark.parametrize("size", [1, 40])
+def test_import_sheet_step_finished_job_and_report_query_counts(size, admin_client, admin, django_assert_num_queries):
+    import io
+
+    from openpyxl import Workbook
+
+    from imports import services
+    from imports.models import ImportJob
+
+    book = Workbook()
+    book.active.append(["ФИО", "Телефон"])
+    for i in range(size):
+        book.active.append([f"c{i}", f"+7 916 000 {i:04d}", "x" * 40])  # a third cell: no column for it, still read
+    book.create_sheet("Второй").append(["ФИО"])
+    data = io.BytesIO()
+    book.save(data)
+    admin_client.post(reverse("imports:upload"), {"file": SimpleUploadedFile("q.xlsx", data.getvalue())})
+    job = ImportJob.objects.get()
+    with django_assert_num_queries(4):  # session, user, perms, job
+        admin_client.get(reverse("imports:sheet", args=[job.pk]))
+    admin_client.post(reverse("imports:sheet", args=[job.pk]), {"sheet": job.sheet or "Sheet"})
+    admin_client.post(reverse("imports:map", args=[job.pk]), {"col_0": "name", "col_1": "phone", "duplicates": "skip"})
+    admin_client.post(reverse("imports:preview", args=[job.pk]))
+    services.import_run(job_id=job.pk)
+    with django_assert_num_queries(4):  # session, user, perms, job
+        admin_client.get(reverse("imports:job", args=[job.pk]))
+    with django_assert_num_queries(5):  # session, user, perms, job, the records (one cursor)
+        response = admin_client.get(reverse("imports:report", args=[job.pk]))
+        b"".join(response.streaming_content)
+    assert ImportJob.objects.get().created == size
