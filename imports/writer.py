@@ -115,12 +115,7 @@ class ChunkWriter:
         emails = {r.email for r in rows if r.email}
         by_phone: dict[str, list[Target]] = {}
         by_email: dict[str, list[Target]] = {}
-        alive = Client.objects.alive()
-        found: dict[int, Client] = {}
-        if phones:
-            found.update((c.pk, c) for c in alive.filter(phone__in=phones).exclude(phone=""))
-        if emails:
-            found.update((c.pk, c) for c in alive.exclude(email="").alias(email_lower=Lower("email")).filter(email_lower__in=emails))
+        found = {c.pk: c for c in Client.objects.filter(pk__in=self._matching_ids(phones, emails))} if phones or emails else {}
         if not found:
             return by_phone, by_email
         # Clients this import already wrote (perhaps for another responsible), with the last row that did.
@@ -138,6 +133,29 @@ class ChunkWriter:
             if client.email and client.email.lower() in emails:
                 by_email.setdefault(client.email.lower(), []).append(target)
         return by_phone, by_email
+
+    @staticmethod
+    def _matching_ids(phones: set[str], emails: set[str]) -> list[int]:
+        """Ids of live clients with one of the phones or (any case) e-mails. On PostgreSQL one index
+        probe per key (a LATERAL join on the keys): whatever the statistics say, never the
+        sequential scan a planner picks for "IN (2,000 values)" on a table it thinks small."""
+        if not is_postgres():
+            alive = Client.objects.alive()
+            by_phone = alive.filter(phone__in=phones).exclude(phone="").values_list("pk", flat=True)
+            by_email = alive.exclude(email="").alias(low=Lower("email")).filter(low__in=emails).values_list("pk", flat=True)
+            return [*by_phone, *by_email]
+        from django.db import connection
+
+        table = connection.ops.quote_name(Client._meta.db_table)
+        probe = ("SELECT m.id FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL (SELECT c.id FROM {table} c "
+                 "WHERE {key} = k.v AND c.deleted_at IS NULL AND c.{column} <> '') m")
+        ids: list[int] = []
+        with connection.cursor() as cursor:
+            for keys, key, column in ((phones, "c.phone", "phone"), (emails, "lower(c.email)", "email")):
+                if keys:
+                    cursor.execute(probe.format(table=table, key=key, column=column), [sorted(keys)])
+                    ids.extend(row[0] for row in cursor.fetchall())
+        return ids
 
     # The chunk ----------------------------------------------------------------------------------
 
