@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
 from itertools import islice
@@ -34,7 +35,7 @@ from . import fields, readers
 from .models import ImportJob, ImportMappingMemory, ImportRecord
 from .readers import ImportRefused
 from .rows import RowValidator
-from .writer import ChunkWriter, bump
+from .writer import ChunkWriter
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # runs of one job; a job that keeps dying is failed with a message
@@ -301,16 +302,7 @@ def _run(job_id) -> ImportJob:
             ImportJob.objects.filter(pk=job.pk).update(total=total)
         validator, stages = validator_for(job, headers)
         writer = ChunkWriter(job, validator, stages=stages)
-        rows = islice(rows, job.processed, None)  # what committed chunks already did
-        done = job.processed
-        while chunk := list(islice(rows, settings.IMPORT_CHUNK_ROWS)):
-            if done + len(chunk) > readers.MAX_DATA_ROWS:
-                raise ImportRefused(_("The sheet has more than %(max)s rows.") % {"max": readers.MAX_DATA_ROWS})
-            with transaction.atomic():
-                counts = writer.write(chunk)
-                bump(job, counts, len(chunk))
-            done += len(chunk)
-            _pause_for_tests()
+        _write_all(job, writer, islice(rows, job.processed, None))  # from where committed chunks stopped
     except ImportRefused as error:
         return _fail(job, " ".join(error.messages))
     except Exception as error:  # noqa: BLE001 — the job must end with a message, never "running" forever
@@ -331,6 +323,53 @@ def _run(job_id) -> ImportJob:
     job.refresh_from_db()
     _drop_file(job)
     return job
+
+
+def _write_all(job: ImportJob, writer: ChunkWriter, rows) -> None:
+    """Chunk after chunk, each written and counted in one transaction, in order. On PostgreSQL a
+    thread writes chunk N (its own connection) while this one reads and validates chunk N+1: the
+    two halves of the work overlap on two cores. Inside an outer transaction (tests) a second
+    connection could not see this one's rows, so the chunks are written here, one after the other."""
+    done = job.processed
+    pipelined = connection.vendor == "postgresql" and not connection.in_atomic_block
+    language = job.created_by.language
+    pending = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") as pool:
+        try:
+            while chunk := list(islice(rows, settings.IMPORT_CHUNK_ROWS)):
+                if done + len(chunk) > readers.MAX_DATA_ROWS:
+                    raise ImportRefused(_("The sheet has more than %(max)s rows.") % {"max": readers.MAX_DATA_ROWS})
+                plan = writer.prepare(chunk)
+                if pending is not None:
+                    pending.result()  # chunk N-1 committed (or its error raised here)
+                    pending = None
+                if pipelined:
+                    pending = pool.submit(_apply_committed, writer, plan, language)
+                else:
+                    with transaction.atomic():
+                        writer.apply(plan)
+                done += len(chunk)
+                _pause_for_tests()
+            if pending is not None:
+                pending.result()
+        finally:
+            if pending is not None:  # leave nothing being written behind an error
+                pending.exception()
+            if pipelined:
+                pool.submit(_close_connections).result()
+
+
+def _apply_committed(writer: ChunkWriter, plan, language: str) -> None:
+    """In the writer thread: one chunk, one transaction, in the importer's language (the reasons
+    are made there)."""
+    with override(language), transaction.atomic():
+        writer.apply(plan)
+
+
+def _close_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
 
 
 def _pause_for_tests() -> None:

@@ -10,6 +10,7 @@ A row that matches two different clients (its phone one, its e-mail another) is 
 update mode: it is reported with both, and both stay as they were.
 """
 
+from copy import copy
 from dataclasses import dataclass, field
 
 from django.db.models import F
@@ -54,6 +55,16 @@ class Result:
     values: list = field(default_factory=list)
 
 
+@dataclass
+class Plan:
+    """A prepared chunk: what each row becomes, waiting to be written."""
+
+    results: list
+    fresh: list
+    rows: int
+    counts: dict
+
+
 class Lazy:
     """A text made when it is first needed (see ChunkWriter._who)."""
 
@@ -78,8 +89,9 @@ class ChunkWriter:
         self.new_client = instance_factory(Client)
         self.known_rows: float | None = None  # live clients PostgreSQL's statistics know of
         self.added = 0  # clients inserted since those statistics
+        self.inflight: Plan | None = None  # the last prepared chunk (perhaps not yet committed)
 
-    def _keep_statistics(self, inserted: int) -> None:
+    def _keep_statistics(self) -> None:
         """A table that grew a lot since PostgreSQL last sampled it is planned as if it were small:
         the duplicate lookup then walks an index of every live client instead of the phone index
         (a first import into an empty CRM: 17 s of 54). Refresh the statistics when this import
@@ -99,7 +111,6 @@ class ChunkWriter:
                 cursor.execute("SELECT 1 FROM pg_stats WHERE tablename = 'client_email_lower_idx'")
                 if cursor.fetchone() is None:
                     cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
-            self.added += inserted
             if self.known_rows < 0 or self.added > max(self.known_rows, 20_000):  # doubled: a handful of ANALYZEs at most
                 # only what the lookup's plan depends on: a full ANALYZE also evaluates every expression index
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)} (phone, email, deleted_at)")
@@ -116,19 +127,26 @@ class ChunkWriter:
         by_phone: dict[str, list[Target]] = {}
         by_email: dict[str, list[Target]] = {}
         found = {c.pk: c for c in Client.objects.filter(pk__in=self._matching_ids(phones, emails))} if phones or emails else {}
-        if not found:
-            return by_phone, by_email
-        # Clients this import already wrote (perhaps for another responsible), with the last row that did.
-        mine = dict(
-            ImportRecord.objects.filter(job=self.job, client_id__in=list(found), outcome__in=[Outcome.CREATED, Outcome.UPDATED])
-            .order_by("row").values_list("client_id", "row")
-        )
-        if gate.visibility(self.actor) != Role.Visibility.ALL:  # only clients the importer may see (or wrote)
-            visible = set(gate.scope_to_user(self.actor, Client.objects.filter(pk__in=list(found))).values_list("pk", flat=True))
-            found = {pk: c for pk, c in found.items() if pk in visible or pk in mine}
-        for client in sorted(found.values(), key=lambda c: c.pk):
-            target = Target(client=client, row=mine.get(client.pk))
-            if client.phone in phones:
+        targets: dict[int, Target] = {}
+        if found:
+            # Clients this import already wrote (perhaps for another responsible), with the last row that did.
+            mine = dict(
+                ImportRecord.objects.filter(job=self.job, client_id__in=list(found), outcome__in=[Outcome.CREATED, Outcome.UPDATED])
+                .order_by("row").values_list("client_id", "row")
+            )
+            if gate.visibility(self.actor) != Role.Visibility.ALL:  # only clients the importer may see (or wrote)
+                visible = set(gate.scope_to_user(self.actor, Client.objects.filter(pk__in=list(found))).values_list("pk", flat=True))
+                found = {pk: c for pk, c in found.items() if pk in visible or pk in mine}
+            targets = {pk: Target(client=client, row=mine.get(pk)) for pk, client in found.items()}
+        if self.inflight is not None:  # the chunk being written meanwhile: its clients as it left them
+            for result in self.inflight.results:
+                if result.target is not None and result.outcome in (Outcome.CREATED, Outcome.UPDATED):
+                    # a copy: the writer may be reading the original right now
+                    targets[result.target.client.pk] = Target(client=copy(result.target.client), row=result.target.row)
+        for pk in sorted(targets):
+            target = targets[pk]
+            client = target.client
+            if client.phone and client.phone in phones:
                 by_phone.setdefault(client.phone, []).append(target)
             if client.email and client.email.lower() in emails:
                 by_email.setdefault(client.email.lower(), []).append(target)
@@ -159,10 +177,12 @@ class ChunkWriter:
 
     # The chunk ----------------------------------------------------------------------------------
 
-    def write(self, chunk: list[tuple[int, list]]) -> dict[str, int]:
+    def prepare(self, chunk: list[tuple[int, list]]) -> "Plan":
+        """Validate a chunk and decide each row's fate (reading, never writing, the database). The
+        chunk before it may still be being written: its clients are looked up in memory."""
         validated = [(self.validator.validate(number, cells), cells) for number, cells in chunk]
         good = [row for row, _cells in validated if row.ok]
-        self._keep_statistics(0)
+        self._keep_statistics()
         by_phone, by_email = self._existing(good)
         results: list[Result] = []
         fresh: list[Result] = []
@@ -188,17 +208,33 @@ class ChunkWriter:
                     self._index(by_phone, target.client.phone, target)
                 if target.client.email:
                     self._index(by_email, target.client.email.lower(), target)
+        if is_postgres():  # ids now, so that the next chunk (prepared while this one is written) can name them
+            for result, pk in zip(fresh, reserve_ids(Client, len(fresh)), strict=True):
+                result.target.client.pk = pk
+        self.added += len(fresh)
+        counts = {o: 0 for o in Outcome.values}
+        for result in results:
+            counts[result.outcome] += 1
+        plan = Plan(results=results, fresh=fresh, rows=len(chunk), counts=counts)
+        self.inflight = plan
+        return plan
+
+    def apply(self, plan: "Plan") -> None:
+        """Write a prepared chunk and count it on the job: the caller's transaction holds both."""
+        results, fresh = plan.results, plan.fresh
         self._insert_clients(fresh)
-        self._keep_statistics(len(fresh))
         self._save_updates([r for r in results if r.outcome == Outcome.UPDATED and not r.target.new])
         self._tags([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._deals([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._suggestions(fresh)
         self._records(results)
-        counts = {o: 0 for o in Outcome.values}
-        for result in results:
-            counts[result.outcome] += 1
-        return counts
+        bump(self.job, plan.counts, plan.rows)
+
+    def write(self, chunk: list[tuple[int, list]]) -> dict[str, int]:
+        """Prepare and write one chunk (in the caller's transaction)."""
+        plan = self.prepare(chunk)
+        self.apply(plan)
+        return plan.counts
 
     @staticmethod
     def _index(table: dict, key: str, target: Target) -> None:
@@ -285,9 +321,7 @@ class ChunkWriter:
         if not clients:
             return
         if is_postgres():
-            for client, pk in zip(clients, reserve_ids(Client, len(clients))):
-                client.pk = pk
-            copy_insert(Client, clients, with_ids=True)
+            copy_insert(Client, clients, with_ids=True)  # ids reserved in prepare
         else:
             Client.objects.bulk_create(clients, batch_size=500)
         activity.record_bulk(rows=[(c.pk, None, self.job.filename) for c in clients], actor=self.actor,

@@ -98,16 +98,16 @@ def test_a_running_job_whose_runner_holds_the_lock_is_left_alone(admin):
 @pytest.mark.django_db
 def test_an_unexpected_error_fails_the_job_with_a_message_and_undo_still_works(admin, settings, monkeypatch):
     settings.IMPORT_CHUNK_ROWS = 2
-    real = writer.ChunkWriter.write
+    real = writer.ChunkWriter.apply
     calls = {"n": 0}
 
-    def breaks_on_the_third_chunk(self, chunk):
+    def breaks_on_the_third_chunk(self, plan):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("disk full")
-        return real(self, chunk)
+        return real(self, plan)
 
-    monkeypatch.setattr(writer.ChunkWriter, "write", breaks_on_the_third_chunk)
+    monkeypatch.setattr(writer.ChunkWriter, "apply", breaks_on_the_third_chunk)
     rows = [["ФИО", "Телефон"]] + [[f"Клиент {i}", f"+7 916 000 00 {i:02d}"] for i in range(8)]
     job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone"})
     assert job.status == "failed" and job.processed == 4 and Client.objects.count() == 4
@@ -153,3 +153,29 @@ def test_starting_twice_queues_one_run(admin, django_capture_on_commit_callbacks
         services.import_start(actor=admin, job=job)
         services.import_start(actor=admin, job=job)
     assert len(callbacks) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipelined_writer_keeps_duplicates_across_chunks_being_written(settings, _media):
+    """Outside a test transaction chunk N is written by a thread while chunk N+1 is prepared: a row
+    of N+1 matching a client that N creates or updates still finds it (the in-flight chunk is
+    looked up in memory), and its update is not lost."""
+    settings.IMPORT_CHUNK_ROWS = 2
+    admin = UserFactory(role=role("Admin"), language="en")
+    old = ClientFactory(name="Старый", phone="+79160000001", city="Тула", email="old@example.com")
+    rows = [["ФИО", "Телефон", "Город", "Email"],
+            ["Новый", "8 916 000-00-09", "Омск", None],        # chunk 1: created
+            ["Старый 2", "8 916 000-00-01", "Уфа", None],      # chunk 1: updates the old client
+            ["Новый снова", "+7 916 000 00 09", None, "n@example.com"],  # chunk 2: same as row 2
+            ["Старый 3", "79160000001", None, None],           # chunk 2: the old client again
+            ["Третий", "8 916 000-00-03", "Сочи", None]]        # chunk 3
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone", 2: "city", 3: "email"}, duplicates="update")
+    assert (job.status, job.created, job.updated) == ("done", 2, 3)
+    new = Client.objects.get(phone="+79160000009")
+    assert (new.name, new.city, new.email) == ("Новый снова", "Омск", "n@example.com")
+    old.refresh_from_db()
+    assert (old.name, old.city, old.email) == ("Старый 3", "Уфа", "old@example.com")
+    assert Client.objects.count() == 3
+    services.import_undo(actor=admin, job=job)
+    old.refresh_from_db()
+    assert (old.name, old.city) == ("Старый", "Тула") and Client.objects.alive().count() == 1
