@@ -1,9 +1,13 @@
 """Generate open deals for the board benchmark: 10,000 and 100,000 deals, each set in a funnel
 of its own with one line of 8 stages ("Bench 10k", "Bench 100k").
 
-    .venv/bin/python bench/generate_deals.py            # after generate_clients.py (needs clients)
+    .venv/bin/python bench/generate_deals.py [--scale 1]   # after generate_clients.py (needs clients)
+
+--scale shrinks both sets (CI: --scale 0.01 makes 100 and 1,000 deals); the funnels keep their
+names, which board.py looks for.
 """
 
+import argparse
 import random
 import time
 from datetime import datetime, timezone
@@ -16,6 +20,9 @@ SIZES = {"Bench 10k": 10_000, "Bench 100k": 100_000}
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0, help="a fraction of the 10,000 and 100,000 deals")
+    args = parser.parse_args()
     started = time.perf_counter()
     setup_django()
     from clients.models import Client
@@ -29,7 +36,8 @@ def main():
     rnd = random.Random(4)
     now = datetime.now(timezone.utc)
     result = {}
-    for name, size in SIZES.items():
+    for name, full in SIZES.items():
+        size = max(8, round(full * args.scale))
         Deal.objects.filter(stage__line__funnel__name=name).delete()
         Funnel.objects.filter(name=name).delete()
         funnel = Funnel.objects.create(name=name, position=100)
@@ -47,6 +55,7 @@ def main():
                         float(i), 1, now, now, False,
                     ))
             conn.execute("ANALYZE deals_deal")
+        result[f"{name.split()[1]}_deals"] = size
         result[f"{name.split()[1]}_load_s"] = round(time.perf_counter() - load, 1)
     result["total_s"] = round(time.perf_counter() - started, 1)
     emit(result)

@@ -1,12 +1,94 @@
-"""Run one import job as the Celery worker does (clients.import_services.import_run)."""
+"""Run one import job as the Celery worker does (imports.services.import_run), in a process of
+its own so that /usr/bin/time can report its peak memory.
 
+    .venv/bin/python bench/import_worker.py JOB_ID [--profile bench/out/import.prof]
+
+Prints one JSON object: the job's state and counters, the seconds import_run took (the process's
+start and Django's set-up are outside that figure, inside the caller's), and the CPU seconds the
+PostgreSQL backend serving this worker spent meanwhile (`db_cpu_s`, read from /proc when the server
+runs on this machine). Exits 1 unless the job is done.
+
+With --profile, import_run runs under cProfile (stats to that file) and every statement Django
+sends is timed from the client side and summed by kind (JSON next to the stats file); COPY goes
+past Django's cursor and shows in the profile as psycopg's Copy.
+"""
+
+import argparse
+import json
+import os
+import re
 import sys
+import time
+from collections import defaultdict
 
 from common import setup_django
 
-if __name__ == "__main__":
-    setup_django()
-    from clients import import_services
 
-    job = import_services.import_run(job_id=sys.argv[1])
-    print(job.status, job.processed)
+def backend_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a local process (the PostgreSQL backend), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def statement_kind(sql: str) -> str:
+    """A statement reduced to its verb and main table ("INSERT clients_client_tags")."""
+    sql = sql.lstrip()
+    verb = sql.split(None, 1)[0].upper() if sql else "?"
+    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.I)
+    return f"{verb} {table.group(1) if table else ''}".strip()
+
+
+class SqlTimer:
+    def __init__(self):
+        self.seconds = defaultdict(float)
+        self.calls = defaultdict(int)
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            kind = statement_kind(sql)
+            self.seconds[kind] += time.perf_counter() - started
+            self.calls[kind] += 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("job_id")
+    parser.add_argument("--profile", help="write cProfile stats of import_run to this file")
+    args = parser.parse_args()
+    setup_django()
+    from django.db import connection
+
+    from imports import services
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    db_cpu_before = backend_cpu(backend)
+    started = time.perf_counter()
+    if args.profile:
+        import cProfile
+
+        timer = SqlTimer()
+        profiler = cProfile.Profile()
+        with connection.execute_wrapper(timer):
+            job = profiler.runcall(services.import_run, job_id=args.job_id)
+        profiler.dump_stats(args.profile)
+        with open(f"{args.profile}.sql.json", "w") as handle:
+            json.dump({kind: {"s": round(s, 3), "calls": timer.calls[kind]} for kind, s in
+                       sorted(timer.seconds.items(), key=lambda item: -item[1])}, handle, indent=1)
+    else:
+        job = services.import_run(job_id=args.job_id)
+    run_s = time.perf_counter() - started
+    db_cpu_after = backend_cpu(backend)
+    db_cpu_s = round(db_cpu_after - db_cpu_before, 2) if db_cpu_before is not None and db_cpu_after is not None else None
+    print(json.dumps({"status": job.status, "processed": job.processed, "created": job.created, "updated": job.updated,
+                      "skipped": job.skipped, "failed": job.failed, "error": job.error, "run_s": round(run_s, 2),
+                      "db_cpu_s": db_cpu_s}, ensure_ascii=False), flush=True)
+    sys.exit(0 if job.status == "done" else 1)

@@ -161,6 +161,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(BASE_DIR / "var" / "broker"),
         "data_folder_out": str(BASE_DIR / "var" / "broker"),
         "processed_folder": str(BASE_DIR / "var" / "broker-processed"),
+        "control_folder": str(BASE_DIR / "var" / "broker-control"),  # else kombu writes control/ where it runs
         "store_processed": False,
     }
 )

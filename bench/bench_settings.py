@@ -1,0 +1,18 @@
+"""Settings for the bench scripts: the test settings (as before), with the uploaded files and
+the on-disk Celery broker (when no broker URL is configured) under bench/out, which is gitignored
+and created by common.setup_django. A bench never writes into var/ or media/, and a mass send's
+message never reaches a development worker's queue."""
+
+from crm.settings.test import *  # noqa: F403
+from crm.settings.test import BASE_DIR, CELERY_BROKER_URL
+
+BENCH_OUT = BASE_DIR / "bench" / "out"
+MEDIA_ROOT = BENCH_OUT / "media"
+if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BENCH_OUT / "broker"),
+        "data_folder_out": str(BENCH_OUT / "broker"),
+        "processed_folder": str(BENCH_OUT / "broker-processed"),
+        "control_folder": str(BENCH_OUT / "broker-control"),  # kombu's default is "control" in the cwd
+        "store_processed": False,
+    }
