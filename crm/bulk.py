@@ -13,6 +13,9 @@ from django.db import connection, models
 from django.utils import timezone
 
 
+EMPTY_JSON = {list: "[]", dict: "{}"}  # most rows' JSON columns: no need to call json.dumps
+
+
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
@@ -53,6 +56,8 @@ def reserve_ids(model: type[models.Model], count: int) -> list[int]:
 def copy_rows(model: type[models.Model], columns: list[str], rows: Iterable[tuple]) -> None:
     """Insert tuples of attribute values (in `columns` order, attnames such as "client_id");
     JSON values are Python objects. COPY on PostgreSQL, bulk_create elsewhere."""
+    if isinstance(rows, list) and not rows:
+        return
     if not is_postgres():
         model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=500)
         return
@@ -70,7 +75,10 @@ def copy_rows_into(table: str, columns: list[str], fields: dict, rows: Iterable)
                 if as_json:
                     row = list(row)
                     for i in as_json:
-                        row[i] = json.dumps(row[i], ensure_ascii=False)
+                        value = row[i]
+                        row[i] = EMPTY_JSON.get(type(value), "") if not value else json.dumps(value, ensure_ascii=False)
+                        if row[i] == "":  # a falsy scalar (0, "", False) is still JSON
+                            row[i] = json.dumps(value)
                 copy.write_row(row)
 
 

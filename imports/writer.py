@@ -354,7 +354,11 @@ class ChunkWriter:
                 tags[key] = Tag.objects.get_or_create(name=name)[0]
         through = Client.tags.through
         links = {(r.target.client.pk, tags[name.lower()].pk) for r in results for name in r.row.tags}
-        through.objects.bulk_create([through(client_id=c, tag_id=t) for c, t in links], ignore_conflicts=True, batch_size=1000)
+        # Clients this chunk creates have no links yet: theirs go by COPY. Others may have the tag already.
+        fresh = {r.target.client.pk for r in results if r.target.new}
+        copy_rows(through, ["client_id", "tag_id"], [link for link in links if link[0] in fresh])
+        through.objects.bulk_create([through(client_id=c, tag_id=t) for c, t in links if c not in fresh],
+                                    ignore_conflicts=True, batch_size=1000)
 
     def _deals(self, results: list[Result]) -> None:
         """A deal per created row (and per updated row whose deal cells are filled), in the chosen line."""
