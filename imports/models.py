@@ -79,7 +79,8 @@ class ImportRecord(models.Model):
         SKIPPED = "skipped", pgettext_lazy("an import row's outcome", "Skipped")
         FAILED = "failed", pgettext_lazy("an import row's outcome", "Failed")
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records")
+    # no index of its own: the unique (job, row) constraint's index leads with it
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records", db_index=False)
     row = models.PositiveIntegerField()  # the spreadsheet's row number (the header is row 1)
     outcome = models.CharField(max_length=10, choices=Outcome)
     column = models.CharField(max_length=100, blank=True)  # the header of the column at fault, if one
