@@ -118,7 +118,8 @@ class Activity(models.Model):
         TASK = "task", _("Task")
         MESSAGE = "message", _("Message")
 
-    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities")
+    # no index of its own: activity_feed_idx (client, id) and activity_kind_idx lead with it
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities", db_index=False)
     deal = models.ForeignKey("deals.Deal", null=True, blank=True, on_delete=models.SET_NULL, related_name="activities")
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind)
