@@ -79,6 +79,8 @@ def check_xlsx(path) -> None:
             raise ImportRefused(_("Workbooks with macros are not accepted: save it as a plain .xlsx."))
         if any(info.flag_bits & 0x1 for info in infos):
             raise ImportRefused(_("This is an encrypted workbook or an old .xls file: save it as a plain .xlsx or .csv."))
+        if any(info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for info in infos):
+            raise damaged()  # Excel writes stored or deflated parts only
         declared = sum(info.file_size for info in infos)
         if declared > MAX_UNPACKED or any(
             info.file_size > 1_000_000 and info.file_size > MAX_RATIO * max(info.compress_size, 1) for info in infos
@@ -103,7 +105,7 @@ def _inflate_checked(archive, info) -> None:
                 pass
     except ImportRefused:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError):
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
         raise damaged()
 
 

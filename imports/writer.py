@@ -87,35 +87,7 @@ class ChunkWriter:
         self.mode = job.duplicates
         self.first_stage = stages[0] if stages else None
         self.new_client = instance_factory(Client)
-        self.known_rows: float | None = None  # live clients PostgreSQL's statistics know of
-        self.added = 0  # clients inserted since those statistics
         self.inflight: Plan | None = None  # the last prepared chunk (perhaps not yet committed)
-
-    def _keep_statistics(self) -> None:
-        """A table that grew a lot since PostgreSQL last sampled it is planned as if it were small:
-        the duplicate lookup then walks an index of every live client instead of the phone index
-        (a first import into an empty CRM: 17 s of 54). Refresh the statistics when this import
-        has added more than a fifth of what they knew."""
-        if not is_postgres():
-            return
-        from django.db import connection
-
-        table = Client._meta.db_table
-        with connection.cursor() as cursor:
-            if self.known_rows is None:
-                cursor.execute("SELECT c.reltuples, COALESCE(s.n_mod_since_analyze, 0) FROM pg_class c "
-                               "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = %s::regclass", [table])
-                self.known_rows, self.added = cursor.fetchone()
-                # The e-mail lookup goes by lower(email): without that expression's statistics (a whole-table
-                # ANALYZE makes them, autovacuum's included) it is planned as a scan of every client.
-                cursor.execute("SELECT 1 FROM pg_stats WHERE tablename = 'client_email_lower_idx'")
-                if cursor.fetchone() is None:
-                    cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
-            if self.known_rows < 0 or self.added > max(self.known_rows, 20_000):  # doubled: a handful of ANALYZEs at most
-                # only what the lookup's plan depends on: a full ANALYZE also evaluates every expression index
-                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)} (phone, email, deleted_at)")
-                cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
-                self.known_rows, self.added = cursor.fetchone()[0], 0
 
     # Duplicates ---------------------------------------------------------------------------------
 
@@ -184,7 +156,6 @@ class ChunkWriter:
         chunk before it may still be being written: its clients are looked up in memory."""
         validated = [(self.validator.validate(number, cells), cells) for number, cells in chunk]
         good = [row for row, _cells in validated if row.ok]
-        self._keep_statistics()
         by_phone, by_email = self._existing(good)
         results: list[Result] = []
         fresh: list[Result] = []
@@ -213,7 +184,6 @@ class ChunkWriter:
         if is_postgres():  # ids now, so that the next chunk (prepared while this one is written) can name them
             for result, pk in zip(fresh, reserve_ids(Client, len(fresh)), strict=True):
                 result.target.client.pk = pk
-        self.added += len(fresh)
         counts = {o: 0 for o in Outcome.values}
         for result in results:
             counts[result.outcome] += 1

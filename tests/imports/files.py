@@ -112,20 +112,26 @@ def csv_bytes(header, rows, *, delimiter=";", encoding="cp1251", bom=False) -> b
     return (b"\xef\xbb\xbf" + data) if bom else data
 
 
-def with_cached_formula(data: bytes, cell: str, formula: str, cached: str) -> bytes:
-    """A workbook whose cell holds a formula with the value Excel last showed (openpyxl itself
-    writes formulas without one)."""
+def rewritten(data: bytes, change) -> bytes:
+    """The same zip with each part passed through change(name, content) -> content."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for item in source.infolist():
-            content = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                xml = content.decode()
-                xml = re.sub(rf'<c r="{cell}"[^>]*?(/>|>.*?</c>)', f'<c r="{cell}" t="str"><f>{formula}</f><v>{cached}</v></c>', xml)
-                content = xml.encode()
-            target.writestr(item, content)
+            target.writestr(item, change(item.filename, source.read(item.filename)))
     return out.getvalue()
+
+
+def with_cached_formula(data: bytes, cell: str, formula: str, cached: str) -> bytes:
+    """A workbook whose cell holds a formula with the value Excel last showed (openpyxl itself
+    writes formulas without one)."""
+    def change(name, content):
+        if name != "xl/worksheets/sheet1.xml":
+            return content
+        cached_cell = f'<c r="{cell}" t="str"><f>{formula}</f><v>{cached}</v></c>'
+        return re.sub(rf'<c r="{cell}"[^>]*?(/>|>.*?</c>)', cached_cell, content.decode()).encode()
+
+    return rewritten(data, change)
 
 
 def truncated(data: bytes) -> bytes:
@@ -144,14 +150,17 @@ def lying_sizes(data: bytes) -> bytes:
 
 
 def broken_xml(data: bytes) -> bytes:
+    return rewritten(data, lambda name, content: content[: len(content) // 2] + b"<<<>>>"
+                     if name == "xl/worksheets/sheet1.xml" else content)
+
+
+def bzip2_parts(data: bytes) -> bytes:
+    """A zip whose parts use a compression Excel never writes."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            content = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                content = content[: len(content) // 2] + b"<<<>>>"
-            target.writestr(item, content)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_BZIP2) as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
     return out.getvalue()
 
 
@@ -166,16 +175,13 @@ def with_part(data: bytes, name: str, content: bytes) -> bytes:
 
 
 def entity_bomb(data: bytes) -> bytes:
-    source = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            content = source.read(item.filename)
-            if item.filename == "xl/workbook.xml":
-                body = content.split(b"?>", 1)[1] if content.startswith(b"<?xml") else content
-                content = b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>' + body
-            target.writestr(item, content)
-    return out.getvalue()
+    def change(name, content):
+        if name != "xl/workbook.xml":
+            return content
+        body = content.split(b"?>", 1)[1] if content.startswith(b"<?xml") else content
+        return b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>' + body
+
+    return rewritten(data, change)
 
 
 def zip_bomb(data: bytes) -> bytes:

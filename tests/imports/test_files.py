@@ -16,7 +16,7 @@ from imports.models import ImportJob
 
 from .conftest import service_import, upload, wizard
 from .files import (
-    broken_xml, clean_list, csv_bytes, entity_bomb, lying_sizes, plain_xlsx, styled_xlsx, truncated, with_part, zip_bomb,
+    broken_xml, bzip2_parts, clean_list, csv_bytes, entity_bomb, lying_sizes, plain_xlsx, styled_xlsx, truncated, with_part, zip_bomb,
 )
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +76,7 @@ GOOD = plain_xlsx([HEADER] + ROWS)
     ("cut.xlsx", truncated(GOOD), "damaged or incomplete"),
     ("lying.xlsx", lying_sizes(GOOD), "damaged or incomplete"),
     ("broken.xlsx", broken_xml(GOOD), "damaged or incomplete"),
+    ("bzip2.xlsx", bzip2_parts(GOOD), "damaged or incomplete"),
     ("bomb.xlsx", zip_bomb(GOOD), "zip bomb"),
     ("xxe.xlsx", entity_bomb(GOOD), "XML entity declarations"),
     ("macro.xlsx", with_part(GOOD, "xl/vbaProject.bin", b"\0" * 10), "macros are not accepted"),
