@@ -6,11 +6,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.countries import COUNTRIES
 
 from .models import Channel, Client, CustomField, Lifecycle, Priority, Tag
-from .phones import digits_of
+from .phones import digits_of, phone_search
 
 MIN_SEARCH_DIGITS = 3
 
@@ -29,7 +30,7 @@ def is_selective_phone_search(value: str) -> bool:
 
 
 def search_q(value: str) -> Q:
-    """A name fragment, or any 3+ consecutive digits of a phone (seed 002: name and phone).
+    """A name, or any 3+ consecutive digits of a phone (seed 002: name and phone).
 
     A query with a letter is a name ("Анна 4242" included); digits and phone punctuation
     alone ("+7 916-12") are a phone. Each branch has its own trigram index, and never an OR
@@ -37,11 +38,38 @@ def search_q(value: str) -> Q:
     """
     value = value.strip()
     if any(ch.isalpha() for ch in value):
-        return Q(name__icontains=value)
-    digits = digits_of(value)
-    if len(digits) >= MIN_SEARCH_DIGITS:
-        return Q(phone_digits__contains=digits)
-    return Q(name__icontains=value)
+        return name_words_q(value)
+    if len(digits_of(value)) >= MIN_SEARCH_DIGITS:
+        return phone_q(value)
+    return name_words_q(value)
+
+
+def name_words_q(value: str, field: str = "name") -> Q:
+    """Every word somewhere in the name, in any order: "Егор Назаров" finds "Назаров Егор".
+
+    An AND of one icontains per word: on PostgreSQL each is UPPER(name::text) LIKE UPPER(…),
+    and the trigram index on that expression answers all of them in one bitmap scan.
+    """
+    query = Q()
+    for word in dict.fromkeys(value.split()):
+        query &= Q(**{f"{field}__icontains": word})
+    return query
+
+
+def phone_q(value: str) -> Q:
+    """A phone or a fragment of one, as clients.phones.phone_search reads it (an empty Q: no digits).
+
+    The trigram index on phone_digits serves each pattern. "Begins with" is one regular
+    expression (the column holds every phone, space separated): two LIKEs, 'd%' OR '% d%', read
+    the index twice, and their word-start trigrams match nearly every row (3x slower at 1M rows).
+    """
+    search = phone_search(value)
+    query = Q()
+    for digits in search.anywhere:
+        query |= Q(phone_digits__contains=digits)
+    for digits in search.at_start:
+        query |= Q(phone_digits__regex=f"(^| ){digits}")
+    return query
 
 
 class DateInput(forms.DateInput):
@@ -114,9 +142,13 @@ class IdFilter(df.NumberFilter):
         return qs.filter(**{self.field_name: int(value)}) if value is not None else qs
 
 
+# A select filter's empty choice: the filter is not applied (not django-filter's "---------").
+ANY = pgettext_lazy("a filter's empty choice", "Any")
+
+
 class ClientFilter(df.FilterSet):
     q = df.CharFilter(label=_("Search"), method="filter_q")
-    tab = df.ChoiceFilter(label=_("Status"), field_name="lifecycle", choices=Lifecycle.choices)
+    tab = df.ChoiceFilter(label=_("Status"), field_name="lifecycle", choices=Lifecycle.choices, empty_label=ANY)
     name = df.CharFilter(label=_("Client or deal name"), method="filter_name")
     deal_stage = IdListFilter(label=_("Deal stage"), method="filter_deal_stage")
     phone = df.CharFilter(label=_("Phone"), method="filter_phone")
@@ -171,8 +203,8 @@ class ClientFilter(df.FilterSet):
         form = self.form
         if "responsible" in form.fields:
             form.fields["responsible"].widget.choices = people
-        form.fields["created_by"].widget.choices = [("", "—"), *people]
-        form.fields["modified_by"].widget.choices = [("", "—"), *people]
+        form.fields["created_by"].widget.choices = [("", ANY), *people]
+        form.fields["modified_by"].widget.choices = [("", ANY), *people]
         form.fields["tags"].widget.choices = [(t.pk, t.name) for t in Tag.objects.all()]
         if user is not None:
             form.fields["deal_stage"].widget.choices = [
@@ -189,8 +221,9 @@ class ClientFilter(df.FilterSet):
         value = value.strip()
         if not value:
             return qs
-        deals = Deal.objects.filter(client_id=OuterRef("pk"), deleted_at__isnull=True, name__icontains=value)
-        return qs.filter(Q(name__icontains=value) | Exists(deals))
+        words = name_words_q(value)  # the client's or one deal's name has every word
+        deals = Deal.objects.filter(words, client_id=OuterRef("pk"), deleted_at__isnull=True)
+        return qs.filter(words | Exists(deals))
 
     def filter_deal_stage(self, qs, name, value):
         from deals.models import Deal
@@ -200,8 +233,8 @@ class ClientFilter(df.FilterSet):
         return qs.filter(Exists(Deal.objects.filter(client_id=OuterRef("pk"), deleted_at__isnull=True, stage_id__in=value)))
 
     def filter_phone(self, qs, name, value):
-        digits = digits_of(value)
-        return qs.filter(phone_digits__contains=digits) if digits else qs
+        query = phone_q(value)
+        return qs.filter(query) if query else qs
 
     def filter_tags(self, qs, name, value):
         # EXISTS, not a join: a client with two chosen tags must not appear twice.

@@ -1,6 +1,7 @@
 """Phone numbers: normalised to E.164 with phonenumbers, searchable by their digits."""
 
 import re
+from dataclasses import dataclass
 
 import phonenumbers
 from django.conf import settings
@@ -63,3 +64,44 @@ def digits_of(text: str) -> str:
 def phone_digits(phones: list[str]) -> str:
     """The search column: every phone's digits, space separated."""
     return " ".join(digits_of(p) for p in phones if p)
+
+
+@dataclass(frozen=True)
+class PhoneSearch:
+    """What a typed phone, or a fragment of one, looks for in the digits column."""
+
+    anywhere: tuple[str, ...] = ()  # digits found anywhere in a phone
+    at_start: tuple[str, ...] = ()  # digits a phone begins with
+
+
+def phone_search(text: str, region: str | None = None) -> PhoneSearch:
+    """The digits to look for, read the way stored phones were normalised (E.164).
+
+    The digits as typed always stay a substring search ("123-45" finds a number by its middle).
+    A complete number in the region's own form ("8 (999) 123-45-67") is also looked for as its
+    E.164 digits; a fragment starting with the region's national prefix ("8 999 12") also as
+    the beginning of a phone with the country code in its place ("799912…").
+    """
+    text = (text or "").strip()
+    digits = digits_of(text)
+    if not digits:
+        return PhoneSearch()
+    region = region or settings.PHONE_DEFAULT_REGION
+    anywhere, at_start = [digits], []
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is not None and phonenumbers.is_valid_number(number):
+        anywhere.append(digits_of(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)))
+    elif not text.startswith("+"):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        prefix = metadata.national_prefix if metadata else None
+        if prefix and digits.startswith(prefix) and len(digits) > len(prefix):
+            at_start.append(f"{metadata.country_code}{digits[len(prefix):]}")
+    # A pattern containing another one only finds what the shorter one finds already.
+    anywhere = list(dict.fromkeys(anywhere))
+    return PhoneSearch(
+        anywhere=tuple(p for p in anywhere if not any(o != p and o in p for o in anywhere)),
+        at_start=tuple(p for p in at_start if not any(o in p for o in anywhere)),
+    )
