@@ -1,16 +1,20 @@
 """Reads for tasks. Every queryset starts from the permission gate."""
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
+# "<ISO moment>_<pk>": the clients table's cursor parser, not a second copy of it
+from clients.selectors import _cursor as deadline_cursor
 from crm import permissions as gate
 
 from .models import BulkTaskJob, Task, TaskType
 
 PAGE = 50
 VIEWS = ("mine", "today", "overdue", "all")
+OPEN = Task.Status.OPEN
 
 
 def task_types() -> list[TaskType]:
@@ -22,18 +26,56 @@ def day_bounds(day):
     return start, start + timedelta(days=1)
 
 
-def tasks_section(user, params) -> tuple[list, str]:
-    """The tasks section: Mine, Today, Overdue, All (by permission), filtered, deadline first."""
+@dataclass
+class TaskPage:
+    rows: list
+    view: str
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+
+def task_cursor(task) -> str:
+    """Where a page ends: "<status>_<deadline ISO>_<pk>" (the All view sorts open tasks first)."""
+    return f"{task.status}_{task.deadline.isoformat()}_{task.pk}"
+
+
+def _task_cursor(value: str | None) -> tuple[str, datetime, int] | None:
+    """Parse task_cursor's form; anything malformed means the first page."""
+    status, _sep, rest = (value or "").partition("_")
+    parsed = deadline_cursor(rest) if status in Task.Status.values else None
+    return (status, *parsed) if parsed else None
+
+
+def _beyond(cursor: tuple[str, datetime, int], *, grouped: bool, forward: bool) -> Q:
+    """The tasks after (forward) or before the cursor in the list's order: (deadline, pk), or
+    (open first, deadline, pk) when grouped. Without grouping the condition is a plain range on
+    deadline, which the deadline indexes serve."""
+    status, moment, pk = cursor
+    if forward:
+        beyond = Q(deadline__gt=moment) | Q(deadline=moment, pk__gt=pk)
+    else:
+        beyond = Q(deadline__lt=moment) | Q(deadline=moment, pk__lt=pk)
+    if not grouped:
+        return beyond
+    is_open, is_done = Q(status=OPEN), ~Q(status=OPEN)
+    if status == OPEN:
+        return is_done | (is_open & beyond) if forward else is_open & beyond
+    return is_done & beyond if forward else is_open | (is_done & beyond)
+
+
+def tasks_section(user, params) -> TaskPage:
+    """One page of the tasks section: Mine, Today, Overdue, All (by permission), filtered,
+    deadline first, keyset-paginated by ?after= / ?before= (task_cursor)."""
     view = params.get("view") if params.get("view") in VIEWS else "mine"
     now = timezone.now()
     qs = gate.visible_tasks(user).select_related("client", "type", "responsible")
     if view == "mine":
-        qs = qs.filter(responsible=user, status=Task.Status.OPEN)
+        qs = qs.filter(responsible=user, status=OPEN)
     elif view == "today":
         start, end = day_bounds(timezone.localdate())
-        qs = qs.filter(status=Task.Status.OPEN, deadline__gte=start, deadline__lt=end)
+        qs = qs.filter(status=OPEN, deadline__gte=start, deadline__lt=end)
     elif view == "overdue":
-        qs = qs.filter(status=Task.Status.OPEN, deadline__lt=now)
+        qs = qs.filter(status=OPEN, deadline__lt=now)
     if params.get("type", "").isdigit():
         qs = qs.filter(type_id=int(params["type"]))
     if params.get("responsible", "").isdigit():
@@ -46,14 +88,33 @@ def tasks_section(user, params) -> tuple[list, str]:
             continue
         start, end = day_bounds(day)
         qs = qs.filter(**{lookup: start if key == "from" else end})
-    if view == "all":  # open tasks first, then done ones
-        qs = qs.annotate(is_done=Case(When(status=Task.Status.OPEN, then=Value(0)), default=Value(1)))
-        rows = list(qs.order_by("is_done", "deadline", "pk")[:PAGE])
+
+    grouped = view == "all"  # open tasks first, then done ones
+    order = ["deadline", "pk"]
+    if grouped:
+        qs = qs.annotate(is_done=Case(When(status=OPEN, then=Value(0)), default=Value(1)))
+        order = ["is_done", *order]
+    after, before = _task_cursor(params.get("after")), _task_cursor(params.get("before"))
+    if before:
+        # The page before the cursor: read backwards, then put it back in the list's order.
+        reverse = [f"-{field}" for field in order]
+        rows = list(qs.filter(_beyond(before, grouped=grouped, forward=False)).order_by(*reverse)[: PAGE + 1])
+        more_before, more_after = len(rows) > PAGE, True
+        rows = rows[:PAGE][::-1]
     else:
-        rows = list(qs.order_by("deadline", "pk")[:PAGE])
+        if after:
+            qs = qs.filter(_beyond(after, grouped=grouped, forward=True))
+        rows = list(qs.order_by(*order)[: PAGE + 1])
+        more_before, more_after = after is not None, len(rows) > PAGE
+        rows = rows[:PAGE]
     for task in rows:
-        task.is_overdue = task.status == Task.Status.OPEN and task.deadline < now
-    return rows, view
+        task.is_overdue = task.status == OPEN and task.deadline < now
+    return TaskPage(
+        rows=rows,
+        view=view,
+        next_cursor=task_cursor(rows[-1]) if rows and more_after else None,
+        prev_cursor=task_cursor(rows[0]) if rows and more_before else None,
+    )
 
 
 def task_counts(user) -> dict:

@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clients.selectors import bulk_selection
-from clients.views import hx_redirect
+from clients.views import hx_redirect, table_query
 from crm import permissions as gate
 
 from . import selectors, services
@@ -16,11 +16,11 @@ from .forms import CompleteForm, TaskForm, TaskTypeForm
 @require_GET
 def task_list(request):
     gate.require(request.user, gate.VIEW_TASKS)
-    rows, view = selectors.tasks_section(request.user, request.GET)
+    page = selectors.tasks_section(request.user, request.GET)
     from clients.filters import users
 
-    ctx = {"tasks": rows, "view": view, "types": selectors.task_types(), "people": list(users()),
-           "params": request.GET}
+    ctx = {"tasks": page.rows, "page": page, "view": page.view, "types": selectors.task_types(), "people": list(users()),
+           "params": request.GET, "query": table_query(request.GET)}
     template = "tasks/list.html#task-rows" if request.htmx and request.htmx.target == "task-rows" else "tasks/list.html"
     return render(request, template, ctx)
 
