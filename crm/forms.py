@@ -3,10 +3,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from .models import Role, Team
 from .permissions import ROLE_PERMISSIONS
 from .timezones import TIME_ZONES
+
+# Every select's empty choice (Django 6.1's BLANK_CHOICE_LABEL) has no Russian in Django's own catalogue
+# yet: ours gives it one (LOCALE_PATHS take precedence over it), and makemessages finds it here.
+gettext_noop("- Select an option -")
 
 
 class LoginForm(AuthenticationForm):

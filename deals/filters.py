@@ -4,7 +4,7 @@ import django_filters as df
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
-from clients.filters import CheckboxList, DateInput, IdListFilter, users
+from clients.filters import ANY, CheckboxList, DateInput, IdListFilter, users
 from clients.models import Channel, Lifecycle, Tag
 from crm.countries import COUNTRIES
 
@@ -24,7 +24,7 @@ class DealFilter(df.FilterSet):
     responsible = IdListFilter(label=_("Responsible"), field_name="responsible_id")
     tags = IdListFilter(label=_("Tags"), method="filter_tags")
     country = df.MultipleChoiceFilter(label=_("Country"), field_name="client__country", choices=COUNTRIES, widget=CheckboxList)
-    status = df.ChoiceFilter(label=_("Client status"), field_name="client__lifecycle", choices=Lifecycle.choices)
+    status = df.ChoiceFilter(label=_("Client status"), field_name="client__lifecycle", choices=Lifecycle.choices, empty_label=ANY)
 
     class Meta:
         model = Deal
