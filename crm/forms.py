@@ -7,7 +7,7 @@ from django.utils.translation import gettext_noop
 
 from .models import Role, Team
 from .permissions import ROLE_PERMISSIONS
-from .timezones import TIME_ZONES
+from .timezones import time_zone_choices
 
 # Every select's empty choice (Django 6.1's BLANK_CHOICE_LABEL) has no Russian in Django's own catalogue
 # yet: ours gives it one (LOCALE_PATHS take precedence over it), and makemessages finds it here.
@@ -19,7 +19,7 @@ class LoginForm(AuthenticationForm):
 
 
 class ProfileForm(forms.ModelForm):
-    time_zone = forms.ChoiceField(label=_("Time zone"), choices=[(z, z) for z in TIME_ZONES])
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)  # worded when shown
 
     class Meta:
         model = get_user_model()
