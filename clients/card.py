@@ -1,5 +1,7 @@
 """The client card (page and right-hand panel), its feed, comments, note and layout editor."""
 
+import re
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
@@ -58,12 +60,14 @@ def card_context(request, client, *, deal_pk=None) -> dict:
     rows = layout.all_rows()
     contact = layout.visible_rows(user, CardField.Block.CONTACT, rows=[r for r in rows if r.block == "contact"])
     deal_rows = layout.visible_rows(user, CardField.Block.DEAL, rows=[r for r in rows if r.block == "deal"])
+    hidden = {block: gate.hidden_fields(user, block, [r for r in rows if r.block == block])
+              for block in (gate.CONTACT, gate.DEAL)}
     for row in contact:
         row.value = _value(client, row, deal)
     for row in deal_rows:
         row.value = _value(client, row, deal)
     note = ClientNote.objects.filter(client=client).first()
-    feed, more = crm_selectors.feed_page(client)
+    feed, more = crm_selectors.feed_page(client, hidden=hidden)
     last = crm_selectors.last_contact(client)
     return {
         "client": client,
@@ -81,7 +85,8 @@ def card_context(request, client, *, deal_pk=None) -> dict:
         "kind_filters": KIND_FILTERS,
         "open_deals": sum(1 for d in deals),
         "days_since_contact": (timezone.now() - last).days if last else None,
-        "can_configure": layout.admin_mode(user),
+        "can_configure": gate.sees_every_field(user),
+        "hidden": hidden,
         "comment_max": 999,
     }
 
@@ -105,7 +110,9 @@ def client_panel(request, pk):
 def feed(request, pk):
     client = gate.client_or_404(request.user, pk, include_deleted=True)
     kind = request.GET.get("kind", "")
-    rows, more = crm_selectors.feed_page(client, kind=kind, before=request.GET.get("before", ""))
+    rows, more = crm_selectors.feed_page(
+        client, kind=kind, before=request.GET.get("before", ""), hidden=gate.hidden_by_block(request.user)
+    )
     ctx = {"client": client, "feed": rows, "feed_more": more, "feed_kind": kind, "kind_filters": KIND_FILTERS}
     partial = "feed-entries" if request.GET.get("before") else "feed"
     return render(request, f"clients/card.html#{partial}", ctx)
@@ -116,15 +123,30 @@ def comment_add(request, pk):
     client = gate.client_or_404(request.user, pk)
     text = request.POST.get("text", "")
     error = None
+    not_notified = []
     try:
-        services.comment_add(actor=request.user, client=client, text=text)
+        entry = services.comment_add(actor=request.user, client=client, text=text)
         text = ""
+        not_notified = [_("%(name)s cannot see this client and was not notified.") % {"name": user} for user in entry.not_notified]
     except ValidationError as exc:
         error = " ".join(exc.messages)
-    rows, more = crm_selectors.feed_page(client)
+    rows, more = crm_selectors.feed_page(client, hidden=gate.hidden_by_block(request.user))
     ctx = {"client": client, "feed": rows, "feed_more": more, "feed_kind": "", "kind_filters": KIND_FILTERS,
-           "comment_text": text, "comment_error": error, "comment_max": 999}
+           "comment_text": text, "comment_error": error, "comment_not_notified": not_notified, "comment_max": 999}
     return render(request, "clients/card.html#feed-with-form", ctx, status=200)
+
+
+TYPED_MENTION = re.compile(r"(?<![\w@])@([\w.+-]{0,150})$")
+
+
+@require_GET
+def mention_options(request, pk):
+    """The comment box's @mention autocomplete: for the @word being typed at the end of the
+    text, the colleagues who may see this client (nobody else is offered)."""
+    client = gate.client_or_404(request.user, pk)
+    typed = TYPED_MENTION.search(request.GET.get("text", ""))
+    users = crm_selectors.mention_candidates(client=client, query=typed.group(1), exclude=request.user) if typed else []
+    return render(request, "clients/card.html#mention-options", {"client": client, "mention_options": users})
 
 
 @require_http_methods(["GET", "POST"])

@@ -50,7 +50,11 @@ def template_upload(*, actor, name: str, uploaded) -> DocumentTemplate:
     return template
 
 
-def context_for(client, custom_fields) -> dict:
+# Placeholders that carry a card field (the layout's key), blank for a reader it is hidden from.
+PLACEHOLDER_FIELD = {"player_id": "external_id"}
+
+
+def context_for(client, custom_fields, hidden=frozenset()) -> dict:
     context = {
         "name": client.name, "phone": format_phone(client.phone), "email": client.email, "company": client.company,
         "country": label("country", client.country), "city": client.city, "address": client.address,
@@ -60,6 +64,9 @@ def context_for(client, custom_fields) -> dict:
     }
     for field in custom_fields:
         context[field.key] = client.custom.get(field.key, "")
+    for key in context:
+        if PLACEHOLDER_FIELD.get(key, key) in hidden:
+            context[key] = ""
     return context
 
 
@@ -68,6 +75,8 @@ def documents_zip(*, actor, template: DocumentTemplate, clients):
     from docxtpl import DocxTemplate
 
     gate.require(actor, gate.VIEW_CLIENTS)
+    gate.require(actor, gate.EXPORT_CLIENTS)  # a zip of clients' personal data is an export
+    hidden = gate.hidden_fields(actor)
     chosen = list(clients.select_related("responsible").order_by("name", "pk")[: MAX_DOCUMENTS + 1])
     if len(chosen) > MAX_DOCUMENTS:
         raise ValidationError(_("At most %(n)s documents at once: narrow the selection.") % {"n": MAX_DOCUMENTS})
@@ -76,7 +85,7 @@ def documents_zip(*, actor, template: DocumentTemplate, clients):
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for client in chosen:
             document = DocxTemplate(template.file.path)
-            document.render(context_for(client, custom_fields), autoescape=True)
+            document.render(context_for(client, custom_fields, hidden), autoescape=True)
             with tempfile.TemporaryFile() as one:
                 document.save(one)
                 one.seek(0)

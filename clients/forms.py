@@ -157,7 +157,7 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
         return [self[name] for name in ["name", "responsible", "phone", "extra_phones_text", "email"] if name in self.fields]
 
     def more_bound_fields(self):
-        names = ["lifecycle", "priority", "company", "country", "city", "address", "channel",
+        names = ["lifecycle", "priority", "company", "country", "city", "address", "channel", "source",
                  "external_id", "registration_date"]
         return [self[name] for name in names if name in self.fields]
 

@@ -1,6 +1,6 @@
-"""Card layouts (seed 001): which fields a card block shows, in what order, and what the
-Manager mode may see and edit. The same definitions drive the card, the clients table's
-columns and filters, and the server's refusal of writes to hidden or read-only fields."""
+"""Card layouts (seed 001): which fields a card block shows and in what order. What the Manager
+mode may see and write is the gate's to answer (crm/permissions.py: hidden_fields, locked_fields,
+require_field_writes), from these rows."""
 
 from django.utils.translation import gettext_lazy as _
 
@@ -33,11 +33,6 @@ def ensure_default_layout(apps) -> None:
             Card.objects.get_or_create(block=block, custom_field=field, defaults={"position": offset})
 
 
-def admin_mode(user) -> bool:
-    """Admins (who may configure card layouts) see the Admin layout; everyone else the Manager one."""
-    return gate.can(user, gate.CONFIGURE_FIELDS)
-
-
 def label_of(row: CardField) -> str:
     if row.label:
         return row.label
@@ -59,7 +54,7 @@ def block_rows(block: str) -> list[CardField]:
 
 def visible_rows(user, block: str, rows=None) -> list[CardField]:
     """The fields a user sees in a block, in the admin's order, each with .title and .editable."""
-    admin = admin_mode(user)
+    admin = gate.sees_every_field(user)
     shown = []
     for row in rows if rows is not None else block_rows(block):
         if row.hidden or (not admin and not row.manager_visible):
@@ -71,47 +66,5 @@ def visible_rows(user, block: str, rows=None) -> list[CardField]:
     return shown
 
 
-def locked_keys(user, block: str = CardField.Block.CONTACT, rows=None) -> set[str]:
-    """Field keys the user may not write: none in Admin mode; for managers, every field that is
-    hidden, invisible or read-only in the Manager layout."""
-    if admin_mode(user):
-        return set()
-    return {
-        row.key for row in (rows if rows is not None else block_rows(block))
-        if row.hidden or not row.manager_visible or not row.manager_editable
-    }
-
-
-def hidden_keys(user, block: str = CardField.Block.CONTACT, rows=None) -> set[str]:
-    """Field keys a manager may not see: the clients table's columns and filters follow the card.
-    Admins see every field in the table (the eye only tidies the card)."""
-    if admin_mode(user):
-        return set()
-    return {
-        row.key for row in (rows if rows is not None else block_rows(block))
-        if row.hidden or not row.manager_visible
-    }
-
-
 # Form field names for system keys that differ from the model field.
 FORM_FIELD = {"extra_phones": "extra_phones_text"}
-
-
-def refuse_locked_writes(user, client, data: dict) -> None:
-    """403 (nothing saved) when data changes a field the user's layout does not let them write."""
-    locked = locked_keys(user)
-    if not locked:
-        return
-    from django.core.exceptions import PermissionDenied
-
-    for key in locked:
-        if key.startswith("cf_"):
-            if "custom" in data and (data["custom"] or {}).get(key) != ((client.custom or {}).get(key) if client else None):
-                raise PermissionDenied
-        elif key in data:
-            current = getattr(client, key, None) if client else None
-            new = data[key]
-            if key == "responsible":
-                current, new = getattr(current, "pk", current), getattr(new, "pk", new)
-            if (new or None) != (current or None) and not (client is None and not new):
-                raise PermissionDenied

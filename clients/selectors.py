@@ -27,7 +27,7 @@ def custom_fields_active(entity: str = CustomField.Entity.CLIENT) -> list[Custom
 
 
 def table_columns_for(user, custom_fields, hidden=None) -> tuple[list[Column], dict[str, Column]]:
-    hidden = layout.hidden_keys(user) if hidden is None else hidden
+    hidden = gate.hidden_fields(user) if hidden is None else hidden
     available = {key: column for key, column in all_columns(custom_fields).items() if key not in hidden}
     saved = TableSettings.objects.filter(user=user, table=CLIENTS_TABLE).values_list("columns", flat=True).first()
     return chosen_columns(saved, available), available
@@ -57,7 +57,7 @@ def filtered_clients(user, params: QueryDict, custom_fields) -> tuple[QuerySet, 
         from tasks.models import Task
 
         qs = qs.filter(Exists(Task.objects.filter(client_id=OuterRef("pk"), status="open", deadline__lt=timezone.now())))
-    filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields, hidden=layout.hidden_keys(user))
+    filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields, hidden=gate.hidden_fields(user))
     if not filterset.is_valid():
         return qs.none(), filterset
     return filterset.qs, filterset

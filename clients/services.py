@@ -9,7 +9,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from crm import activity
 from crm import permissions as gate
@@ -24,7 +23,7 @@ User = get_user_model()
 
 CLIENT_FIELDS = [
     "name", "responsible", "phone", "extra_phones", "email", "country", "city", "address",
-    "company", "channel", "priority", "lifecycle", "external_id", "registration_date", "custom",
+    "company", "channel", "source", "priority", "lifecycle", "external_id", "registration_date", "custom",
 ]
 
 
@@ -43,7 +42,7 @@ def client_create(*, actor, data: dict) -> Client:
     if responsible != actor and not gate.can(actor, gate.CHANGE_RESPONSIBLE):
         raise PermissionDenied
     data["responsible"] = responsible
-    layout.refuse_locked_writes(actor, None, {k: v for k, v in data.items() if k != "responsible"})
+    gate.require_field_writes(actor, gate.CONTACT, None, {k: v for k, v in data.items() if k != "responsible"})
     client = Client(created_by=actor, modified_by=actor)
     _apply(client, data)
     client.full_clean(exclude=["tags"])
@@ -59,7 +58,7 @@ def _notify_assigned(*, actor, client, responsible) -> None:
     if responsible is not None:
         activity.notify(
             user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url=client.get_absolute_url(),
-            text=_("%(actor)s made you responsible for the client %(client)s") % {"actor": actor, "client": client.name},
+            params={"about": "client", **activity.client_params(client)},
         )
 
 
@@ -112,7 +111,7 @@ def client_update(*, actor, client: Client, data: dict, seen_modified=None) -> C
         raise ClientChanged(current)
     if "responsible" in data and getattr(data["responsible"], "pk", None) != current.responsible_id:
         gate.require(actor, gate.CHANGE_RESPONSIBLE)
-    layout.refuse_locked_writes(actor, current, data)  # hidden or read-only in the Manager layout: 403
+    gate.require_field_writes(actor, gate.CONTACT, current, data)  # hidden or read-only in the Manager layout: 403
     changed = [f for f in CLIENT_FIELDS if f in data and getattr(current, f) != data[f]]
     before = copy.copy(current)
     before.custom = dict(current.custom)
@@ -210,7 +209,7 @@ def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> in
 @transaction.atomic
 def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest: str | None = None) -> int:
     gate.require(actor, gate.CHANGE_RESPONSIBLE)
-    if "responsible" in layout.locked_keys(actor):
+    if "responsible" in gate.locked_fields(actor):
         raise PermissionDenied
     ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
     names = {u.pk: str(u) for u in User.objects.filter(pk__in=set(Client.objects.filter(pk__in=ids).values_list("responsible_id", flat=True)) - {None})}
@@ -225,8 +224,7 @@ def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest:
     if ids:
         activity.notify(
             user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url="/clients/?view=mine",
-            text=ngettext("%(actor)s made you responsible for %(n)s client", "%(actor)s made you responsible for %(n)s clients", len(ids))
-            % {"actor": actor, "n": len(ids)},
+            params={"about": "clients", "n": len(ids)},
         )
     return done
 
@@ -293,7 +291,10 @@ def custom_field_set_active(*, actor, field: CustomField, active: bool) -> None:
 
 @transaction.atomic
 def comment_add(*, actor, client: Client, text: str) -> Activity:
-    """A comment at the top of the feed (seed 002: at most 999 characters); @username notifies."""
+    """A comment at the top of the feed (seed 002: at most 999 characters); @username notifies
+    the named colleague if they may see the client. Those who may not are not told (the
+    notification would show them the client and the comment): the returned entry lists them in
+    `not_notified`, for the author, and the comment is saved all the same."""
     gate.require(actor, gate.VIEW_CLIENTS)
     text = text.strip()
     if not text:
@@ -301,10 +302,19 @@ def comment_add(*, actor, client: Client, text: str) -> Activity:
     if len(text) > activity.COMMENT_MAX:
         raise ValidationError(_("A comment can have at most %(n)s characters.") % {"n": activity.COMMENT_MAX})
     entry = activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.COMMENT, text=text)
-    for user in activity.mentioned_users(text, exclude=actor):
+    entry.not_notified = []
+    mentioned = activity.mentioned_users(text, exclude=actor)
+    if not mentioned:
+        return entry
+    may_see = set(gate.users_who_may_see_client(client, User.objects.filter(pk__in=[u.pk for u in mentioned]))
+                  .values_list("pk", flat=True))
+    for user in mentioned:
+        if user.pk not in may_see:
+            entry.not_notified.append(user)
+            continue
         activity.notify(
             user=user, kind=Notification.Kind.MENTION, actor=actor, url=f"{client.get_absolute_url()}#activity-{entry.pk}",
-            text=_("%(actor)s mentioned you on %(client)s: %(text)s") % {"actor": actor, "client": client.name, "text": text[:120]},
+            params=activity.client_params(client), text=text[:120],
         )
     return entry
 

@@ -95,7 +95,7 @@ def filter_panel(request):
     """The custom filters form (lazy: its selects cost queries the table itself does not)."""
     gate.require(request.user, gate.VIEW_CLIENTS)
     filterset = ClientFilter(
-        request.GET, custom_fields=selectors.custom_fields_active(), hidden=layout.hidden_keys(request.user)
+        request.GET, custom_fields=selectors.custom_fields_active(), hidden=gate.hidden_fields(request.user)
     ).with_choices(request.user)
     ctx = {
         "form": filterset.form,
@@ -121,7 +121,7 @@ def advanced_search(request):
                 return redirect("clients:detail", pk=matches[0])
             return redirect(reverse("clients:list") + "?" + table_query(params))
     else:
-        filterset = ClientFilter(None, custom_fields=custom_fields, hidden=layout.hidden_keys(request.user))
+        filterset = ClientFilter(None, custom_fields=custom_fields, hidden=gate.hidden_fields(request.user))
     return render(request, "clients/search.html", {"form": filterset.with_choices(request.user).form})
 
 
@@ -139,10 +139,7 @@ def _refuse_crafted_reassignment(request, *, current) -> None:
 
 
 def _refuse_locked_fields(request, locked) -> None:
-    """The form never shows a locked field: a POST that sends one anyway is crafted (403)."""
-    names = {layout.FORM_FIELD.get(key, key) for key in locked}
-    if names & set(request.POST):
-        raise PermissionDenied
+    gate.refuse_posted_fields(request, {layout.FORM_FIELD.get(key, key) for key in locked})
 
 
 @require_http_methods(["GET", "POST"])
@@ -150,7 +147,7 @@ def client_create(request):
     gate.require(request.user, gate.ADD_CLIENT)
     custom_fields = selectors.custom_fields_active()
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
-    locked = layout.locked_keys(request.user)
+    locked = gate.locked_fields(request.user)
     if request.method == "POST":
         _refuse_crafted_reassignment(request, current=request.user.pk)
         _refuse_locked_fields(request, locked)
@@ -173,7 +170,7 @@ def client_edit(request, pk):
     gate.require(request.user, gate.CHANGE_CLIENT)
     custom_fields = selectors.custom_fields_active()
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
-    locked = layout.locked_keys(request.user)
+    locked = gate.locked_fields(request.user)
     if request.method == "POST":
         _refuse_crafted_reassignment(request, current=client.responsible_id)
         _refuse_locked_fields(request, locked)
@@ -266,7 +263,9 @@ def saved_filter_delete(request, pk):
     gate.require(request.user, gate.VIEW_CLIENTS)
     saved = get_object_or_404(selectors.saved_filters_of(request.user), pk=pk)  # someone else's: 404
     services.saved_filter_delete(actor=request.user, saved=saved)
-    return redirect("clients:list")
+    messages.success(request, _("Filter “%(name)s” deleted.") % {"name": saved.name})
+    url = reverse("clients:list")
+    return hx_redirect(url) if request.htmx else redirect(url)
 
 
 BULK_ACTIONS = {
@@ -381,7 +380,7 @@ def document_templates(request):
 @require_POST
 def documents_download(request):
     """The Documents mass action: choose a template (step one), get a zip of filled documents."""
-    gate.require(request.user, gate.VIEW_CLIENTS)
+    gate.require(request.user, gate.EXPORT_CLIENTS)
     selection = selectors.bulk_selection(request.user, request.POST)
     template_id = request.POST.get("template", "")
     if not template_id.isdigit():

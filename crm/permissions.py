@@ -76,6 +76,31 @@ ROLE_PERMISSIONS = [
 ALL_ROLE_PERMISSIONS = [code for _group, perms in ROLE_PERMISSIONS for code, _label in perms]
 
 
+class Abilities:
+    """What templates ask the gate: `{% if may.add_deal %}`, one name per constant above
+    (lower case). An unknown name is an error, not a silent "no"."""
+
+    NAMES = {name.lower(): value for name, value in globals().items()
+             if name.isupper() and isinstance(value, str) and "." in value}
+
+    def __init__(self, user):
+        self._user = user
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            perm = self.NAMES[name]
+        except KeyError:
+            raise LookupError(f"the gate knows no ability {name!r}") from None
+        return can(self._user, perm)
+
+
+def template_context(request) -> dict:
+    """Context processor: `may` for every template."""
+    return {"may": Abilities(getattr(request, "user", None))}
+
+
 def can(user, perm: str) -> bool:
     return bool(user and user.is_authenticated and user.has_perm(perm))
 
@@ -182,6 +207,91 @@ def deal_or_404(user, pk, *, include_deleted: bool = False):
     return deal
 
 
+# Fields ---------------------------------------------------------------------------------------
+# The card layouts (seed 001, clients/layout.py) say per block which fields the Manager mode sees
+# and edits; admins (those who configure fields) see and edit every field. Pages, partials,
+# exports, documents and searches leave out what `hidden_fields` names; services refuse (403)
+# a write that changes anything `locked_fields` names.
+
+CONTACT = "contact"
+DEAL = "deal"
+# The deal block's keys that are a different attribute on the deal.
+DEAL_ATTRIBUTE = {"deal_responsible": "responsible"}
+
+
+def sees_every_field(user) -> bool:
+    """Admin mode: those who may configure card layouts see and edit every field."""
+    return can(user, CONFIGURE_FIELDS)
+
+
+def _layout_rows(block: str, rows=None):
+    if rows is not None:
+        return rows
+    from clients.layout import block_rows
+
+    return block_rows(block)
+
+
+def hidden_fields(user, block: str = CONTACT, rows=None) -> set[str]:
+    """Keys of the block's fields the user may not see (none in Admin mode)."""
+    if sees_every_field(user):
+        return set()
+    return {row.key for row in _layout_rows(block, rows) if row.hidden or not row.manager_visible}
+
+
+def hidden_by_block(user) -> dict[str, set[str]]:
+    """hidden_fields of both blocks in one query (the deal window and the card show both)."""
+    if sees_every_field(user):
+        return {CONTACT: set(), DEAL: set()}
+    from clients.layout import all_rows
+
+    rows = all_rows()
+    return {block: hidden_fields(user, block, [r for r in rows if r.block == block]) for block in (CONTACT, DEAL)}
+
+
+def locked_fields(user, block: str = CONTACT, rows=None) -> set[str]:
+    """Keys of the block's fields the user may not write: hidden, invisible or read-only."""
+    if sees_every_field(user):
+        return set()
+    return {
+        row.key for row in _layout_rows(block, rows)
+        if row.hidden or not row.manager_visible or not row.manager_editable
+    }
+
+
+def _comparable(value):
+    value = getattr(value, "pk", value)
+    return None if value in ("", [], {}, 0) else value
+
+
+def refuse_posted_fields(request, names) -> None:
+    """A form never shows a field the user may not write: a POST that sends one anyway is
+    crafted, and refused (403) before anything is read from it."""
+    if set(names) & set(request.POST):
+        raise PermissionDenied
+
+
+def require_field_writes(user, block: str, current, data: dict) -> None:
+    """403 before anything is written when `data` (model attribute → new value, custom fields
+    under "custom") changes a field the user's layout does not let them write. `current` is the
+    stored record, or None for a new one (then only a non-empty value counts as a change)."""
+    locked = locked_fields(user, block)
+    if not locked:
+        return
+    stored_custom = (getattr(current, "custom", None) or {}) if current is not None else {}
+    for key in locked:
+        if key.startswith("cf_"):
+            if "custom" in data and _comparable((data["custom"] or {}).get(key)) != _comparable(stored_custom.get(key)):
+                raise PermissionDenied
+            continue
+        attribute = DEAL_ATTRIBUTE.get(key, key) if block == DEAL else key
+        if attribute not in data:
+            continue
+        stored = getattr(current, attribute, None) if current is not None else None
+        if _comparable(data[attribute]) != _comparable(stored):
+            raise PermissionDenied
+
+
 def visible_tasks(user) -> QuerySet:
     """Tasks the user may see: by the role's visibility on the task's responsible, and only for
     clients the user may see."""
@@ -199,3 +309,35 @@ def task_or_404(user, pk):
     if task is None:
         raise Http404
     return task
+
+
+# Who may see a client (mentions, notifications) ----------------------------------------------
+
+
+def may_see_client(user, client) -> bool:
+    """Whether the user may see this client: they hold clients.view_client and their role's
+    visibility (own / team / all, by responsible) reaches it."""
+    from clients.models import Client
+
+    if not can(user, VIEW_CLIENTS):
+        return False
+    return scope_to_user(user, Client.objects.filter(pk=client.pk)).exists()
+
+
+def users_who_may_see_client(client, candidates: QuerySet) -> QuerySet:
+    """The candidates who may see the client, as one query: `may_see_client` in SQL. Permissions
+    come from the role's group (crm.backends.RoleBackend) or superuser status; visibility as in
+    `scope_to_user`, on the client's responsible."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Exists, OuterRef
+
+    app_label, codename = VIEW_CLIENTS.split(".")
+    holds = Exists(Permission.objects.filter(group__role__id=OuterRef("role_id"), content_type__app_label=app_label,
+                                             codename=codename))
+    reach = Q(is_superuser=True) | Q(role__visibility=Role.Visibility.ALL)
+    if client.responsible_id is not None:
+        reach |= Q(pk=client.responsible_id)
+        team_id = client.responsible.team_id
+        if team_id is not None:
+            reach |= Q(role__visibility=Role.Visibility.TEAM, team_id=team_id)
+    return candidates.filter(Q(is_superuser=True) | Q(holds), reach, is_active=True)

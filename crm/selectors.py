@@ -44,14 +44,23 @@ FEED_FILTERS = {
 }
 
 
-def feed_page(client, *, kind: str = "", before: str = "") -> tuple[list, int | None]:
+def feed_page(client, *, kind: str = "", before: str = "", hidden=None) -> tuple[list, int | None]:
     """A client's feed, newest first, FEED_PAGE entries; the id to continue from, if any.
-    Stage moves show the stages' current names: one query for every stage on the page."""
+    Stage moves show the stages' current names: one query for every stage on the page.
+    hidden (gate.hidden_by_block): changes of fields the reader may not see are left out, and a
+    sale's player ID is blanked when the card's Player ID is hidden from them."""
     from deals.models import Stage
 
+    from . import permissions as gate
     from .models import Activity
 
     qs = Activity.objects.filter(client=client).select_related("actor")
+    hidden = hidden or {gate.CONTACT: set(), gate.DEAL: set()}
+    if hidden[gate.CONTACT]:
+        qs = qs.exclude(kind=Activity.Kind.CHANGE, deal__isnull=True, field__in=hidden[gate.CONTACT])
+    if hidden[gate.DEAL]:
+        attributes = [gate.DEAL_ATTRIBUTE.get(key, key) for key in hidden[gate.DEAL]]
+        qs = qs.exclude(kind=Activity.Kind.CHANGE, deal__isnull=False, field__in=attributes)
     if kind in FEED_FILTERS:
         qs = qs.filter(kind__in=FEED_FILTERS[kind])
     if before.isdigit():
@@ -59,6 +68,10 @@ def feed_page(client, *, kind: str = "", before: str = "") -> tuple[list, int | 
     rows = list(qs.order_by("-pk")[: FEED_PAGE + 1])
     more = len(rows) > FEED_PAGE
     rows = rows[:FEED_PAGE]
+    if "external_id" in hidden[gate.CONTACT]:
+        for row in rows:
+            if row.kind == Activity.Kind.SALE:
+                row.text = ""
     stage_ids = {int(v) for r in rows if r.kind == "stage" for v in (r.old_value, r.new_value) if v.isdigit()}
     if stage_ids:
         names = {s.pk: str(s) for s in Stage.objects.filter(pk__in=stage_ids)}
@@ -86,6 +99,50 @@ def unread_count(user) -> int:
 
 
 def notifications_of(user, limit: int = 50) -> list:
+    """The user's latest notifications, each marked whether the client it names is hidden from
+    them (at most one more query, for the clients on the page)."""
     from .models import Notification
 
-    return list(Notification.objects.filter(user=user).select_related("actor")[:limit])
+    rows = list(Notification.objects.filter(user=user).select_related("actor")[:limit])
+    return hide_unseen_clients(user, rows)
+
+
+def hide_unseen_clients(user, notifications: list) -> list:
+    """Mark (`client_hidden`) the notifications that name a client the reader may not see now:
+    the client was handed to someone else, or the reader's role changed. One query for all the
+    clients named, none when there are none or the reader sees every client."""
+    from . import permissions as gate
+    from .models import Role
+
+    ids = {n.params.get("client_id") for n in notifications if n.params} - {None}
+    if not ids or not gate.can(user, gate.VIEW_CLIENTS):
+        visible = set()
+    elif gate.visibility(user) == Role.Visibility.ALL:
+        visible = ids
+    else:
+        from clients.models import Client
+
+        visible = set(gate.scope_to_user(user, Client.objects.filter(pk__in=ids)).values_list("pk", flat=True))
+    for n in notifications:
+        n.client_hidden = bool(n.params) and n.params.get("client_id") is not None and n.params["client_id"] not in visible
+    return notifications
+
+
+MENTION_OPTIONS = 8
+
+
+def mention_candidates(*, client, query: str, exclude=None) -> list:
+    """Whom a comment on the client may @mention, for the autocomplete: active users who may see
+    the client (crm.permissions.users_who_may_see_client), by username or name starting with the
+    query; at most MENTION_OPTIONS, in one query."""
+    from django.db.models import Q
+
+    from . import permissions as gate
+
+    query = query.strip().lstrip("@")
+    users = get_user_model().objects.filter(is_active=True)
+    if query:
+        users = users.filter(Q(username__istartswith=query) | Q(first_name__istartswith=query) | Q(last_name__istartswith=query))
+    if exclude is not None:
+        users = users.exclude(pk=exclude.pk)
+    return list(gate.users_who_may_see_client(client, users).order_by("username")[:MENTION_OPTIONS])

@@ -30,10 +30,24 @@ class DealFilter(df.FilterSet):
         model = Deal
         fields: list[str] = []
 
+    # Filters over a field a card layout may hide: (block, key) of the field.
+    LAYOUT_FIELDS = {
+        "channel": ("deal", "channel"), "responsible": ("deal", "deal_responsible"),
+        "country": ("contact", "country"), "status": ("contact", "lifecycle"),
+    }
+
+    def __init__(self, *args, hidden=None, **kwargs):
+        """hidden: the user's hidden fields per block (gate.hidden_by_block); their filters go."""
+        super().__init__(*args, **kwargs)
+        for name, (block, key) in self.LAYOUT_FIELDS.items():
+            if hidden is not None and key in hidden[block]:
+                del self.filters[name]
+
     def with_choices(self, stages=()):
         people = [(u.pk, str(u)) for u in users()]
         form = self.form
-        form.fields["responsible"].widget.choices = people
+        if "responsible" in form.fields:
+            form.fields["responsible"].widget.choices = people
         form.fields["tags"].widget.choices = [(t.pk, t.name) for t in Tag.objects.all()]
         form.fields["stage"].widget.choices = [(s.pk, str(s)) for s in stages]
         return self

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clients.forms import CustomFieldsMixin
 from clients.models import Channel, Tag
+from crm import permissions as gate
 
 from .models import Color, Deal
 
@@ -16,9 +17,11 @@ class QuickDealForm(forms.Form):
     budget = forms.DecimalField(label=_("Deal budget"), max_digits=14, decimal_places=2, min_value=0, initial=0)
     stage = forms.TypedChoiceField(label=_("Stage"), coerce=int)
 
-    def __init__(self, *args, stage_choices=(), **kwargs):
+    def __init__(self, *args, stage_choices=(), locked=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["stage"].choices = list(stage_choices)
+        if "budget" in locked:
+            del self.fields["budget"]
 
 
 class DealForm(CustomFieldsMixin, forms.ModelForm):
@@ -31,13 +34,17 @@ class DealForm(CustomFieldsMixin, forms.ModelForm):
         fields = ["name", "budget", "responsible", "channel", "registration_date", "tags"]
         widgets = {"registration_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
 
-    def __init__(self, *args, can_change_responsible=True, custom_fields=(), **kwargs):
+    def __init__(self, *args, can_change_responsible=True, custom_fields=(), locked=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.add_custom_fields(custom_fields)
+        # Fields the deal block's Manager layout hides or makes read-only are not in the form.
+        names = {gate.DEAL_ATTRIBUTE.get(key, key) for key in locked}
+        self.add_custom_fields([f for f in custom_fields if f.key not in names])
         self.fields["responsible"].queryset = get_user_model().objects.filter(is_active=True)
         self.fields["channel"].choices = [("", "—"), *Channel.choices]
         if not can_change_responsible:
             self.fields["responsible"].disabled = True
+        for name in names:
+            self.fields.pop(name, None)
 
 
 class SaleForm(forms.Form):

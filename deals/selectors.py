@@ -70,7 +70,9 @@ def filtered_deals(user, params: QueryDict, *, stages=None, deleted=False) -> tu
     qs = gate.visible_deals(user, deleted=deleted)
     if stages is not None:
         qs = qs.filter(stage__in=[s.pk for s in stages])
-    filterset = DealFilter(params, queryset=qs)
+    # A filter on a field the user may not see is dropped (asked only when one is used).
+    layout_filtered = any(params.get(name) for name in DealFilter.LAYOUT_FIELDS)
+    filterset = DealFilter(params, queryset=qs, hidden=gate.hidden_by_block(user) if layout_filtered else None)
     if not filterset.is_valid():
         return qs.none(), filterset
     return filterset.qs, filterset
@@ -262,18 +264,25 @@ def client_sales(user, client) -> list:
     return list(Sale.objects.filter(deal__in=visible).select_related("deal", "created_by")[:50])
 
 
-def deals_export_rows(user, params: QueryDict, *, funnel):
+def deals_export_rows(user, params: QueryDict, *, funnel, hidden=frozenset()):
+    """The deals table to export; columns of fields the deal layout hides from the user left out."""
     from django.utils.translation import gettext as _
 
     qs, _filterset = filtered_deals(user, params, stages=list(stages_of_funnel(funnel)))
     qs = qs.select_related("client", "responsible", "stage__line")
-    header = [_("ID"), _("Name"), _("Client"), _("Line"), _("Stage"), _("Budget"), _("Responsible"), _("Channel"),
-              _("Sales count"), _("Sales sum"), _("Last sale date"), _("Created")]
+    columns = [
+        (None, _("ID"), lambda d: d.pk), (None, _("Name"), lambda d: d.name),
+        (None, _("Client"), lambda d: d.client.name), ("line", _("Line"), lambda d: str(d.stage.line)),
+        ("stage", _("Stage"), lambda d: str(d.stage)), ("budget", _("Budget"), lambda d: d.budget),
+        ("deal_responsible", _("Responsible"), lambda d: str(d.responsible or "")),
+        ("channel", _("Channel"), lambda d: label("channel", d.channel)),
+        (None, _("Sales count"), lambda d: d.sales_count), (None, _("Sales sum"), lambda d: d.sales_sum),
+        (None, _("Last sale date"), lambda d: d.last_sale_at), (None, _("Created"), lambda d: d.created_at),
+    ]
+    columns = [(title, value) for key, title, value in columns if key not in hidden]
 
     def rows():
         for deal in qs.order_by("-created_at", "-pk").iterator(chunk_size=2000):
-            yield [deal.pk, deal.name, deal.client.name, str(deal.stage.line), str(deal.stage), deal.budget,
-                   str(deal.responsible or ""), label("channel", deal.channel), deal.sales_count, deal.sales_sum,
-                   deal.last_sale_at, deal.created_at]
+            yield [value(deal) for _title, value in columns]
 
-    return header, rows()
+    return [title for title, _value in columns], rows()

@@ -39,6 +39,7 @@ def deal_create(*, actor, client: Client, stage: Stage, name: str, budget: Decim
     gate.require(actor, gate.ADD_DEAL)
     if not gate.visible_funnels(actor).filter(pk=stage.line.funnel_id).exists():
         raise PermissionDenied
+    gate.require_field_writes(actor, gate.DEAL, None, {"budget": budget, **{k: v for k, v in fields.items() if k == "channel"}})
     deal = Deal(
         client=client, stage=stage, name=name, budget=budget, responsible=actor, created_by=actor,
         channel=fields.get("channel") or client.channel, position=new_position(),
@@ -155,6 +156,7 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
     if "responsible" in data and getattr(data["responsible"], "pk", None) != deal.responsible_id:
         gate.require(actor, gate.CHANGE_RESPONSIBLE)
     current = Deal.objects.select_for_update(of=("self",)).select_related("responsible").get(pk=deal.pk)
+    gate.require_field_writes(actor, gate.DEAL, current, data)  # hidden or read-only in the Manager layout: 403
     entries = []
     for field in ("name", "budget", "responsible", "channel", "registration_date", "custom"):
         if field not in data or data[field] == getattr(current, field):
@@ -179,7 +181,7 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
     if any(field == "responsible" for field, *_ in entries) and current.responsible is not None:
         activity.notify(
             user=current.responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url=current.get_absolute_url(),
-            text=_("%(actor)s made you responsible for the deal #%(n)s %(name)s") % {"actor": actor, "n": current.pk, "name": current.name},
+            params={"about": "deal", "deal_id": current.pk, "deal": current.name},
         )
     current.refresh_from_db()
     return current
@@ -236,7 +238,8 @@ def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
     )
     client_changes = {"sales_count": F("sales_count") + 1, "sales_sum": F("sales_sum") + amount, "last_sale_at": now}
     Client.objects.filter(pk=deal.client_id).update(**client_changes)
-    Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
+    if "external_id" not in gate.locked_fields(actor):  # the card's Player ID, when empty and theirs to write
+        Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.SALE,
                     new=amount, text=player_id)
     return sale

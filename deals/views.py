@@ -1,17 +1,22 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 import copy
+import functools
+from decimal import Decimal
 
 from clients.models import CustomField
 from clients.selectors import custom_fields_active
 from clients.views import hx_redirect, table_query
+from django_htmx.http import trigger_client_event
 from crm import permissions as gate
 from crm.csvexport import csv_response
 from crm.xlsx import xlsx_response
@@ -46,11 +51,15 @@ def _board_context(request, funnel_pk):
     line = selectors.pick_line(lines, request.GET.get("line"))
     stages = selectors.stages_of(line) if line else []
     filters = table_query(request.GET, drop=BOARD_PARAMS)
+    hidden = functools.cache(lambda: gate.hidden_by_block(request.user))
     return {
         "funnel": funnel, "funnels": funnels, "lines": lines, "line": line, "stages": stages,
         "filters": filters, "filters_active": bool(filters),
         "line_query": f"line={line.pk}" if line else "",
         "can_move": gate.can(request.user, gate.MOVE_DEAL),
+        # Fields the layouts hide from this user (read only by the pages that show fields).
+        "hidden": SimpleLazyObject(lambda: hidden()[gate.DEAL]),
+        "hidden_contact": SimpleLazyObject(lambda: hidden()[gate.CONTACT]),
     }
 
 
@@ -96,7 +105,8 @@ def column_more(request, funnel_pk, stage_pk):
 @require_GET
 def filter_panel(request, funnel_pk):
     ctx = _board_context(request, funnel_pk)
-    filterset = DealFilter(request.GET).with_choices(stages=ctx["stages"])
+    hidden = {gate.DEAL: ctx["hidden"], gate.CONTACT: ctx["hidden_contact"]}
+    filterset = DealFilter(request.GET, hidden=hidden).with_choices(stages=ctx["stages"])
     ctx["form"] = filterset.form
     return render(request, "deals/board.html#filter-panel", ctx)
 
@@ -138,8 +148,7 @@ def deal_move(request, pk):
 @require_GET
 def deal_detail(request, pk):
     deal = gate.deal_or_404(request.user, pk, include_deleted=True)
-    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all()),
-           "custom_values": _custom_values(deal)}
+    ctx = _panel_context(request, deal)
     template = "deals/deal.html#deal-panel" if request.htmx else "deals/deal.html"
     return render(request, template, ctx)
 
@@ -149,9 +158,12 @@ def deal_edit(request, pk):
     deal = gate.deal_or_404(request.user, pk)
     gate.require(request.user, gate.CHANGE_DEAL)
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
+    locked = gate.locked_fields(request.user, gate.DEAL)
+    if request.method == "POST":
+        gate.refuse_posted_fields(request, {gate.DEAL_ATTRIBUTE.get(key, key) for key in locked})
     form = DealForm(
         request.POST if request.method == "POST" else None, instance=copy.copy(deal),
-        can_change_responsible=can_assign, custom_fields=custom_fields_active(CustomField.Entity.DEAL),
+        can_change_responsible=can_assign, custom_fields=custom_fields_active(CustomField.Entity.DEAL), locked=locked,
     )
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k in form.Meta.fields and not form.fields[k].disabled}
@@ -166,7 +178,8 @@ def sale_add(request, pk):
     """Seed 001: "+" beside the sale date asks for the player ID and the amount."""
     deal = gate.deal_or_404(request.user, pk)
     gate.require(request.user, gate.ADD_SALE)
-    initial = {"player_id": deal.client.external_id}
+    hidden = gate.hidden_fields(request.user)
+    initial = {} if "external_id" in hidden else {"player_id": deal.client.external_id}
     form = SaleForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         services.sale_add(actor=request.user, deal=deal, **form.cleaned_data)
@@ -174,16 +187,20 @@ def sale_add(request, pk):
     return render(request, "deals/deal.html#sale-form", {"deal": deal, "form": form})
 
 
-def _custom_values(deal):
-    return [(f, deal.custom.get(f.key, "")) for f in custom_fields_active(CustomField.Entity.DEAL)]
+def _panel_context(request, deal, **extra) -> dict:
+    """The deal window: every field the user's layouts let them see, nothing they hide."""
+    hidden = gate.hidden_by_block(request.user)
+    custom = [(f, deal.custom.get(f.key, "")) for f in custom_fields_active(CustomField.Entity.DEAL)
+              if f.key not in hidden[gate.DEAL]]
+    return {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all()),
+            "custom_values": custom, "hidden": hidden[gate.DEAL], "hidden_contact": hidden[gate.CONTACT], **extra}
 
 
 def _deal_changed(request, deal, text):
     """After a write from the deal panel: show the panel again and tell the page to refresh."""
     messages.success(request, text)
     deal = gate.deal_or_404(request.user, deal.pk)
-    ctx = {"deal": deal, "sales": selectors.deal_sales(deal), "tags": list(deal.tags.all()), "notice": text,
-           "custom_values": _custom_values(deal)}
+    ctx = _panel_context(request, deal, notice=text)
     response = render(request, "deals/deal.html#deal-panel", ctx)
     response["HX-Trigger"] = "deal-changed"
     list(messages.get_messages(request))  # shown in the panel: don't repeat on the next page
@@ -214,12 +231,18 @@ def quick_deal(request, client_pk):
     client = gate.client_or_404(request.user, client_pk)
     gate.require(request.user, gate.ADD_DEAL)
     choices = selectors.stage_choices_for(request.user)
-    form = QuickDealForm(request.POST if request.method == "POST" else None, stage_choices=choices, initial={"name": client.name})
+    locked = gate.locked_fields(request.user, gate.DEAL)
+    if request.method == "POST":
+        gate.refuse_posted_fields(request, locked & {"budget"})
+    form = QuickDealForm(
+        request.POST if request.method == "POST" else None, stage_choices=choices, initial={"name": client.name},
+        locked=locked,
+    )
     if request.method == "POST" and form.is_valid():
         stage = selectors.stage_for_user_or_404(request.user, form.cleaned_data["stage"])
         deal = services.deal_create(
             actor=request.user, client=client, stage=stage, name=form.cleaned_data["name"],
-            budget=form.cleaned_data["budget"],
+            budget=form.cleaned_data.get("budget") or Decimal(0),
         )
         messages.success(request, _("Deal #%(n)s created.") % {"n": deal.pk})
         back = request.POST.get("next") or client.get_absolute_url()
@@ -234,11 +257,20 @@ def quick_deal(request, client_pk):
 def client_deals_row(request, client_pk):
     """The clients table's expanded row: the client's deals, a stage's title summarising the deal."""
     client = gate.client_or_404(request.user, client_pk)
-    ctx = {"client": client, "deals": selectors.client_deals(request.user, client), "colspan": request.GET.get("colspan", "8")}
+    hidden = gate.hidden_fields(request.user, gate.DEAL)
+    ctx = {"client": client, "deals": selectors.client_deals(request.user, client), "colspan": request.GET.get("colspan", "8"),
+           "sees_deal_fields": not ({"budget", "deal_responsible"} & hidden)}
     return render(request, "deals/client_deals.html", ctx)
 
 
 # Funnel settings ------------------------------------------------------------------------------
+#
+# The page is a quiet list: names rename in place, a drag handle (or Alt+↑/↓ on it) reorders,
+# deletions sit behind a "⋯" menu and say what they take with them. Writes made by htmx answer
+# with the piece they changed (when refused: with the error and what was typed, as the deal form
+# does); plain form posts still redirect, so the page works without JavaScript as before.
+
+COLORS = StageForm.base_fields["color"].choices
 
 
 @require_http_methods(["GET", "POST"])
@@ -255,7 +287,7 @@ def funnel_list(request):
 def funnel_settings(request, funnel_pk):
     gate.require(request.user, gate.CONFIGURE_FUNNELS)
     funnel = gate.funnel_or_404(request.user, funnel_pk)
-    ctx = {"funnel": funnel, "lines": selectors.lines_with_stages(funnel), "colors": StageForm.base_fields["color"].choices}
+    ctx = {"funnel": funnel, "lines": selectors.lines_with_stages(funnel), "colors": COLORS}
     return render(request, "deals/settings.html", ctx)
 
 
@@ -277,24 +309,70 @@ def _settings_write(request, funnel_pk, action, text):
     return _settings_redirect(request, funnel_pk, text=text)
 
 
+def _settings_piece(request, template, ctx, *, text=None, error=None, error_name="error"):
+    """An htmx write's answer: the changed piece, with the error or with a status line to announce."""
+    response = render(request, template, {**ctx, "colors": COLORS, error_name: error})
+    if text:
+        trigger_client_event(response, "settings-status", {"text": text})
+    return response
+
+
+def _form_error(form, fallback):
+    return " ".join(str(e) for errors in form.errors.values() for e in errors) or str(fallback)
+
+
+def _confirm_page(request, template, ctx):
+    """A confirmation: in the modal for htmx, else as a page of its own (it only reads)."""
+    if request.htmx:
+        return render(request, template, ctx)
+    return render(request, "modal_page.html", {**ctx, "fragment": template, "page": True})
+
+
+def _unchanged_label(obj, name):
+    """The shown name of a default-named object, sent back untouched, keeps its translation."""
+    return obj.name if obj.is_default_name and name == str(obj.label) else name
+
+
 @require_POST
 def funnel_rename(request, funnel_pk):
     funnel = _configurable_funnel(request, funnel_pk)
     form = NameForm(request.POST)
+    if not request.htmx:
+        if not form.is_valid():
+            return _settings_redirect(request, funnel_pk, error=_("Give the funnel a name of at most 60 characters."))
+        return _settings_write(request, funnel_pk, lambda: services.funnel_rename(actor=request.user, funnel=funnel, name=form.cleaned_data["name"]), _("Funnel renamed."))
+    template = "deals/settings.html#funnel-name"
     if not form.is_valid():
-        return _settings_redirect(request, funnel_pk, error=_("Give the funnel a name of at most 60 characters."))
-    return _settings_write(request, funnel_pk, lambda: services.funnel_rename(actor=request.user, funnel=funnel, name=form.cleaned_data["name"]), _("Funnel renamed."))
+        return _settings_piece(request, template, {"funnel": funnel, "value": request.POST.get("name", "")},
+                               error=_("Give the funnel a name of at most 60 characters."))
+    name = _unchanged_label(funnel, form.cleaned_data["name"])
+    if name != funnel.name:
+        services.funnel_rename(actor=request.user, funnel=funnel, name=name)
+        funnel = gate.funnel_or_404(request.user, funnel_pk)
+    return _settings_piece(request, template, {"funnel": funnel}, text=_("Funnel renamed."))
 
 
-@require_POST
+def _delete_counts(stages) -> dict:
+    """How many deals (deleted ones too: they block a deletion as well) the stages hold, in one query."""
+    return stages.aggregate(deals=Count("deals"))
+
+
+@require_http_methods(["GET", "POST"])
 def funnel_delete(request, funnel_pk):
+    """GET: what deleting the funnel takes with it; POST: delete it (refused while it holds deals)."""
     funnel = _configurable_funnel(request, funnel_pk)
+    if request.method == "GET":
+        lines = selectors.lines_with_stages(funnel)
+        ctx = {"funnel": funnel, "lines": lines, "stage_count": sum(len(line.stages.all()) for line in lines),
+               **_delete_counts(selectors.stages_of_funnel(funnel))}
+        return _confirm_page(request, "deals/settings.html#funnel-delete", ctx)
     try:
         services.funnel_delete(actor=request.user, funnel=funnel)
     except ValidationError as error:
         return _settings_redirect(request, funnel_pk, error=" ".join(error.messages))
     messages.success(request, _("Funnel deleted."))
-    return redirect("deals:funnels")
+    url = reverse("deals:funnels")
+    return hx_redirect(url) if request.htmx else redirect(url)
 
 
 @require_http_methods(["GET", "POST"])
@@ -325,6 +403,13 @@ LINE_NAME_ERROR = gettext_lazy("Give the line a name of at most 60 characters.")
 STAGE_NAME_ERROR = gettext_lazy("Give the stage a name of at most 60 characters.")
 
 
+def _line_with_stages(funnel, line_pk):
+    line = next((line for line in selectors.lines_with_stages(funnel) if line.pk == line_pk), None)
+    if line is None:
+        raise Http404
+    return line
+
+
 @require_POST
 def line_create(request, funnel_pk):
     funnel = _configurable_funnel(request, funnel_pk)
@@ -334,45 +419,104 @@ def line_create(request, funnel_pk):
 
 @require_POST
 def line_rename(request, funnel_pk, line_pk):
-    line = selectors.line_or_404(_configurable_funnel(request, funnel_pk), line_pk)
-    return _form_write(request, funnel_pk, NameForm(request.POST), LINE_NAME_ERROR,
-                       lambda name: services.line_rename(actor=request.user, line=line, name=name), _("Line renamed."))
-
-
-@require_POST
-def line_delete(request, funnel_pk, line_pk):
     funnel = _configurable_funnel(request, funnel_pk)
     line = selectors.line_or_404(funnel, line_pk)
+    form = NameForm(request.POST)
+    if not request.htmx:
+        return _form_write(request, funnel_pk, form, LINE_NAME_ERROR,
+                           lambda name: services.line_rename(actor=request.user, line=line, name=name), _("Line renamed."))
+    template = "deals/settings.html#line-name"
+    if not form.is_valid():
+        return _settings_piece(request, template, {"funnel": funnel, "line": line, "value": request.POST.get("name", "")},
+                               error=LINE_NAME_ERROR)
+    name = _unchanged_label(line, form.cleaned_data["name"])
+    if name != line.name:
+        services.line_rename(actor=request.user, line=line, name=name)
+        line = selectors.line_or_404(funnel, line_pk)
+    return _settings_piece(request, template, {"funnel": funnel, "line": line}, text=_("Line renamed."))
+
+
+@require_http_methods(["GET", "POST"])
+def line_delete(request, funnel_pk, line_pk):
+    """GET: what deleting the line takes with it; POST: delete it (refused while it holds deals)."""
+    funnel = _configurable_funnel(request, funnel_pk)
+    if request.method == "GET":
+        lines = selectors.lines_with_stages(funnel)
+        line = next((line for line in lines if line.pk == line_pk), None)
+        if line is None:
+            raise Http404
+        ctx = {"funnel": funnel, "line": line, "stage_count": len(line.stages.all()), "only_line": len(lines) == 1,
+               **_delete_counts(selectors.stages_of_funnel(funnel).filter(line=line))}
+        return _confirm_page(request, "deals/settings.html#line-delete", ctx)
+    line = selectors.line_or_404(funnel, line_pk)
     return _settings_write(request, funnel_pk, lambda: services.line_delete(actor=request.user, line=line), _("Line deleted."))
+
+
+def _order_write(request, funnel_pk, action):
+    """Drag and drop saves by fetch: JSON, the list stays as dropped (409: it changed meanwhile)."""
+    if not request.htmx:
+        return _settings_write(request, funnel_pk, action, _("Order saved."))
+    try:
+        action()
+    except ValidationError as error:
+        return JsonResponse({"error": " ".join(error.messages)}, status=409)
+    return JsonResponse({"text": _("Order saved.")})
+
+
+def _posted_ids(request):
+    return [int(i) for i in request.POST.getlist("order") if i.isdigit()]
 
 
 @require_POST
 def lines_reorder(request, funnel_pk):
     funnel = _configurable_funnel(request, funnel_pk)
-    ids = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
-    return _settings_write(request, funnel_pk, lambda: services.lines_reorder(actor=request.user, funnel=funnel, line_ids=ids), _("Order saved."))
+    ids = _posted_ids(request)
+    return _order_write(request, funnel_pk, lambda: services.lines_reorder(actor=request.user, funnel=funnel, line_ids=ids))
 
 
 @require_POST
 def stage_create(request, funnel_pk, line_pk):
-    line = selectors.line_or_404(_configurable_funnel(request, funnel_pk), line_pk)
-    return _form_write(request, funnel_pk, StageForm(request.POST), STAGE_NAME_ERROR,
-                       lambda **data: services.stage_create(actor=request.user, line=line, **data), _("Stage added."))
+    funnel = _configurable_funnel(request, funnel_pk)
+    line = selectors.line_or_404(funnel, line_pk)
+    form = StageForm(request.POST)
+    if not request.htmx:
+        return _form_write(request, funnel_pk, form, STAGE_NAME_ERROR,
+                           lambda **data: services.stage_create(actor=request.user, line=line, **data), _("Stage added."))
+    if not form.is_valid():
+        return _settings_piece(request, "deals/settings.html#line-card",
+                               {"funnel": funnel, "line": _line_with_stages(funnel, line_pk), "add_value": request.POST.get("name", "")},
+                               error=_form_error(form, STAGE_NAME_ERROR), error_name="add_error")
+    services.stage_create(actor=request.user, line=line, **form.cleaned_data)
+    return _settings_piece(request, "deals/settings.html#line-card",
+                           {"funnel": funnel, "line": _line_with_stages(funnel, line_pk), "focus_add": True}, text=_("Stage added."))
 
 
 @require_POST
 def stage_update(request, funnel_pk, stage_pk):
-    stage = selectors.stage_or_404(_configurable_funnel(request, funnel_pk), stage_pk)
-    return _form_write(request, funnel_pk, StageForm(request.POST), STAGE_NAME_ERROR,
-                       lambda **data: services.stage_update(actor=request.user, stage=stage, **data), _("Stage saved."))
+    """Rename (the name edited in place) or recolour (the swatch); either posts both fields."""
+    funnel = _configurable_funnel(request, funnel_pk)
+    stage = selectors.stage_or_404(funnel, stage_pk)
+    form = StageForm(request.POST)
+    if form.is_valid():
+        form.cleaned_data["name"] = _unchanged_label(stage, form.cleaned_data["name"])
+    if not request.htmx:
+        return _form_write(request, funnel_pk, form, STAGE_NAME_ERROR,
+                           lambda **data: services.stage_update(actor=request.user, stage=stage, **data), _("Stage saved."))
+    template = "deals/settings.html#stage-row"
+    if not form.is_valid():
+        return _settings_piece(request, template, {"funnel": funnel, "stage": stage, "value": request.POST.get("name", "")},
+                               error=_form_error(form, STAGE_NAME_ERROR))
+    services.stage_update(actor=request.user, stage=stage, **form.cleaned_data)
+    return _settings_piece(request, template, {"funnel": funnel, "stage": selectors.stage_or_404(funnel, stage_pk)},
+                           text=_("Stage saved."))
 
 
 @require_POST
 def stages_reorder(request, funnel_pk, line_pk):
     funnel = _configurable_funnel(request, funnel_pk)
     line = selectors.line_or_404(funnel, line_pk)
-    ids = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
-    return _settings_write(request, funnel_pk, lambda: services.stages_reorder(actor=request.user, line=line, stage_ids=ids), _("Order saved."))
+    ids = _posted_ids(request)
+    return _order_write(request, funnel_pk, lambda: services.stages_reorder(actor=request.user, line=line, stage_ids=ids))
 
 
 @require_http_methods(["GET", "POST"])
@@ -399,7 +543,7 @@ def deals_export(request, funnel_pk):
     """The deals table (with the board's filters) to .xlsx (or .csv with format=csv)."""
     ctx = _board_context(request, funnel_pk)
     gate.require(request.user, gate.EXPORT_CLIENTS)
-    header, rows = selectors.deals_export_rows(request.user, request.GET, funnel=ctx["funnel"])
+    header, rows = selectors.deals_export_rows(request.user, request.GET, funnel=ctx["funnel"], hidden=ctx["hidden"])
     if request.GET.get("format") == "csv":
         return csv_response(filename=f"deals_{funnel_pk}.csv", header=header, rows=rows, language=request.LANGUAGE_CODE)
     return xlsx_response(filename=f"deals_{funnel_pk}.xlsx", header=header, rows=rows)

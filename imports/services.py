@@ -167,7 +167,7 @@ def import_set_mapping(*, actor, job: ImportJob, mapping: dict, headers: list[st
         raise PermissionDenied
     if "responsible" in mapping.values() and not gate.can(actor, gate.CHANGE_RESPONSIBLE):
         raise ImportRefused(_("You may not choose the responsible: leave that column unmapped."))
-    locked = layout.locked_keys(actor)
+    locked = gate.locked_fields(actor) | {f"deal_{key}" for key in gate.locked_fields(actor, gate.DEAL)}
     if any(v in locked for v in mapping.values()):
         raise PermissionDenied
     if any(v in fields.NEW_FIELDS for v in mapping.values()):
