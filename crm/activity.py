@@ -1,12 +1,14 @@
 """The activity feed and notifications: written by the services, in their transactions."""
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .models import Activity, Notification, User
 
@@ -62,10 +64,88 @@ def record_bulk(*, rows: list[tuple], actor, kind, field="", field_label="") -> 
     copy_rows(Activity, columns, [(c, d, actor.pk, kind, field, label, "", as_text(new), "", now) for c, d, new in rows])
 
 
-def notify(*, user, kind, actor, text, url="") -> None:
+def notify(*, user, kind, actor, params: dict, text: str = "", url: str = "") -> Notification | None:
+    """Tell a user something: the kind and its parameters are stored, the sentence is worded when
+    it is read (`notification_text`), so each reader gets it in their language and time zone.
+    `text` is the words it quotes (a comment, a task's description); the actor's name is kept
+    as it was. Nobody is told of their own doing, nor is an inactive user."""
     if user is None or (actor is not None and user.pk == actor.pk) or not user.is_active:
-        return
-    Notification.objects.create(user=user, kind=kind, actor=actor, text=text[:300], url=url)
+        return None
+    if actor is not None:
+        params = {"actor": str(actor), **params}
+    return Notification.objects.create(user=user, kind=kind, actor=actor, params=params, text=text[:300], url=url)
+
+
+def client_params(client) -> dict:
+    """A client as notifications keep it: the name as it was and the id (to hide it, when read,
+    from a reader who may no longer see the client)."""
+    return {"client": client.name, "client_id": client.pk}
+
+
+def utc_iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _when(value: str) -> str:
+    """An ISO UTC datetime in the active time zone and language's short format."""
+    return formats.date_format(timezone.localtime(datetime.fromisoformat(value)), "SHORT_DATETIME_FORMAT")
+
+
+def notification_text(notification: Notification) -> str:
+    """The notification's sentence in the active language and time zone. Rows written before
+    `params` show their stored text. A client the reader may not see (`client_hidden`, set by
+    crm.selectors.hide_unseen_clients) is not named and nothing of it is quoted."""
+    p = notification.params
+    if not p:
+        return notification.text
+    hidden = getattr(notification, "client_hidden", False)
+    actor = p.get("actor") or (str(notification.actor) if notification.actor_id else "")
+    about = p.get("about", "")
+    text = notification.text
+    kind = notification.kind
+    if kind == Notification.Kind.MENTION:
+        if hidden:
+            return _("%(actor)s mentioned you on a client you cannot see") % {"actor": actor}
+        return _("%(actor)s mentioned you on %(client)s: %(text)s") % {"actor": actor, "client": p.get("client", ""), "text": text}
+    if kind == Notification.Kind.REMINDER:
+        values = {"when": _when(p["due"]), "text": text, "client": p.get("client", "")}
+        if hidden or not values["client"]:
+            if about == "overdue":
+                return _("Task overdue since %(when)s: %(text)s") % values
+            return _("Task due %(when)s: %(text)s") % values
+        if about == "overdue":
+            return _("Task overdue since %(when)s: %(text)s (%(client)s)") % values
+        return _("Task due %(when)s: %(text)s (%(client)s)") % values
+    if about == "client":
+        if hidden:
+            return _("%(actor)s made you responsible for a client you cannot see") % {"actor": actor}
+        return _("%(actor)s made you responsible for the client %(client)s") % {"actor": actor, "client": p.get("client", "")}
+    if about == "clients":
+        n = p.get("n", 0)
+        return ngettext("%(actor)s made you responsible for %(n)s client", "%(actor)s made you responsible for %(n)s clients", n) % {
+            "actor": actor, "n": formats.number_format(n)}
+    if about == "deal":
+        return _("%(actor)s made you responsible for the deal #%(n)s %(name)s") % {
+            "actor": actor, "n": p.get("deal_id", ""), "name": p.get("deal", "")}
+    if about == "task":
+        return _("%(actor)s gave you a task: %(text)s") % {"actor": actor, "text": text}
+    if about == "tasks":
+        return _("%(actor)s gave you %(n)s tasks: %(text)s") % {"actor": actor, "n": formats.number_format(p.get("n", 0)), "text": text}
+    return text or str(notification.get_kind_display())
+
+
+def notification_text_for(user, notification: Notification) -> str:
+    """The sentence as `user` reads it outside a request (an email, a worker): in their language
+    and time zone, and without a client they may not see."""
+    from .selectors import hide_unseen_clients
+
+    hide_unseen_clients(user, [notification])
+    try:
+        zone = ZoneInfo(user.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = timezone.get_default_timezone()
+    with translation.override(user.language), timezone.override(zone):
+        return notification_text(notification)
 
 
 def mentioned_users(text: str, *, exclude=None) -> list[User]:

@@ -138,6 +138,9 @@ class Activity(models.Model):
 
 
 class Notification(models.Model):
+    """Something a user is told about (the bell): stored as a kind and its parameters, worded
+    when read."""
+
     class Kind(models.TextChoices):
         MENTION = "mention", _("Mention")
         ASSIGNED = "assigned", _("Made responsible")
@@ -146,7 +149,13 @@ class Notification(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind)
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    text = models.CharField(max_length=300)
+    # The words the notification quotes (a comment's excerpt, a task's description): never
+    # translated. Rows written before `params` hold their whole sentence here, in the language of
+    # the day, and are shown as they are.
+    text = models.CharField(max_length=300, blank=True)
+    # What the sentence is made of, rendered when it is read, in the reader's language and time
+    # zone (crm.activity.notification_text): names as they were, ids, datetimes as ISO UTC.
+    params = models.JSONField(default=dict, blank=True)
     url = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)

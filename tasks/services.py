@@ -10,7 +10,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import override
 
 from crm import activity
 from crm import permissions as gate
@@ -43,7 +42,7 @@ def task_create(*, actor, client, type: TaskType, description: str, responsible,
                     field="created", new=f"{type}: {task.description}", text=str(task.pk))
     if responsible is not None and responsible.pk != actor.pk:
         activity.notify(user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url=task.get_absolute_url(),
-                        text=_("%(actor)s gave you a task: %(text)s") % {"actor": actor, "text": task.description})
+                        params={"about": "task"}, text=task.description)
     return task
 
 
@@ -109,10 +108,8 @@ def tasks_bulk_run(*, job_id) -> BulkTaskJob:
             BulkTaskJob.objects.filter(pk=job.pk).update(done=min(start + len(chunk), job.total))
     BulkTaskJob.objects.filter(pk=job.pk).update(status=BulkTaskJob.Status.DONE, done=job.total, finished_at=timezone.now())
     if job.responsible is not None and job.total:
-        with override(job.responsible.language):
-            activity.notify(user=job.responsible, kind=Notification.Kind.ASSIGNED, actor=job.created_by,
-                            url="/tasks/?view=mine", text=_("%(actor)s gave you %(n)s tasks: %(text)s")
-                            % {"actor": job.created_by, "n": job.total, "text": job.description})
+        activity.notify(user=job.responsible, kind=Notification.Kind.ASSIGNED, actor=job.created_by,
+                        url="/tasks/?view=mine", params={"about": "tasks", "n": job.total}, text=job.description)
     job.refresh_from_db()
     return job
 
@@ -147,24 +144,22 @@ def _remind(task: Task, kind: str, field: str, now) -> bool:
         if not claimed or task.responsible is None:
             return False
         user = task.responsible
-        with override(user.language):
-            if kind == "soon":
-                text = _("Task due %(when)s: %(text)s (%(client)s)")
-            else:
-                text = _("Task overdue since %(when)s: %(text)s (%(client)s)")
-            text = text % {"when": timezone.localtime(task.deadline).strftime("%Y-%m-%d %H:%M"), "text": task.description,
-                           "client": task.client.name}
-        Notification.objects.create(user=user, kind=Notification.Kind.REMINDER, text=text[:300], url=task.get_absolute_url())
-        if user.email_reminders and user.email:
-            transaction.on_commit(lambda: _email(user.email, text))
+        notification = activity.notify(
+            user=user, kind=Notification.Kind.REMINDER, actor=None, url=task.get_absolute_url(), text=task.description,
+            params={"about": kind, "due": activity.utc_iso(task.deadline), **activity.client_params(task.client)},
+        )
+        if notification is not None and user.email_reminders and user.email:
+            transaction.on_commit(lambda: _email(user, notification))
     return True
 
 
-def _email(address: str, text: str) -> None:
+def _email(user, notification: Notification) -> None:
+    """The reminder by email, worded as the user reads the app: their language and time zone."""
+    text = activity.notification_text_for(user, notification)
     try:
-        send_mail(subject=text[:78], message=text, from_email=None, recipient_list=[address])
+        send_mail(subject=text[:78], message=text, from_email=None, recipient_list=[user.email])
     except OSError:  # the reminder is in the app already; mail is a courtesy copy
-        log.exception("reminder email to %s failed", address)
+        log.exception("reminder email to %s failed", user.email)
 
 
 @transaction.atomic

@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from clients.models import Client, ClientNote
+from crm.activity import notification_text_for
 from crm.models import Activity, Notification
 from tests.conftest import HX
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, TagFactory
@@ -72,7 +73,7 @@ def test_comment_limit_escaping_links_and_mentions(client, admin, manager):
     assert f'<span class="mention">@{admin.username}</span>' in page
     assert Activity.objects.get(kind="comment").text == text
     note = Notification.objects.get(user=admin)
-    assert note.kind == "mention" and str(manager) in note.text
+    assert note.kind == "mention" and str(manager) in notification_text_for(admin, note)
     assert not Notification.objects.filter(user=manager).exists()  # nobody is notified of their own words
     assert client.post(url, {"text": "x" * 999}, headers=HX).status_code == 200
     assert Activity.objects.filter(kind="comment").count() == 2
@@ -155,5 +156,5 @@ def test_made_responsible_for_a_deal_notifies(admin_client, manager):
     admin_client.post(reverse("deals:edit", args=[deal.pk]),
                       {"name": deal.name, "budget": "1", "channel": "", "responsible": manager.pk}, headers=HX)
     note = Notification.objects.get(user=manager)
-    assert note.kind == "assigned" and f"#{deal.pk}" in note.text
+    assert note.kind == "assigned" and f"#{deal.pk}" in notification_text_for(manager, note)
     assert Activity.objects.filter(deal=deal, field="responsible").exists()
