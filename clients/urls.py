@@ -21,6 +21,7 @@ urlpatterns = [
     path("<int:pk>/panel/", card.client_panel, name="panel"),
     path("<int:pk>/feed/", card.feed, name="feed"),
     path("<int:pk>/comment/", card.comment_add, name="comment"),
+    path("<int:pk>/comment/mentions/", card.mention_options, name="mention-options"),
     path("<int:pk>/note/", card.note_edit, name="note"),
     path("layout/<str:block>/", card.layout_editor, name="layout"),
     path("layout/<str:block>/save/", card.layout_save, name="layout-save"),

@@ -126,6 +126,17 @@
     if (counter) counter.textContent = area.value.length + " / " + area.maxLength;
   });
 
+  // The comment box's @mention autocomplete: a chosen colleague replaces the @word being typed.
+  document.addEventListener("click", function (event) {
+    var option = event.target.closest("[data-mention]");
+    if (!option) return;
+    var area = document.getElementById("comment-text");
+    if (!area) return;
+    area.value = area.value.replace(/@[^\s@]*$/, "@" + option.dataset.mention + " ");
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+    area.focus();
+  });
+
   // Clients table: "+" lists the row's deals under it, "−" hides them (seed 002).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-expand]");

@@ -38,7 +38,7 @@ ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clien
                                 "imports:map", "imports:preview", "imports:job", "imports:report", "imports:undo"}
 CLIENT_RECORD = {
     "clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row",
-    "clients:panel", "clients:feed", "clients:comment", "clients:note", "tasks:create",
+    "clients:panel", "clients:feed", "clients:comment", "clients:mention-options", "clients:note", "tasks:create",
 }
 DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore",
                "tasks:complete", "tasks:bulk-progress", "messenger:send-progress"}
