@@ -71,48 +71,160 @@
 
   function initBoard() {
     var el = board();
-    if (!el || !window.Sortable) return;
-    el.querySelectorAll("ol.cards").forEach(function (list) {
-      if (list.dataset.ready) return;
-      list.dataset.ready = "1";
-      window.Sortable.create(list, {
-        group: "board-" + el.dataset.funnel,
-        draggable: ".deal-card",
-        filter: "a, select, .move-menu",
-        preventOnFilter: false,
-        animation: 120,
-        onStart: function () { dragging = true; },
-        onEnd: function (evt) {
-          dragging = false;
-          if (evt.from === evt.to && evt.oldIndex === evt.newIndex) return;
-          move(evt.item, evt.to.dataset.stage);
-        }
+    if (!el) return;
+    if (window.Sortable) {
+      el.querySelectorAll("ol.cards").forEach(function (list) {
+        if (list.dataset.ready) return;
+        list.dataset.ready = "1";
+        window.Sortable.create(list, {
+          group: "board-" + el.dataset.funnel,
+          draggable: ".deal-card",
+          filter: "a, select, .move-menu",
+          preventOnFilter: false,
+          animation: 120,
+          onStart: function () { dragging = true; },
+          onEnd: function (evt) {
+            dragging = false;
+            if (evt.from === evt.to && evt.oldIndex === evt.newIndex) return;
+            move(evt.item, evt.to.dataset.stage).then(function (ok) {
+              var select = ok && evt.item.querySelector("select.move-select");
+              if (select) fillOptions(select);
+            });
+          }
+        });
       });
-    });
-    var options = document.getElementById("move-options");
+    }
     el.querySelectorAll("select.move-select").forEach(function (select) {
-      if (select.dataset.ready || !options) return;
+      if (select.dataset.ready) return;
       select.dataset.ready = "1";
-      var current = select.closest(".deal-card").dataset.stage;
-      Array.prototype.forEach.call(options.content.children, function (option) {
-        if (option.value !== current) select.appendChild(option.cloneNode(true));
-      });
+      fillOptions(select);
+    });
+    updateScroll();
+  }
+
+  // The menu lists every stage of the line but the card's own.
+  function fillOptions(select) {
+    var options = document.getElementById("move-options");
+    if (!options) return;
+    var current = select.closest(".deal-card").dataset.stage;
+    while (select.options.length > 1) select.remove(1);
+    Array.prototype.forEach.call(options.content.children, function (option) {
+      if (option.value !== current) select.appendChild(option.cloneNode(true));
     });
   }
 
-  // The card's menu: move to the top of another column, by keyboard or mouse.
-  document.addEventListener("change", function (event) {
-    var select = event.target.closest("select.move-select");
-    if (!select || !select.value) return;
+  // The card's menu ("Move to…"): the arrow keys only choose (a closed select changes its value
+  // on every arrow press); Enter moves the card, Escape or leaving the menu puts it back.
+  // A pick with the mouse, or from the opened list, is deliberate and moves at once.
+  var CHOOSING_KEYS = ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"];
+
+  function moveSelect(target) {
+    return target && target.closest ? target.closest("select.move-select") : null;
+  }
+
+  function setPending(select, on) {
+    select.classList.toggle("pending", on);
     var card = select.closest(".deal-card");
-    var target = board().querySelector('ol.cards[data-stage="' + select.value + '"]');
-    if (!target) return;
-    target.insertBefore(card, target.firstElementChild);
-    move(card, select.value).then(function () {
-      var again = document.querySelector('#deal-' + card.dataset.deal + ' select.move-select');
-      if (again) again.focus();
-    });
+    var hint = card && card.querySelector(".move-pending-hint");
+    if (on && !hint && card) {
+      hint = document.createElement("p");
+      hint.className = "move-pending-hint";
+      hint.setAttribute("aria-hidden", "true");  // screen readers hear #move-hint, the select's description
+      hint.textContent = board().dataset.moveHint || "";
+      card.appendChild(hint);
+    } else if (!on && hint) {
+      hint.remove();
+    }
+  }
+
+  function cancelChoice(select) {
     select.value = "";
+    delete select.dataset.choosing;
+    setPending(select, false);
+  }
+
+  function commit(select) {
+    var toStage = select.value;
+    var card = select.closest(".deal-card");
+    cancelChoice(select);
+    var target = board().querySelector('ol.cards[data-stage="' + toStage + '"]');
+    if (!toStage || !target) return;
+    target.insertBefore(card, target.firstElementChild);
+    move(card, toStage).then(function (ok) {
+      var again = document.querySelector("#deal-" + card.dataset.deal + " select.move-select");
+      if (!again) return;
+      if (ok) fillOptions(again);
+      again.focus();
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var select = moveSelect(event.target);
+    if (!select) return;
+    if (event.key === "Enter") {
+      event.preventDefault();
+      if (select.value) commit(select);
+    } else if (event.key === "Escape") {
+      if (select.value) {
+        event.preventDefault();
+        cancelChoice(select);
+      }
+    } else if (event.altKey || event.key === " " || event.key === "F4") {
+      delete select.dataset.choosing;  // these open the list: what is picked there counts
+    } else if (CHOOSING_KEYS.indexOf(event.key) >= 0 || event.key.length === 1) {
+      select.dataset.choosing = "1";
+    }
+  });
+
+  document.addEventListener("pointerdown", function (event) {
+    var select = moveSelect(event.target);
+    if (select) delete select.dataset.choosing;
+  });
+
+  document.addEventListener("change", function (event) {
+    var select = moveSelect(event.target);
+    if (!select) return;
+    if (select.dataset.choosing) {
+      setPending(select, !!select.value);
+      return;
+    }
+    if (select.value) commit(select);
+  });
+
+  document.addEventListener("focusout", function (event) {
+    var select = moveSelect(event.target);
+    if (select && select.value) cancelChoice(select);
+  });
+
+  // Horizontal scroll: edge shadows and arrow buttons show while there is more to either side.
+  function updateScroll() {
+    var el = board();
+    var wrap = el && el.closest(".board-scroller");
+    if (!wrap) return;
+    var max = el.scrollWidth - el.clientWidth;
+    var left = el.scrollLeft > 1;
+    var right = el.scrollLeft < max - 1;
+    wrap.classList.toggle("more-left", left);
+    wrap.classList.toggle("more-right", right);
+    wrap.querySelectorAll("[data-board-scroll]").forEach(function (button) {
+      button.hidden = button.dataset.boardScroll === "-1" ? !left : !right;
+    });
+  }
+
+  document.addEventListener("scroll", function (event) {
+    if (event.target.id === "board-columns") updateScroll();
+  }, true);
+  window.addEventListener("resize", updateScroll);
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-board-scroll]");
+    var el = board();
+    if (!button || !el) return;
+    var column = el.querySelector(".column");
+    var step = column ? column.getBoundingClientRect().width + 12 : 276;
+    // a page at a time less one column, so the column at the edge stays in view
+    var distance = Math.max(step, Math.floor(el.clientWidth / step - 1) * step);
+    el.scrollBy({ left: Number(button.dataset.boardScroll) * distance, behavior: "smooth" });
   });
 
   // Don't swap the board under a card being dragged; the next poll catches up.
