@@ -6,13 +6,16 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from crm import permissions as gate
 from crm import selectors as crm_selectors
+from crm.http import hx_redirect, local_url
 from crm.models import Activity
 from deals.selectors import client_deals, client_sales
 from tasks.selectors import client_tasks
@@ -161,7 +164,7 @@ def note_edit(request, pk):
             ctx = {"client": client, "note": note, "note_text": request.POST.get("text", ""), "note_error": " ".join(exc.messages)}
             return render(request, "clients/card.html#note-form", ctx)
         response = render(request, "clients/card.html#note", {"client": client, "note": note})
-        response["HX-Trigger"] = "feed-changed"
+        trigger_client_event(response, "feed-changed")
         return response
     if request.GET.get("cancel"):
         return render(request, "clients/card.html#note", {"client": client, "note": note})
@@ -220,9 +223,7 @@ def layout_save(request, block):
     except ValidationError as exc:
         return _editor(request, block, error=" ".join(exc.messages))
     messages.success(request, _("Display settings saved."))
-    from .views import hx_redirect
-
-    return hx_redirect(request.headers.get("HX-Current-URL") or "/clients/")
+    return hx_redirect(local_url(request, request.htmx.current_url_abs_path, reverse("clients:list")))
 
 
 @require_POST

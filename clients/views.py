@@ -1,7 +1,7 @@
 import copy
 
 from django.contrib import messages
-from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.http import FileResponse, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,29 +12,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from crm import permissions as gate
 from crm.csvexport import csv_response
+from crm.http import PAGING_PARAMS, hx_redirect, table_query
 from crm.xlsx import xlsx_response
 
 from . import documents, layout, selectors, services
-from .models import DocumentTemplate
 from .filters import ClientFilter
 from .forms import BulkResponsibleForm, ClientForm, CustomFieldForm, SavedFilterForm
-
-PAGING_PARAMS = ("after", "before")
-
-
-def hx_redirect(url: str) -> HttpResponse:
-    """After an HTMX write: a full navigation, so the page shows the new state and any message."""
-    response = HttpResponse(status=204)
-    response["HX-Redirect"] = url
-    return response
-
-
-def table_query(params: QueryDict, *, drop=PAGING_PARAMS) -> str:
-    """The table's query string without the paging cursor (what filters and mass actions carry)."""
-    kept = params.copy()
-    for key in drop:
-        kept.pop(key, None)
-    return kept.urlencode()
+from .models import DocumentTemplate
 
 
 @require_GET
@@ -131,17 +115,6 @@ def _form_response(request, form, *, client=None, status=200):
     return render(request, template, ctx, status=status)
 
 
-def _refuse_crafted_reassignment(request, *, current) -> None:
-    """The responsible select is disabled without the permission; a POST that sets it anyway is refused."""
-    posted = request.POST.get("responsible", "")
-    if posted and posted != str(current) and not gate.can(request.user, gate.CHANGE_RESPONSIBLE):
-        raise PermissionDenied
-
-
-def _refuse_locked_fields(request, locked) -> None:
-    gate.refuse_posted_fields(request, {layout.FORM_FIELD.get(key, key) for key in locked})
-
-
 @require_http_methods(["GET", "POST"])
 def client_create(request):
     gate.require(request.user, gate.ADD_CLIENT)
@@ -149,8 +122,8 @@ def client_create(request):
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
     locked = gate.locked_fields(request.user)
     if request.method == "POST":
-        _refuse_crafted_reassignment(request, current=request.user.pk)
-        _refuse_locked_fields(request, locked)
+        gate.refuse_crafted_reassignment(request, current=request.user.pk)
+        gate.refuse_posted_fields(request, {layout.FORM_FIELD.get(key, key) for key in locked})
         form = ClientForm(request.POST, custom_fields=custom_fields, can_change_responsible=can_assign, locked=locked)
         if form.is_valid():
             client = services.client_create(actor=request.user, data=form.service_data())
@@ -172,8 +145,8 @@ def client_edit(request, pk):
     can_assign = gate.can(request.user, gate.CHANGE_RESPONSIBLE)
     locked = gate.locked_fields(request.user)
     if request.method == "POST":
-        _refuse_crafted_reassignment(request, current=client.responsible_id)
-        _refuse_locked_fields(request, locked)
+        gate.refuse_crafted_reassignment(request, current=client.responsible_id)
+        gate.refuse_posted_fields(request, {layout.FORM_FIELD.get(key, key) for key in locked})
         # The form works on a copy: the service compares against the stored client.
         form = ClientForm(
             request.POST, instance=copy.copy(client), custom_fields=custom_fields, can_change_responsible=can_assign,

@@ -264,6 +264,14 @@ def _comparable(value):
     return None if value in ("", [], {}, 0) else value
 
 
+def refuse_crafted_reassignment(request, *, current) -> None:
+    """The responsible select is disabled without the permission; a POST that sets it anyway
+    is refused (403)."""
+    posted = request.POST.get("responsible", "")
+    if posted and posted != str(current) and not can(request.user, CHANGE_RESPONSIBLE):
+        raise PermissionDenied
+
+
 def refuse_posted_fields(request, names) -> None:
     """A form never shows a field the user may not write: a POST that sends one anyway is
     crafted, and refused (403) before anything is read from it."""

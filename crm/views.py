@@ -2,13 +2,14 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import permissions as gate
 from . import activity, selectors, services
+from . import permissions as gate
 from .forms import LoginForm, ProfileForm, RoleForm, TeamForm, UserForm
+from .http import local_url
 
 login = login_not_required(
     auth_views.LoginView.as_view(template_name="crm/login.html", authentication_form=LoginForm, redirect_authenticated_user=True)
@@ -117,7 +118,4 @@ def notification_list(request):
 @require_POST
 def notification_read(request, pk=None):
     activity.notifications_mark_read(user=request.user, pk=pk)
-    target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect("crm:notifications")
+    return redirect(local_url(request, request.POST.get("next"), reverse("crm:notifications")))

@@ -1,29 +1,38 @@
+import copy
+import functools
+from decimal import Decimal
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext as _
 from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-
-import copy
-import functools
-from decimal import Decimal
+from django_htmx.http import trigger_client_event
 
 from clients.models import CustomField
 from clients.selectors import custom_fields_active
-from clients.views import hx_redirect, table_query
-from django_htmx.http import trigger_client_event
 from crm import permissions as gate
 from crm.csvexport import csv_response
+from crm.http import hx_redirect, local_url, table_query
 from crm.xlsx import xlsx_response
 
 from . import selectors, services
 from .filters import DealFilter
-from .forms import DealForm, FunnelAccessForm, MoveForm, NameForm, QuickDealForm, SaleForm, StageDeleteForm, StageForm
+from .forms import (
+    DealForm,
+    FunnelAccessForm,
+    MoveForm,
+    NameForm,
+    QuickDealForm,
+    SaleForm,
+    StageDeleteForm,
+    StageForm,
+)
 
 BOARD_PARAMS = ("line", "after", "since", "view")
 
@@ -79,7 +88,7 @@ def board_changes(request, funnel_pk):
     if selectors.board_totals(request.user, ctx["stages"], request.GET).token == request.GET.get("since"):
         return HttpResponse(status=204)
     response = HttpResponse(status=200)
-    response["HX-Trigger"] = "board-stale"
+    trigger_client_event(response, "board-stale")
     return response
 
 
@@ -202,7 +211,7 @@ def _deal_changed(request, deal, text):
     deal = gate.deal_or_404(request.user, deal.pk)
     ctx = _panel_context(request, deal, notice=text)
     response = render(request, "deals/deal.html#deal-panel", ctx)
-    response["HX-Trigger"] = "deal-changed"
+    trigger_client_event(response, "deal-changed")
     list(messages.get_messages(request))  # shown in the panel: don't repeat on the next page
     return response
 
@@ -245,8 +254,7 @@ def quick_deal(request, client_pk):
             budget=form.cleaned_data.get("budget") or Decimal(0),
         )
         messages.success(request, _("Deal #%(n)s created.") % {"n": deal.pk})
-        back = request.POST.get("next") or client.get_absolute_url()
-        return hx_redirect(back if back.startswith("/") and not back.startswith("//") else client.get_absolute_url())
+        return hx_redirect(local_url(request, request.POST.get("next"), client.get_absolute_url()))
     ctx = {"client": client, "form": form, "next": request.GET.get("next", request.POST.get("next", ""))}
     if request.htmx:
         return render(request, "deals/quick_deal.html", ctx)

@@ -6,8 +6,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clients.selectors import bulk_selection
-from clients.views import hx_redirect, table_query
 from crm import permissions as gate
+from crm.http import hx_redirect, local_url, table_query
 
 from . import selectors, services
 from .forms import CompleteForm, TaskForm, TaskTypeForm
@@ -62,8 +62,7 @@ def task_complete(request, pk):
             form.add_error(None, exc)
         else:
             messages.success(request, _("Task done."))
-            back = request.POST.get("next", "")
-            return hx_redirect(back if back.startswith("/") and not back.startswith("//") else reverse("tasks:list"))
+            return hx_redirect(local_url(request, request.POST.get("next"), reverse("tasks:list")))
     return render(request, "tasks/list.html#complete-form", {"form": form, "task": task, "next": request.GET.get("next", request.POST.get("next", ""))})
 
 

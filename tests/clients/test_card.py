@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -84,7 +86,7 @@ def test_the_note_is_one_per_client_and_its_edits_are_in_the_feed(manager_client
     url = reverse("clients:note", args=[obj.pk])
     manager_client.post(url, {"text": "Звонить после 18:00"}, headers=HX)
     response = manager_client.post(url, {"text": "Звонить после 19:00"}, headers=HX)
-    assert response["HX-Trigger"] == "feed-changed" and "Звонить после 19:00" in response.content.decode()
+    assert json.loads(response["HX-Trigger"]) == {"feed-changed": {}} and "Звонить после 19:00" in response.content.decode()
     assert ClientNote.objects.filter(client=obj).count() == 1
     notes = list(Activity.objects.filter(client=obj, kind="note").order_by("pk").values_list("old_value", "new_value"))
     assert notes == [("", "Звонить после 18:00"), ("Звонить после 18:00", "Звонить после 19:00")]
