@@ -185,6 +185,7 @@ class ClientFilter(df.FilterSet):
     def __init__(self, *args, custom_fields=None, hidden=(), **kwargs):
         super().__init__(*args, **kwargs)
         hidden = set(hidden)
+        self.phone_hidden = "phone" in hidden  # then digits search names only: no phone is revealed by a match
         for field in custom_fields or []:
             if field.key not in hidden:
                 self.filters.update(custom_field_filters(field))
@@ -213,7 +214,9 @@ class ClientFilter(df.FilterSet):
         return self
 
     def filter_q(self, qs, name, value):
-        return qs.filter(search_q(value)) if value.strip() else qs
+        if not value.strip():
+            return qs
+        return qs.filter(name_words_q(value.strip()) if self.phone_hidden else search_q(value))
 
     def filter_name(self, qs, name, value):
         from deals.models import Deal

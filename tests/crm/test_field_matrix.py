@@ -412,3 +412,12 @@ def test_csv_reader_of_the_export_sees_no_hidden_column_header(client, world, po
     response = client.get(reverse("clients:export") + "?format=csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")), delimiter=";"))
     assert "Компания" not in rows[0] and "Company" not in rows[0]
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_quick_search_by_a_hidden_phone_finds_nothing(client, world, power_manager, state):
+    set_state("contact", "phone", state)
+    client.force_login(power_manager)
+    page = client.get(reverse("clients:list"), {"q": "8 916 123-45-67"}).content.decode()
+    assert ("Клиент Матрица" in page) == (state != "hidden")
+    assert "Клиент Матрица" in client.get(reverse("clients:list"), {"q": "Матрица"}).content.decode()
