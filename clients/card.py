@@ -130,7 +130,8 @@ def comment_add(request, pk):
     try:
         entry = services.comment_add(actor=request.user, client=client, text=text)
         text = ""
-        not_notified = [_("%(name)s cannot see this client and was not notified.") % {"name": user} for user in entry.not_notified]
+        not_notified = [_("%(name)s cannot see this client and was not notified.") % {"name": user}
+                        for user in entry.not_notified]
     except ValidationError as exc:
         error = " ".join(exc.messages)
     rows, more = crm_selectors.feed_page(client, hidden=gate.hidden_by_block(request.user))

@@ -106,7 +106,8 @@ def notification_text(notification: Notification) -> str:
     if kind == Notification.Kind.MENTION:
         if hidden:
             return _("%(actor)s mentioned you on a client you cannot see") % {"actor": actor}
-        return _("%(actor)s mentioned you on %(client)s: %(text)s") % {"actor": actor, "client": p.get("client", ""), "text": text}
+        return _("%(actor)s mentioned you on %(client)s: %(text)s") % {
+            "actor": actor, "client": p.get("client", ""), "text": text}
     if kind == Notification.Kind.REMINDER:
         values = {"when": _when(p["due"]), "text": text, "client": p.get("client", "")}
         if hidden or not values["client"]:
@@ -122,15 +123,17 @@ def notification_text(notification: Notification) -> str:
         return _("%(actor)s made you responsible for the client %(client)s") % {"actor": actor, "client": p.get("client", "")}
     if about == "clients":
         n = p.get("n", 0)
-        return ngettext("%(actor)s made you responsible for %(n)s client", "%(actor)s made you responsible for %(n)s clients", n) % {
-            "actor": actor, "n": formats.number_format(n)}
+        return ngettext(
+            "%(actor)s made you responsible for %(n)s client", "%(actor)s made you responsible for %(n)s clients", n
+        ) % {"actor": actor, "n": formats.number_format(n)}
     if about == "deal":
         return _("%(actor)s made you responsible for the deal #%(n)s %(name)s") % {
             "actor": actor, "n": p.get("deal_id", ""), "name": p.get("deal", "")}
     if about == "task":
         return _("%(actor)s gave you a task: %(text)s") % {"actor": actor, "text": text}
     if about == "tasks":
-        return _("%(actor)s gave you %(n)s tasks: %(text)s") % {"actor": actor, "n": formats.number_format(p.get("n", 0)), "text": text}
+        return _("%(actor)s gave you %(n)s tasks: %(text)s") % {
+            "actor": actor, "n": formats.number_format(p.get("n", 0)), "text": text}
     return text or str(notification.get_kind_display())
 
 

@@ -166,3 +166,6 @@ class Notification(models.Model):
             models.Index(fields=["user", "-id"], name="notification_user_idx"),
             models.Index(fields=["user"], name="notification_unread_idx", condition=models.Q(read_at__isnull=True)),
         ]
+
+    def __str__(self):
+        return f"{self.kind} for user {self.user_id}"

@@ -70,7 +70,8 @@ def test_the_author_is_told_in_their_language(client, people):
     author.language = "ru"
     author.save(update_fields=["language"])
     client.force_login(author)
-    page = client.post(reverse("clients:comment", args=[people["client"].pk]), {"text": "@petr глянь"}, headers=HX).content.decode()
+    url = reverse("clients:comment", args=[people["client"].pk])
+    page = client.post(url, {"text": "@petr глянь"}, headers=HX).content.decode()
     assert "Пётр Иванов не видит этого клиента и не получил уведомление." in page
 
 

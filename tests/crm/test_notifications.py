@@ -153,7 +153,8 @@ def grow(user, size):
                             params=activity.client_params(obj), url=obj.get_absolute_url())
         activity.notify(user=user, kind=Notification.Kind.REMINDER, actor=None, text=f"task {i}",
                         params={"about": "soon", "due": activity.utc_iso(timezone.now()), **activity.client_params(mine)})
-        activity.notify(user=user, kind=Notification.Kind.ASSIGNED, actor=admin, params={"about": "deal", "deal_id": i, "deal": "d"})
+        activity.notify(user=user, kind=Notification.Kind.ASSIGNED, actor=admin,
+                        params={"about": "deal", "deal_id": i, "deal": "d"})
         Notification.objects.create(user=user, kind="mention", text=f"old {i}")
 
 
