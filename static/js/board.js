@@ -220,11 +220,13 @@
     var button = event.target.closest("[data-board-scroll]");
     var el = board();
     if (!button || !el) return;
-    var column = el.querySelector(".column");
-    var step = column ? column.getBoundingClientRect().width + 12 : 276;
-    // a page at a time less one column, so the column at the edge stays in view
-    var distance = Math.max(step, Math.floor(el.clientWidth / step - 1) * step);
-    el.scrollBy({ left: Number(button.dataset.boardScroll) * distance, behavior: "smooth" });
+    var columns = el.querySelectorAll(".column");
+    if (columns.length < 2) return;
+    // a page at a time less one column (the edge column stays in view), ending on a column's edge
+    var step = columns[1].offsetLeft - columns[0].offsetLeft;
+    var pages = Math.max(1, Math.floor(el.clientWidth / step) - 1);
+    var first = Math.round(el.scrollLeft / step) + Number(button.dataset.boardScroll) * pages;
+    el.scrollTo({ left: Math.max(0, first) * step, behavior: "smooth" });
   });
 
   // Don't swap the board under a card being dragged; the next poll catches up.

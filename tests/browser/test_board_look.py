@@ -103,7 +103,9 @@ def test_colour_swatch(new_page, boss, stages):
     page.goto(settings_url(page, stages[0]))
     row = page.locator(f"#stage-{stages[0].pk}")
     row.locator("summary.swatch").click()
-    row.get_by_role("button", name="Green").click()
+    green = row.get_by_role("button", name="Green")
+    expect(green).to_have_css("background-color", "rgb(47, 158, 91)")  # each choice shows its colour
+    green.click()
     expect(page.locator(f"#stage-{stages[0].pk}")).to_have_class(re.compile(r"\bstage-green\b"))
     stage = Stage.objects.get(pk=stages[0].pk)
     assert (stage.color, stage.name, stage.is_default_name) == ("green", "Not processed", True)
@@ -217,7 +219,11 @@ def test_column_heads_line_up_and_the_board_shows_it_scrolls(new_page, boss, sta
     left, right = page.locator(".board-scroll.left"), page.locator(".board-scroll.right")
     expect(left).to_be_hidden()
     shot(page, "44-board-heads-and-scroll")
+    board = page.locator("#board-columns")
+    step, width = board.evaluate("el => { const c = el.querySelectorAll('.column'); return [c[1].offsetLeft - c[0].offsetLeft, el.clientWidth]; }")
     right.click()
+    # a page less one column, ending on a column's edge
+    expect(board).to_have_js_property("scrollLeft", step * max(1, width // step - 1))
     expect(scroller).to_have_class(re.compile(r"\bmore-left\b"))
     expect(left).to_be_visible()
     page.locator("#board-columns").evaluate("el => el.scrollTo({left: el.scrollWidth})")
