@@ -348,7 +348,9 @@ def funnel_rename(request, funnel_pk):
     if not request.htmx:
         if not form.is_valid():
             return _settings_redirect(request, funnel_pk, error=_("Give the funnel a name of at most 60 characters."))
-        return _settings_write(request, funnel_pk, lambda: services.funnel_rename(actor=request.user, funnel=funnel, name=form.cleaned_data["name"]), _("Funnel renamed."))
+        name = form.cleaned_data["name"]
+        return _settings_write(request, funnel_pk, lambda: services.funnel_rename(actor=request.user, funnel=funnel, name=name),
+                               _("Funnel renamed."))
     template = "deals/settings.html#funnel-name"
     if not form.is_valid():
         return _settings_piece(request, template, {"funnel": funnel, "value": request.POST.get("name", "")},
@@ -490,13 +492,13 @@ def stage_create(request, funnel_pk, line_pk):
     if not request.htmx:
         return _form_write(request, funnel_pk, form, STAGE_NAME_ERROR,
                            lambda **data: services.stage_create(actor=request.user, line=line, **data), _("Stage added."))
+    template = "deals/settings.html#line-card"
     if not form.is_valid():
-        return _settings_piece(request, "deals/settings.html#line-card",
-                               {"funnel": funnel, "line": _line_with_stages(funnel, line_pk), "add_value": request.POST.get("name", "")},
-                               error=_form_error(form, STAGE_NAME_ERROR), error_name="add_error")
+        ctx = {"funnel": funnel, "line": _line_with_stages(funnel, line_pk), "add_value": request.POST.get("name", "")}
+        return _settings_piece(request, template, ctx, error=_form_error(form, STAGE_NAME_ERROR), error_name="add_error")
     services.stage_create(actor=request.user, line=line, **form.cleaned_data)
-    return _settings_piece(request, "deals/settings.html#line-card",
-                           {"funnel": funnel, "line": _line_with_stages(funnel, line_pk), "focus_add": True}, text=_("Stage added."))
+    ctx = {"funnel": funnel, "line": _line_with_stages(funnel, line_pk), "focus_add": True}
+    return _settings_piece(request, template, ctx, text=_("Stage added."))
 
 
 @require_POST

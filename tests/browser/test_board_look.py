@@ -84,7 +84,7 @@ def test_rename_in_place_escape_cancels_enter_saves_errors_stay_inline(new_page,
     row.locator("[data-inline-edit]").click()
     field.evaluate("input => input.removeAttribute('maxlength')")
     field.fill("Д" * 61)
-    with page.expect_response(lambda r: "/stages/" in r.url and r.request.method == "POST") as answer:
+    with page.expect_response(lambda r: "/stages/" in r.url and r.request.method == "POST"):
         page.keyboard.press("Enter")
     row = page.locator(f"#stage-{stages[1].pk}")
     expect(row.get_by_role("alert")).to_contain_text("at most 60 characters")
@@ -220,7 +220,8 @@ def test_column_heads_line_up_and_the_board_shows_it_scrolls(new_page, boss, sta
     expect(left).to_be_hidden()
     shot(page, "44-board-heads-and-scroll")
     board = page.locator("#board-columns")
-    step, width = board.evaluate("el => { const c = el.querySelectorAll('.column'); return [c[1].offsetLeft - c[0].offsetLeft, el.clientWidth]; }")
+    step, width = board.evaluate(
+        "el => { const c = el.querySelectorAll('.column'); return [c[1].offsetLeft - c[0].offsetLeft, el.clientWidth]; }")
     right.click()
     # a page less one column, ending on a column's edge
     expect(board).to_have_js_property("scrollLeft", step * max(1, width // step - 1))

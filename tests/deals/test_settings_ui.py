@@ -118,7 +118,8 @@ def test_recolouring_a_default_stage_keeps_its_translation(admin_client, admin, 
     with translation.override("ru"):
         shown = str(stages[0].label)
     assert shown != stages[0].name  # "Не обработано"
-    admin_client.post(reverse("deals:stage-update", args=[sales_funnel.pk, stages[0].pk]), {"name": shown, "color": "red"}, headers=HX)
+    url = reverse("deals:stage-update", args=[sales_funnel.pk, stages[0].pk])
+    admin_client.post(url, {"name": shown, "color": "red"}, headers=HX)
     stages[0].refresh_from_db()
     assert (stages[0].name, stages[0].is_default_name, stages[0].color) == ("Not processed", True, "red")
 
