@@ -78,7 +78,7 @@ def main():
         targets = {admin.pk: stages[0].pk if deal.stage_id != stages[0].pk else stages[1].pk,
                    rival.pk: stages[2].pk if deal.stage_id != stages[2].pk else stages[3].pk}
 
-        def attempt(user, target):
+        def attempt(user, target, barrier=barrier, outcome=outcome, deal=deal):
             try:
                 barrier.wait()
                 outcome[user.pk] = services.deal_move(actor=user, deal=deal, to_stage_id=target,

@@ -26,10 +26,9 @@ import random
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
-
 from common import BENCH_DB, ROOT, emit, setup_django
 
 FIRST = ["Иван", "Пётр", "Анна", "Мария", "Ольга", "Сергей", "Алексей", "Елена", "John", "Emily", "Michael", "Sarah", "David", "Laura"]
@@ -187,7 +186,7 @@ def copy_columns(conn) -> tuple[list[str], dict]:
 def load(conn, clients: int, user_ids: list[int], tag_ids: list[int]) -> None:
     columns, constants = copy_columns(conn)
     rnd = random.Random(1)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     extra = list(constants.values())
     with conn.cursor().copy(f"COPY clients_client ({', '.join(columns)}) FROM STDIN") as copy:
         for i in range(clients):

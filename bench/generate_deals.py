@@ -10,10 +10,9 @@ names, which board.py looks for.
 import argparse
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
-
 from common import BENCH_DB, emit, setup_django
 
 SIZES = {"Bench 10k": 10_000, "Bench 100k": 100_000}
@@ -34,7 +33,7 @@ def main():
         raise SystemExit("run bench/generate_clients.py first")
     users = list(User.objects.filter(username__startswith="bench-").values_list("pk", flat=True))
     rnd = random.Random(4)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     result = {}
     for name, full in SIZES.items():
         size = max(8, round(full * args.scale))

@@ -186,7 +186,7 @@ def write_xlsx(path: Path, count: int) -> None:
             buffer: list[str] = []
             for number, cells in enumerate(_with_header(count), start=1):
                 out = [f'<row r="{number}">']
-                for letter, value in zip(columns, cells):
+                for letter, value in zip(columns, cells, strict=False):  # a row may be shorter
                     if value is None:
                         continue
                     if isinstance(value, str):

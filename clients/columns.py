@@ -1,7 +1,7 @@
 """The clients table's columns: system ones plus one per custom field."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _

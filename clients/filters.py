@@ -101,7 +101,7 @@ class IdListField(forms.Field):
         try:
             return [int(v) for v in value if str(v).strip()]
         except (TypeError, ValueError):
-            raise forms.ValidationError(_("Choose from the list."), code="invalid")
+            raise forms.ValidationError(_("Choose from the list."), code="invalid") from None
 
 
 class IdListFilter(df.Filter):
@@ -197,7 +197,7 @@ class ClientFilter(df.FilterSet):
 
     def with_choices(self, user=None):
         """Fill the user, tag and stage choices (for the filter panel and the search form)."""
-        from deals.selectors import stage_choices_for  # noqa: F401 (used below)
+        from deals.selectors import stage_choices_for  # used below
 
         self.request_user = user
         people = [(u.pk, str(u)) for u in users()]

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import TEXT_FIELD_MAX, Client, CustomField, Tag
-from .selectors import custom_field_in_use
 from .phones import format_phone, normalize_phone
+from .selectors import custom_field_in_use
 
 
 class DateInput(forms.DateInput):

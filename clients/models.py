@@ -231,6 +231,9 @@ class DuplicateSuggestion(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client", "other"], name="duplicate_pair_once")]
 
+    def __str__(self):
+        return f"{self.client_id} ~ {self.other_id}"
+
 
 class SavedFilter(models.Model):
     """A named set of table filters a user saved (the query string of the clients table)."""
@@ -254,6 +257,9 @@ class ClientNote(models.Model):
     text = models.TextField(_("note"), max_length=2000, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self):
+        return f"note of client {self.client_id}"
 
 
 # The system fields the card layout can show (seed 001: "system field, e.g. channel").
@@ -289,6 +295,9 @@ class CardField(models.Model):
             models.UniqueConstraint(fields=["block", "system_key"], condition=~Q(system_key=""), name="card_system_once"),
             models.UniqueConstraint(fields=["block", "custom_field"], name="card_custom_once"),
         ]
+
+    def __str__(self):
+        return f"{self.block}: {self.key}"
 
     @property
     def key(self) -> str:

@@ -40,7 +40,7 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(raw, region or settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException:
-        raise ValidationError(_("Enter a valid phone number, e.g. +7 916 123-45-67."), code="invalid")
+        raise ValidationError(_("Enter a valid phone number, e.g. +7 916 123-45-67."), code="invalid") from None
     if not phonenumbers.is_possible_number(number):
         raise ValidationError(_("Enter a valid phone number, e.g. +7 916 123-45-67."), code="invalid")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

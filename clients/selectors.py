@@ -13,7 +13,6 @@ from django.utils.dateparse import parse_datetime
 from crm import permissions as gate
 from crm.models import TableSettings
 
-from . import layout
 from .columns import Column, all_columns, chosen_columns
 from .filters import ClientFilter, is_selective_phone_search
 from .models import Client, CustomField, SavedFilter

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import card, views
+from . import card_views as card
+from . import views
 
 app_name = "clients"
 urlpatterns = [

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from django.db import connection, models
 from django.utils import timezone
 
-
 EMPTY_JSON = {list: "[]", dict: "{}"}  # most rows' JSON columns: no need to call json.dumps
 
 
@@ -59,7 +58,7 @@ def copy_rows(model: type[models.Model], columns: list[str], rows: Iterable[tupl
     if isinstance(rows, list) and not rows:
         return
     if not is_postgres():
-        model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=500)
+        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500)
         return
     fields = {f.attname: f for f in model._meta.concrete_fields}
     copy_rows_into(connection.ops.quote_name(model._meta.db_table), columns, fields, rows)

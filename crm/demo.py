@@ -228,7 +228,8 @@ COMMENTS = {
         "first_sale": ["First deposit is in! The client is happy.", "First deposit received, explained the bonus programme."],
         "to_2nd_line": ["Handing over to the 2nd line: an active client.", "Steady deposits, handing over to retention."],
         "sale": ["Another deposit; the client asked about VIP status.", "Repeat deposit went through without questions."],
-        "general": ["Prefers messengers to calls.", "On holiday until the end of the month.", "Agreed to call on Monday.", "Line busy all day, will try tomorrow."],
+        "general": ["Prefers messengers to calls.", "On holiday until the end of the month.", "Agreed to call on Monday.",
+                    "Line busy all day, will try tomorrow."],
         "mention": [
             "could you take over? The client asks for a senior manager.",
             "please have a look: the client asks about custom terms.",
@@ -245,7 +246,8 @@ TASKS = {  # what to do next, by the stage the deal waits in ("retention": the 2
         "back_from_ignore": ["Повторить условия: клиент снова на связи", "Уточнить удобное время для звонка"],
         "retention": ["Познакомиться: новый менеджер второй линии", "Рассказать про VIP-программу"],
         "meeting": ["Встреча в офисе: условия VIP", "Видеозвонок: презентация пакета «Премиум»"],
-        "result": ["Созвонились, всё в силе.", "Не отвечает, написали в WhatsApp.", "Клиент подтвердил интерес, отправили условия.", "Условия отправлены на почту."],
+        "result": ["Созвонились, всё в силе.", "Не отвечает, написали в WhatsApp.", "Клиент подтвердил интерес, отправили условия.",
+                   "Условия отправлены на почту."],
         "birthday": "Поздравить с днём рождения",
     },
     "en": {

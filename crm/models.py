@@ -101,6 +101,9 @@ class TableSettings(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "table"], name="table_settings_unique")]
 
+    def __str__(self):
+        return f"{self.table} of user {self.user_id}"
+
 
 class Activity(models.Model):
     """One entry of a client's activity feed: a change, a comment, a note edit, a sale, a move."""
@@ -135,6 +138,9 @@ class Activity(models.Model):
             models.Index(fields=["client", "-id"], name="activity_feed_idx"),
             models.Index(fields=["client", "kind", "-id"], name="activity_kind_idx"),
         ]
+
+    def __str__(self):
+        return f"{self.kind} on client {self.client_id}"
 
 
 class Notification(models.Model):

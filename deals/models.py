@@ -162,3 +162,6 @@ class Sale(models.Model):
         verbose_name = _("sale")
         verbose_name_plural = _("sales")
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="sale_amount_positive")]
+
+    def __str__(self):
+        return f"sale {self.amount} on deal #{self.deal_id}"

@@ -10,9 +10,8 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum, Window, prefetch_r
 from django.db.models.functions import RowNumber
 from django.http import Http404, QueryDict
 
-from crm import permissions as gate
-
 from clients.labels import label
+from crm import permissions as gate
 
 from .filters import DealFilter
 from .models import Deal, Line, Sale, Stage
@@ -165,7 +164,7 @@ def column_more(user, stage: Stage, params: QueryDict) -> tuple[list, str | None
         try:
             position_value, pk_value = float(position), int(pk)
         except ValueError:
-            raise Http404
+            raise Http404 from None
         qs = qs.filter(Q(position__gt=position_value) | Q(position=position_value, pk__gt=pk_value))
     rows = list(_card_qs(qs).order_by("position", "id")[: COLUMN_PAGE + 1])
     more = len(rows) > COLUMN_PAGE

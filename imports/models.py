@@ -93,6 +93,9 @@ class ImportRecord(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "row"], name="import_row_once")]
 
+    def __str__(self):
+        return f"row {self.row} of import {self.job_id}"
+
 
 class ImportMappingMemory(models.Model):
     """The mapping a user chose for a set of column headers, offered again next time."""
@@ -103,3 +106,6 @@ class ImportMappingMemory(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "headers_key"], name="import_mapping_once")]
+
+    def __str__(self):
+        return f"mapping of user {self.user_id}"

@@ -18,8 +18,8 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from itertools import chain
 from datetime import date, datetime, time, timedelta
+from itertools import chain
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -69,7 +69,7 @@ def check_xlsx(path) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        raise damaged()
+        raise damaged() from None
     with archive:
         infos = archive.infolist()
         names = {info.filename for info in infos}
@@ -106,7 +106,7 @@ def _inflate_checked(archive, info) -> None:
     except ImportRefused:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
-        raise damaged()
+        raise damaged() from None
 
 
 class XlsxReader:
@@ -120,7 +120,7 @@ class XlsxReader:
 
             self.book = CalamineWorkbook.from_path(str(path))
             self.names = [m.name for m in self.book.sheets_metadata if str(m.typ).endswith("WorkSheet")] or list(self.book.sheet_names)
-        except Exception:  # noqa: BLE001 — whatever calamine trips on, openpyxl gets a try
+        except Exception:  # whatever calamine trips on, openpyxl gets a try
             self.book = None
             self.names = self._openpyxl_names()
 
@@ -129,7 +129,7 @@ class XlsxReader:
         if name not in self._loaded:
             try:
                 self._loaded[name] = self.book.get_sheet_by_name(name)
-            except Exception:  # noqa: BLE001 — openpyxl gets a try
+            except Exception:  # openpyxl gets a try
                 self._loaded[name] = None
         return self._loaded[name]
 
@@ -138,8 +138,8 @@ class XlsxReader:
 
         try:
             book = load_workbook(self.path, read_only=True, data_only=True)
-        except Exception:  # noqa: BLE001 — neither library can read it
-            raise damaged()
+        except Exception:  # neither library can read it
+            raise damaged() from None
         try:
             return list(book.sheetnames)
         finally:
@@ -199,8 +199,8 @@ class XlsxReader:
             book.close()
         except ImportRefused:
             raise
-        except Exception:  # noqa: BLE001
-            raise damaged()
+        except Exception:
+            raise damaged() from None
 
     def close(self) -> None:
         if self.book is not None:
@@ -325,7 +325,7 @@ class XlsxStream:
         try:
             archive = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, OSError):
-            raise damaged()
+            raise damaged() from None
         with archive:
             date_styles, date1904 = self._styles(archive)
             shared = self._shared(archive)
@@ -386,9 +386,9 @@ class XlsxStream:
                     parser.Parse(b"", True)
                     yield from ready
             except expat.ExpatError:
-                raise damaged()
+                raise damaged() from None
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
-                raise damaged()
+                raise damaged() from None
 
 
 def _xlsx_value(raw: str, kind: str, style: int, shared, date_styles, epoch):
@@ -456,7 +456,7 @@ class CsvReader:
             with self._open() as handle:
                 sample = handle.read(64 * 1024)
         except UnicodeDecodeError:
-            raise ImportRefused(_("The file's text encoding could not be read: save it as UTF-8 or Windows-1251 CSV."))
+            raise ImportRefused(_("The file's text encoding could not be read: save it as UTF-8 or Windows-1251 CSV.")) from None
         lines = [line for line in sample.splitlines() if line.strip()][:20]
         if not lines:
             return ","
@@ -477,14 +477,14 @@ class CsvReader:
                 for cells in reader:
                     yield reader.line_num, [c if c != "" else None for c in cells]
         except UnicodeDecodeError:
-            raise ImportRefused(_("The file's text encoding could not be read: save it as UTF-8 or Windows-1251 CSV."))
+            raise ImportRefused(_("The file's text encoding could not be read: save it as UTF-8 or Windows-1251 CSV.")) from None
         except csv.Error:
-            raise damaged()
+            raise damaged() from None
 
     def last_row(self, sheet: str = "CSV") -> int:
         last = 0
-        for last, _cells in self.rows(sheet):
-            pass
+        for number, _cells in self.rows(sheet):
+            last = number
         return last
 
     def close(self) -> None:

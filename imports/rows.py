@@ -197,7 +197,7 @@ class RowValidator:
             try:
                 validate_email(email)
             except ValidationError:
-                raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text})
+                raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text}) from None
             return email
         if key == "registration_date":
             return date_value(value, text)
@@ -271,7 +271,7 @@ def date_value(value, text: str) -> date:
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise ValidationError(_("«%(value)s» is not a real date.") % {"value": text})
+            raise ValidationError(_("«%(value)s» is not a real date.") % {"value": text}) from None
     raise ValidationError(_("«%(value)s»: dates only as YYYY-MM-DD or a date cell.") % {"value": text})
 
 
@@ -287,4 +287,4 @@ def number_value(value, text: str) -> Decimal:
     try:
         return Decimal(compact.replace(",", "."))
     except InvalidOperation:
-        raise ValidationError(_("«%(value)s» is not a number.") % {"value": text})
+        raise ValidationError(_("«%(value)s» is not a number.") % {"value": text}) from None

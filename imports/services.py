@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from clients import layout
 from clients.models import Client, CustomField
 from clients.phones import phone_digits
 from crm import activity
@@ -94,10 +93,10 @@ def import_upload(*, actor, uploaded) -> ImportJob:
     except ImportRefused:
         job.file.delete(save=False)
         raise
-    except Exception:  # noqa: BLE001 — whatever a library trips on, the user gets a clean refusal
+    except Exception:  # whatever a library trips on, the user gets a clean refusal
         log.exception("import upload %s could not be read", job.filename)
         job.file.delete(save=False)
-        raise readers.damaged()
+        raise readers.damaged() from None
     job.save()
     return job
 
@@ -306,7 +305,7 @@ def _run(job_id) -> ImportJob:
         _write_all(job, writer, islice(rows, job.processed, None))  # from where committed chunks stopped
     except ImportRefused as error:
         return _fail(job, " ".join(error.messages))
-    except Exception as error:  # noqa: BLE001 — the job must end with a message, never "running" forever
+    except Exception as error:  # the job must end with a message, never "running" forever
         from celery.exceptions import SoftTimeLimitExceeded
 
         if isinstance(error, SoftTimeLimitExceeded):  # out of time: committed chunks stay, the rest continues

@@ -12,8 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from crm import permissions as gate
 from crm.xlsx import xlsx_response
 
-from . import fields, readers
-from . import services
+from . import fields, readers, services
 from .models import ImportJob
 
 PREVIEW_ROWS = 10

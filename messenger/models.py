@@ -32,6 +32,9 @@ class MassSend(models.Model):
     class Meta:
         permissions = [("send_messages", _("Can send SMS and email to clients"))]
 
+    def __str__(self):
+        return f"{self.channel} send #{self.pk}"
+
 
 class Delivery(models.Model):
     """One recipient of a mass send. The row is the send's memory: a message is sent only by the
@@ -56,6 +59,9 @@ class Delivery(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["mass_send", "client"], name="delivery_once_per_client")]
         indexes = [models.Index(fields=["mass_send", "status", "id"], name="delivery_queue_idx")]
+
+    def __str__(self):
+        return f"delivery #{self.pk} of send {self.mass_send_id}"
 
     @property
     def key(self) -> str:

@@ -17,7 +17,7 @@ from crm import activity
 from crm import permissions as gate
 from crm.models import Activity
 
-from .backends import SendError, sms_backend  # noqa: F401 (SendError: the backends' failure)
+from .backends import SendError, sms_backend  # SendError: the backends' failure
 from .models import Delivery, MassSend
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def mass_send_start(*, actor, channel: str, clients, digest: str | None, subject
                                    total=len(reachable), skipped=len(rows) - len(reachable))
     Delivery.objects.bulk_create([Delivery(mass_send=send, client=c, address=address_of(c)) for c in reachable], batch_size=2000)
     newest_deal = {}
-    for deal in Deal.objects.filter(client_id__in=[c.pk for c in reachable], deleted_at__isnull=True).select_related("stage").order_by("client_id", "-created_at"):
+    deals = Deal.objects.filter(client_id__in=[c.pk for c in reachable], deleted_at__isnull=True)
+    for deal in deals.select_related("stage").order_by("client_id", "-created_at"):
         newest_deal.setdefault(deal.client_id, deal)
     channel_label = str(MassSend.Channel(channel).label)
     activity.record_many([
@@ -87,7 +88,7 @@ def mass_send_run(*, send_id) -> int:
             break
         try:
             provider_id = _deliver(send, delivery)
-        except Exception as error:  # noqa: BLE001 — any failure: retry a few times, then give up on this one
+        except Exception as error:  # any failure: retry a few times, then give up on this one
             log.warning("delivery %s failed: %s", delivery.pk, error)
             status = Delivery.Status.FAILED if delivery.attempts >= MAX_ATTEMPTS else Delivery.Status.PENDING
             Delivery.objects.filter(pk=delivery.pk).update(status=status, error=str(error)[:300])

@@ -99,6 +99,9 @@ class BulkTaskJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self):
+        return f"bulk task job #{self.pk}"
+
     @property
     def percent(self) -> int:
         return 100 if not self.total else int(self.done * 100 / self.total)

@@ -167,7 +167,7 @@ def test_each_rows_stage_and_responsible_land_on_the_board(new_page, boss, celer
         card = page.locator(f'ol.cards[data-stage="{stage.pk}"] li.deal-card', has_text=name)
         expect(card).to_have_count(1)
         expect(card.locator('span[title="Responsible"]')).to_have_text(responsible)
-    for stage, n in zip(stages, [2, 1, 1]):
+    for stage, n in zip(stages, [2, 1, 1], strict=True):
         expect(page.locator(f"#column-head-{stage.pk} .deal-count")).to_have_text(str(n))
     shot(page, "23-import-board")
     assert Deal.objects.filter(stage__line=line).count() == 4

@@ -30,7 +30,7 @@ def test_card_query_count_flat(size, admin_client, admin, django_assert_num_quer
 
     obj = ClientFactory(tags=TagFactory.create_batch(size))
     CustomFieldFactory.create_batch(2)
-    for i in range(size):
+    for _ in range(size):
         deal = DealFactory(client=obj)
         Sale.objects.create(deal=deal, client=obj, player_id="p", amount=10)
     Activity.objects.bulk_create(Activity(client=obj, actor=admin, kind="comment", text=f"c{i}") for i in range(size * 5))

@@ -9,7 +9,6 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from clients.models import CardField, ClientNote, CustomField, SavedFilter, Tag

@@ -16,7 +16,17 @@ from imports.models import ImportJob
 
 from .conftest import service_import, upload, wizard
 from .files import (
-    broken_xml, bzip2_parts, clean_list, csv_bytes, entity_bomb, lying_sizes, plain_xlsx, styled_xlsx, truncated, with_part, zip_bomb,
+    broken_xml,
+    bzip2_parts,
+    clean_list,
+    csv_bytes,
+    entity_bomb,
+    lying_sizes,
+    plain_xlsx,
+    styled_xlsx,
+    truncated,
+    with_part,
+    zip_bomb,
 )
 
 pytestmark = pytest.mark.django_db

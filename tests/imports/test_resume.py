@@ -76,7 +76,7 @@ def test_the_sweep_requeues_only_jobs_whose_runner_is_gone(admin, django_capture
     assert len(sent) == 2
     with django_capture_on_commit_callbacks() as sent:
         assert services.imports_resume() == []  # once per stale period: the heartbeat moved with the re-queue
-    assert not waiting.pk in services.imports_resume(at_worker_start=True)
+    assert waiting.pk not in services.imports_resume(at_worker_start=True)
 
 
 @pytest.mark.django_db

@@ -1,9 +1,9 @@
-"""The client card (page and right-hand panel), its feed, comments, note and layout editor."""
+"""Views of the client card (page and right-hand panel): its feed, comments, mentions, note and the card-layout editor."""
 
 import re
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -16,11 +16,10 @@ from django_htmx.http import trigger_client_event
 from crm import permissions as gate
 from crm import selectors as crm_selectors
 from crm.http import hx_redirect, local_url
-from crm.models import Activity
 from deals.selectors import client_deals, client_sales
 from tasks.selectors import client_tasks
 
-from . import layout, selectors, services
+from . import layout, services
 from .labels import label
 from .models import CardField, ClientNote, CustomField
 from .phones import format_phone
@@ -171,9 +170,6 @@ def note_edit(request, pk):
         return render(request, "clients/card.html#note", {"client": client, "note": note})
     return render(request, "clients/card.html#note-form", {"client": client, "note": note, "note_text": note.text if note else ""})
 
-
-__all__ = ["client_card", "client_panel", "feed", "comment_add", "note_edit", "messages", "PermissionDenied",
-           "Http404", "selectors", "Activity", "CustomField"]
 
 
 # The card-layout editor (seed 001: "Display settings", tabs Admin / Manager) -------------------
