@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
@@ -10,13 +11,16 @@ from .labels import label
 from .models import CustomField
 from .phones import format_phone
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 DEFAULT_COLUMNS = ["name", "phone", "email", "responsible", "tags", "lifecycle", "modified_at"]
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
-    label: str
+    label: "StrOrPromise"
     value: Callable  # client -> display value
     needs: str = ""  # a related name to select or prefetch when the column is shown
 

@@ -1,5 +1,6 @@
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -9,6 +10,11 @@ from django.utils.translation import gettext_lazy as _
 from .models import TEXT_FIELD_MAX, Client, CustomField, Tag
 from .phones import format_phone, normalize_phone
 from .selectors import custom_field_in_use
+
+if TYPE_CHECKING:
+    from django.http import QueryDict
+
+    from deals.models import Deal
 
 
 class DateInput(forms.DateInput):
@@ -24,7 +30,7 @@ def custom_form_field(field: CustomField, current=None) -> forms.Field:
     A selector keeps a stored value that is no longer in its list, so saving the form never
     erases it unnoticed.
     """
-    common = {"label": field.label, "required": False}
+    common: dict[str, Any] = {"label": field.label, "required": False}
     if field.kind == CustomField.Kind.NUMBER:
         return forms.DecimalField(max_digits=18, decimal_places=4, **common)
     if field.kind == CustomField.Kind.DATE:
@@ -49,6 +55,10 @@ def to_json_value(value):
 
 class CustomFieldsMixin:
     """Adds the admin-defined fields to a ModelForm whose model keeps them in .custom."""
+
+    # The ModelForm's, declared for the type checker.
+    instance: "Client | Deal"
+    cleaned_data: dict[str, Any]
 
     def add_custom_fields(self, custom_fields):
         self.custom_fields = list(custom_fields)
@@ -150,8 +160,9 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
             "%(who)s saved this client while you were editing. Your changes are still here: "
             "check them against the card and save again."
         ) % {"who": who})
-        self.data = self.data.copy()
-        self.data["seen_modified"] = current.modified_at.isoformat()
+        data = cast("QueryDict | dict[str, Any]", self.data).copy()
+        data["seen_modified"] = current.modified_at.isoformat()
+        self.data = data
 
     def main_bound_fields(self):
         return [self[name] for name in ["name", "responsible", "phone", "extra_phones_text", "email"] if name in self.fields]

@@ -36,7 +36,7 @@ def ensure_default_layout(apps) -> None:
 def label_of(row: CardField) -> str:
     if row.label:
         return row.label
-    if row.custom_field_id:
+    if row.custom_field is not None:
         return row.custom_field.label
     return str(SYSTEM_LABELS.get(row.system_key, row.system_key))
 
@@ -44,15 +44,15 @@ def label_of(row: CardField) -> str:
 def all_rows() -> list[CardField]:
     """Both blocks' layouts in one query (the card shows both)."""
     rows = CardField.objects.select_related("custom_field")
-    return [r for r in rows if not r.custom_field_id or r.custom_field.is_active]
+    return [r for r in rows if r.custom_field is None or r.custom_field.is_active]
 
 
 def block_rows(block: str) -> list[CardField]:
     rows = CardField.objects.filter(block=block).select_related("custom_field")
-    return [r for r in rows if not r.custom_field_id or r.custom_field.is_active]
+    return [r for r in rows if r.custom_field is None or r.custom_field.is_active]
 
 
-def visible_rows(user, block: str, rows=None) -> list[CardField]:
+def visible_rows(user, block: str, rows: list[CardField] | None = None) -> list[CardField]:
     """The fields a user sees in a block, in the admin's order, each with .title and .editable."""
     admin = gate.sees_every_field(user)
     shown = []

@@ -289,6 +289,12 @@ class CardField(models.Model):
     manager_visible = models.BooleanField(_("visible in Manager mode"), default=True)
     manager_editable = models.BooleanField(_("editable in Manager mode"), default=True)
 
+    # Not stored: set on the rows a card shows (clients.layout.visible_rows, clients.card_views) for its template.
+    title: str
+    editable: bool
+    locked: bool
+    value: object
+
     class Meta:
         ordering = ["block", "position", "pk"]
         constraints = [
@@ -301,7 +307,7 @@ class CardField(models.Model):
 
     @property
     def key(self) -> str:
-        return self.custom_field.key if self.custom_field_id else self.system_key
+        return self.custom_field.key if self.custom_field is not None else self.system_key
 
 
 class DocumentTemplate(models.Model):

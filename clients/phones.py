@@ -97,7 +97,7 @@ def phone_search(text: str, region: str | None = None) -> PhoneSearch:
     elif not text.startswith("+"):
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
         prefix = metadata.national_prefix if metadata else None
-        if prefix and digits.startswith(prefix) and len(digits) > len(prefix):
+        if metadata and prefix and digits.startswith(prefix) and len(digits) > len(prefix):
             at_start.append(f"{metadata.country_code}{digits[len(prefix):]}")
     # A pattern containing another one only finds what the shorter one finds already.
     anywhere = list(dict.fromkeys(anywhere))

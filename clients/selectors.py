@@ -105,7 +105,7 @@ def clients_table(user, params: QueryDict) -> TablePage:
     # Newest first. For a selective phone search, sort on an expression equal to modified_at:
     # PostgreSQL then finds the few matches by the trigram index instead of walking the
     # recency index through the whole table looking for them.
-    recency = F("modified_at")
+    recency: F | ExpressionWrapper = F("modified_at")
     if is_selective_phone_search(params.get("q", "")):
         recency = ExpressionWrapper(F("modified_at") + timedelta(0), output_field=DateTimeField())
     if before:

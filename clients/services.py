@@ -2,11 +2,12 @@
 the client's activity feed entries in it."""
 
 import copy
+from typing import cast
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -86,7 +87,7 @@ def _change_entries(*, actor, before: Client, after: Client, fields: list[str], 
             continue
         entries.append(activity.entry(
             client_id=after.pk, actor=actor, kind=Activity.Kind.CHANGE, field=field,
-            field_label=Client._meta.get_field(field).verbose_name, old=_display(before, field), new=_display(after, field),
+            field_label=cast(Field, Client._meta.get_field(field)).verbose_name, old=_display(before, field), new=_display(after, field),
         ))
     return entries
 
@@ -212,7 +213,8 @@ def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest:
     if "responsible" in gate.locked_fields(actor):
         raise PermissionDenied
     ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
-    names = {u.pk: str(u) for u in User.objects.filter(pk__in=set(Client.objects.filter(pk__in=ids).values_list("responsible_id", flat=True)) - {None})}
+    responsible_ids = set(Client.objects.filter(pk__in=ids).values_list("responsible_id", flat=True)) - {None}
+    names: dict[int | None, str] = {u.pk: str(u) for u in User.objects.filter(pk__in=responsible_ids)}  # looked up by a responsible_id, perhaps None
     previous = dict(Client.objects.filter(pk__in=ids).values_list("pk", "responsible_id"))
     done = _update_ids(ids, responsible=responsible, modified_at=timezone.now(), modified_by=actor)
     field_label = Client._meta.get_field("responsible").verbose_name
@@ -348,9 +350,10 @@ def layout_save(*, actor, block: str, rows: list[dict]) -> None:
         raise ValidationError(_("The layout changed meanwhile: reload the page."))
     for position, data in enumerate(rows, 1):
         row = existing[data["pk"]]
-        default = row.custom_field.label if row.custom_field_id else str(layout.SYSTEM_LABELS.get(row.system_key, ""))
-        if row.custom_field_id and data["label"] and data["label"] != row.custom_field.label:
-            CustomField.objects.filter(pk=row.custom_field_id).update(label=data["label"])  # rename the field itself
+        custom = row.custom_field
+        default = custom.label if custom is not None else str(layout.SYSTEM_LABELS.get(row.system_key, ""))
+        if custom is not None and data["label"] and data["label"] != custom.label:
+            CustomField.objects.filter(pk=custom.pk).update(label=data["label"])  # rename the field itself
             data["label"] = ""
         row.label = "" if data["label"] in ("", default) else data["label"]
         row.position = position

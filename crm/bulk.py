@@ -7,12 +7,13 @@ tuples of attribute values (`copy_rows`).
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
 
-EMPTY_JSON = {list: "[]", dict: "{}"}  # most rows' JSON columns: no need to call json.dumps
+EMPTY_JSON: dict[type, str] = {list: "[]", dict: "{}"}  # most rows' JSON columns: no need to call json.dumps
 
 
 def is_postgres() -> bool:
@@ -52,13 +53,13 @@ def reserve_ids(model: type[models.Model], count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def copy_rows(model: type[models.Model], columns: list[str], rows: Iterable[tuple]) -> None:
+def copy_rows(model: type[models.Model], columns: list[str], rows: Iterable[Sequence[Any]]) -> None:
     """Insert tuples of attribute values (in `columns` order, attnames such as "client_id");
     JSON values are Python objects. COPY on PostgreSQL, bulk_create elsewhere."""
     if isinstance(rows, list) and not rows:
         return
     if not is_postgres():
-        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500)
+        model._default_manager.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500)
         return
     fields = {f.attname: f for f in model._meta.concrete_fields}
     copy_rows_into(connection.ops.quote_name(model._meta.db_table), columns, fields, rows)
@@ -88,7 +89,7 @@ def copy_insert(model: type[models.Model], objs: list, *, with_ids: bool = False
     if not objs:
         return
     if not is_postgres():
-        model.objects.bulk_create(objs, batch_size=500)
+        model._default_manager.bulk_create(objs, batch_size=500)
         return
     fields = [f for f in model._meta.concrete_fields if with_ids or not f.primary_key]
     now = timezone.now()
@@ -101,6 +102,12 @@ def copy_insert(model: type[models.Model], objs: list, *, with_ids: bool = False
     copy_rows(model, columns, ([getattr(obj, name) for name in columns] for obj in objs))
 
 
+def _column(field: models.Field) -> str:
+    """A concrete field's column: it always has one (the stubs allow None, for fields without)."""
+    assert field.column is not None
+    return field.column
+
+
 def copy_update(model: type[models.Model], objs: list, fields: list[str]) -> None:
     """Write `fields` (attnames) of many instances: on PostgreSQL one COPY into a temporary table
     and one UPDATE … FROM it (a CASE per field over thousands of rows costs seconds); elsewhere an
@@ -109,19 +116,19 @@ def copy_update(model: type[models.Model], objs: list, fields: list[str]) -> Non
         return
     if not is_postgres():
         for obj in objs:
-            model.objects.filter(pk=obj.pk).update(**{name: getattr(obj, name) for name in fields})
+            model._default_manager.filter(pk=obj.pk).update(**{name: getattr(obj, name) for name in fields})
         return
     meta = model._meta
     quote = connection.ops.quote_name
     by_name = {f.attname: f for f in meta.concrete_fields}
     columns = [meta.pk.attname, *fields]
-    names = ", ".join(quote(by_name[name].column) for name in columns)
+    names = ", ".join(quote(_column(by_name[name])) for name in columns)
     temp = quote(f"copy_update_{meta.db_table}")
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {names} FROM {quote(meta.db_table)} WITH NO DATA")
         cursor.execute(f"TRUNCATE {temp}")
     copy_rows_into(temp, columns, by_name, ([getattr(obj, name) for name in columns] for obj in objs))
-    assignments = ", ".join(f"{quote(by_name[name].column)} = t.{quote(by_name[name].column)}" for name in fields)
-    pk = quote(meta.pk.column)
+    assignments = ", ".join(f"{quote(_column(by_name[name]))} = t.{quote(_column(by_name[name]))}" for name in fields)
+    pk = quote(_column(meta.pk))
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {quote(meta.db_table)} AS m SET {assignments} FROM {temp} AS t WHERE m.{pk} = t.{pk}")

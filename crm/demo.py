@@ -10,6 +10,7 @@ import random
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -457,8 +458,8 @@ class Seeder:
             lifecycle=Lifecycle.POTENTIAL, custom=custom, created_by=owner, modified_by=owner,
             created_at=created, modified_at=min(self.working(created + (self.now - created) * rnd.random() ** 3), self.now),
         )
-        client.language = "ru" if russian else "en"  # of its deal's name; not saved
-        client.index = index
+        client.language = "ru" if russian else "en"  # type: ignore[attr-defined]  # the demo's own: its deal's name's language, not saved
+        client.index = index  # type: ignore[attr-defined]  # the demo's own, not saved
         return client
 
     # Deals: each one's way through the funnel, as the board would have recorded it ------------------
@@ -518,7 +519,7 @@ class Seeder:
         plans = []
         for client in owners:
             path = _pick(rnd, routes)
-            events = []  # ("move", repeat, from, to) and ("sale", repeat, amount)
+            events: list[tuple[Any, ...]] = []  # ("move", repeat, from, to) and ("sale", repeat, amount)
             for before, stage in pairwise(path):
                 if stage.pk in sale_before:
                     events.append(("sale", False, amount()))
@@ -531,11 +532,12 @@ class Seeder:
             moved = [e[0] for e in events if e[1] == "move"]
             registered = next((e[0] for e in events if e[1] == "move" and e[4].code == "registration"), None)
             if registered or sales:
-                client.external_id = str(100000 + client.index)
+                client.external_id = str(100000 + client.index)  # type: ignore[attr-defined]  # set by self.client()
             if registered:
                 client.registration_date = timezone.localtime(registered).date()
+            language = client.language  # type: ignore[attr-defined]  # set by self.client()
             deal = Deal(
-                client=client, stage=path[-1], name=f"{client.name.split()[0 if client.language == 'ru' else -1]} — {rnd.choice(PRODUCTS[client.language])}",
+                client=client, stage=path[-1], name=f"{client.name.split()[0 if language == 'ru' else -1]} — {rnd.choice(PRODUCTS[language])}",
                 budget=Decimal(rnd.randrange(1000, 100000, 500)), responsible=client.responsible, channel=client.channel,
                 sales_count=len(sales), sales_sum=sum((e[3] for e in sales), Decimal(0)),
                 last_sale_at=sales[-1][0] if sales else None, registration_date=client.registration_date if registered else None,

@@ -133,6 +133,12 @@ class Activity(models.Model):
     text = models.TextField(blank=True)  # a comment's body
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
 
+    # Not stored: a stage move's stage names, set by crm.selectors.feed_page for the feed's template,
+    # and the mentioned users a new comment did not notify (clients.services.comment_add).
+    old_label: str
+    new_label: str
+    not_notified: list[User]
+
     class Meta:
         indexes = [
             models.Index(fields=["client", "-id"], name="activity_feed_idx"),

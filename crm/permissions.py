@@ -118,7 +118,7 @@ def visibility(user) -> str:
     return role.visibility if role else Role.Visibility.OWN
 
 
-def scope_to_user(user, qs: QuerySet, *, field: str = "responsible") -> QuerySet:
+def scope_to_user[QS: QuerySet](user, qs: QS, *, field: str = "responsible") -> QS:
     """Narrow a queryset to the records the user's role lets them see (own / team / all)."""
     scope = visibility(user)
     if scope == Role.Visibility.ALL:

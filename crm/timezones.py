@@ -46,6 +46,7 @@ TIME_ZONES = [zone for zone, _name in RUSSIA + ELSEWHERE]
 def utc_offset(zone: str, when: datetime | None = None) -> str:
     """"UTC+3", "UTC-5", "UTC+5:30", "UTC+0": the zone's offset at that moment (summer time included)."""
     offset = (when or timezone.now()).astimezone(ZoneInfo(zone)).utcoffset()
+    assert offset is not None  # an aware datetime always has one
     minutes = int(offset.total_seconds() // 60)
     sign = "-" if minutes < 0 else "+"
     hours, rest = divmod(abs(minutes), 60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING, cast
 
 from django.db import connection
 from django.db.models import Count, F, Max, Q, QuerySet, Sum, Window, prefetch_related_objects
@@ -15,6 +16,9 @@ from crm import permissions as gate
 
 from .filters import DealFilter
 from .models import Deal, Line, Sale, Stage
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import Group
 
 COLUMN_PAGE = 30  # cards a column renders before "load more as it scrolls"
 TABLE_PAGE = 50
@@ -251,7 +255,8 @@ def funnel_grants(funnel) -> dict:
 
     return {
         "users": list(get_users_with_perms(funnel, only_with_perms_in=["access_funnel"], with_group_users=False)),
-        "groups": list(get_groups_with_perms(funnel)),
+        # Without attach_perms, a queryset of groups (guardian's annotation says Group | dict).
+        "groups": list(cast("QuerySet[Group]", get_groups_with_perms(funnel))),
     }
 
 
@@ -278,10 +283,10 @@ def deals_export_rows(user, params: QueryDict, *, funnel, hidden=frozenset()):
         (None, _("Sales count"), lambda d: d.sales_count), (None, _("Sales sum"), lambda d: d.sales_sum),
         (None, _("Last sale date"), lambda d: d.last_sale_at), (None, _("Created"), lambda d: d.created_at),
     ]
-    columns = [(title, value) for key, title, value in columns if key not in hidden]
+    shown = [(title, value) for key, title, value in columns if key not in hidden]
 
     def rows():
         for deal in qs.order_by("-created_at", "-pk").iterator(chunk_size=2000):
-            yield [value(deal) for _title, value in columns]
+            yield [value(deal) for _title, value in shown]
 
-    return [title for title, _value in columns], rows()
+    return [title for title, _value in shown], rows()

@@ -2,10 +2,12 @@
 
 import time
 from decimal import Decimal
+from typing import Any, cast
 
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, F, FloatField, Subquery, Value
+from django.db.models import Exists, F, Field, FloatField, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -166,7 +168,7 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
                 if current.custom.get(key) != data["custom"].get(key):
                     entries.append((key, key, current.custom.get(key), data["custom"].get(key)))
         else:
-            label = Deal._meta.get_field(field).verbose_name
+            label = cast(Field, Deal._meta.get_field(field)).verbose_name
             entries.append((field, label, getattr(current, field), data[field]))
         setattr(current, field, data[field])
     current.version = F("version") + 1
@@ -282,7 +284,7 @@ def funnel_set_access(*, actor, funnel: Funnel, users, groups) -> None:
         for user in get_users_with_perms(funnel, only_with_perms_in=["access_funnel"], with_group_users=False):
             if user not in users:
                 remove_perm(gate.ACCESS_FUNNEL, user, funnel)
-        for group in get_groups_with_perms(funnel):
+        for group in cast("QuerySet[Group]", get_groups_with_perms(funnel)):  # guardian's annotation says Group | dict
             if group not in groups:
                 remove_perm(gate.ACCESS_FUNNEL, group, funnel)
         for who in [*users, *groups]:
@@ -320,7 +322,7 @@ def stage_create(*, actor, line: Line, name: str, color: str) -> Stage:
 
 def stage_update(*, actor, stage: Stage, name: str, color: str) -> None:
     _configure(actor)
-    changes = {"color": color}
+    changes: dict[str, Any] = {"color": color}
     if name != stage.name:
         changes.update(name=name, is_default_name=False)
     Stage.objects.filter(pk=stage.pk).update(**changes)

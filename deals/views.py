@@ -1,7 +1,9 @@
 import copy
 import functools
 from decimal import Decimal
+from typing import cast
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
@@ -278,7 +280,7 @@ def client_deals_row(request, client_pk):
 # with the piece they changed (when refused: with the error and what was typed, as the deal form
 # does); plain form posts still redirect, so the page works without JavaScript as before.
 
-COLORS = StageForm.base_fields["color"].choices
+COLORS = cast(forms.ChoiceField, StageForm.base_fields["color"]).choices
 
 
 @require_http_methods(["GET", "POST"])

@@ -20,9 +20,13 @@ import zlib
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+
+if TYPE_CHECKING:
+    from python_calamine import CalamineSheet, CalamineWorkbook
 
 MAX_BYTES = 100 * 1024 * 1024  # DESIGN §6
 MAX_DATA_ROWS = 1_048_575  # Excel's 1,048,576 rows, less the header
@@ -112,9 +116,11 @@ def _inflate_checked(archive, info) -> None:
 class XlsxReader:
     """python-calamine over a checked workbook; openpyxl where calamine cannot read it."""
 
-    def __init__(self, path):
+    book: "CalamineWorkbook | None"  # None where calamine cannot read it
+
+    def __init__(self, path) -> None:
         self.path = path
-        self._loaded: dict = {}
+        self._loaded: dict[str, CalamineSheet | None] = {}
         try:
             from python_calamine import CalamineWorkbook
 
@@ -128,7 +134,7 @@ class XlsxReader:
         """calamine's whole sheet, loaded once per reader (None where calamine cannot read it)."""
         if name not in self._loaded:
             try:
-                self._loaded[name] = self.book.get_sheet_by_name(name)
+                self._loaded[name] = self.book.get_sheet_by_name(name) if self.book is not None else None
             except Exception:  # openpyxl gets a try
                 self._loaded[name] = None
         return self._loaded[name]
@@ -464,7 +470,7 @@ class CsvReader:
             return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
         except csv.Error:
             counts = {d: lines[0].count(d) for d in ",;\t"}
-            return max(counts, key=counts.get) if max(counts.values()) else ","
+            return max(counts, key=counts.__getitem__) if max(counts.values()) else ","
 
     def sheet_names(self) -> list[str]:
         return ["CSV"]

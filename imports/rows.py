@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -26,6 +27,9 @@ from crm.countries import COUNTRIES
 
 from .fields import label_of, normalise
 from .readers import MAX_CELL, cell_text
+
+if TYPE_CHECKING:
+    from deals.models import Stage
 
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NUMBER_TEXT = re.compile(r"^-?\d+(?:[.,]\d+)?$")
@@ -90,7 +94,7 @@ class RowValidator:
         self.channels = _choice_lookup(Channel.choices)
         self.priorities = _choice_lookup(Priority.choices)
         self.users, self.ambiguous_users = self._user_lookup(users)
-        self.stages = {}
+        self.stages: dict[str, Stage] = {}
         for stage in stages:
             for name in (stage.name, *self._stage_labels(stage)):
                 self.stages.setdefault(normalise(name), stage)

@@ -223,7 +223,7 @@ def remembered_mapping(user, headers) -> dict | None:
 def validator_for(job: ImportJob, headers: list[str]) -> tuple[RowValidator, list]:
     from crm.models import User
 
-    stages = list(job.deal_line.stages.order_by("position", "pk")) if job.deal_line_id else []
+    stages = list(job.deal_line.stages.order_by("position", "pk")) if job.deal_line is not None else []
     users = []
     if "responsible" in job.mapping.values():
         users = list(User.objects.filter(is_active=True).only("pk", "username", "email", "first_name", "last_name"))

@@ -12,6 +12,7 @@ update mode: it is reported with both, and both stay as they were.
 
 from copy import copy
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db.models import F
 from django.db.models.functions import Lower
@@ -28,6 +29,9 @@ from crm.models import Activity, Role
 from .models import ImportJob, ImportRecord
 from .readers import cell_text
 from .rows import Row, RowValidator
+
+if TYPE_CHECKING:
+    from deals.models import Deal
 
 UPDATABLE = ["name", "phone", "extra_phones", "email", "company", "country", "city", "address", "channel", "source",
              "priority", "external_id", "registration_date"]
@@ -51,18 +55,24 @@ class Result:
     column: str = ""
     target: Target | None = None
     previous: dict = field(default_factory=dict)
-    deal: object = None
+    deal: "Deal | None" = None
     values: list = field(default_factory=list)
+
+    @property
+    def landed(self) -> Target:
+        """The client a created or updated row landed on: such a row always has one."""
+        assert self.target is not None, f"row {self.row.number} ({self.outcome}) has no client"
+        return self.target
 
 
 @dataclass
 class Plan:
     """A prepared chunk: what each row becomes, waiting to be written."""
 
-    results: list
-    fresh: list
+    results: list[Result]
+    fresh: list[Result]
     rows: int
-    counts: dict
+    counts: dict[str, int]
 
 
 class Lazy:
@@ -183,7 +193,7 @@ class ChunkWriter:
                     self._index(by_email, target.client.email.lower(), target)
         if is_postgres():  # ids now, so that the next chunk (prepared while this one is written) can name them
             for result, pk in zip(fresh, reserve_ids(Client, len(fresh)), strict=True):
-                result.target.client.pk = pk
+                result.landed.client.pk = pk
         counts = {o: 0 for o in Outcome.values}
         for result in results:
             counts[result.outcome] += 1
@@ -195,7 +205,7 @@ class ChunkWriter:
         """Write a prepared chunk and count it on the job: the caller's transaction holds both."""
         results, fresh = plan.results, plan.fresh
         self._insert_clients(fresh)
-        self._save_updates([r for r in results if r.outcome == Outcome.UPDATED and not r.target.new])
+        self._save_updates([r for r in results if r.outcome == Outcome.UPDATED and not r.landed.new])
         self._tags([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._deals([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._suggestions(fresh)
@@ -226,9 +236,9 @@ class ChunkWriter:
         if matches and self.mode != ImportJob.Duplicates.CREATE:
             if len(matches) > 1:
                 names = [self._who(m) for m in matches]
-                reason = Lazy(lambda: _("Matches clients %(names)s: nothing changed.") % {"names": _(" and ").join(map(str, names))})
+                refusal = Lazy(lambda: _("Matches clients %(names)s: nothing changed.") % {"names": _(" and ").join(map(str, names))})
                 outcome = Outcome.FAILED if self.mode == ImportJob.Duplicates.UPDATE else Outcome.SKIPPED
-                return Result(row, outcome, reason)
+                return Result(row, outcome, refusal)
             target = matches[0]
             if self.mode == ImportJob.Duplicates.SKIP:
                 who = self._who(target)
@@ -237,7 +247,7 @@ class ChunkWriter:
         client = self.new_client(created_by_id=self.actor.pk, modified_by_id=self.actor.pk,
                                  responsible_id=row.responsible_id or self.actor.pk, created_at=now, modified_at=now)
         self._fill(client, row)
-        reason = ""
+        reason: str | Lazy = ""
         if matches:
             names = [self._who(m) for m in matches]
             reason = Lazy(lambda: _("Possible duplicate of %(names)s.") % {"names": _(" and ").join(map(str, names))})
@@ -289,7 +299,7 @@ class ChunkWriter:
     # Writes ---------------------------------------------------------------------------------------
 
     def _insert_clients(self, fresh: list[Result]) -> None:
-        clients = [r.target.client for r in fresh]
+        clients = [r.landed.client for r in fresh]
         if not clients:
             return
         if is_postgres():
@@ -302,9 +312,9 @@ class ChunkWriter:
     def _save_updates(self, updated: list[Result]) -> None:
         seen, clients = set(), []
         for result in updated:
-            if id(result.target.client) not in seen:
-                seen.add(id(result.target.client))
-                clients.append(result.target.client)
+            if id(result.landed.client) not in seen:
+                seen.add(id(result.landed.client))
+                clients.append(result.landed.client)
         if not clients:
             return
         copy_update(Client, clients, [*UPDATABLE, "custom", "responsible_id", "phone_digits", "modified_by_id", "modified_at"])
@@ -318,14 +328,14 @@ class ChunkWriter:
                 wanted.setdefault(name.lower(), name)
         if not wanted:
             return
-        tags = {t.name.lower(): t for t in Tag.objects.alias(lower=Lower("name")).filter(lower__in=list(wanted))}
+        tags: dict[str, Tag] = {t.name.lower(): t for t in Tag.objects.alias(lower=Lower("name")).filter(lower__in=list(wanted))}
         for key, name in wanted.items():
             if key not in tags:
                 tags[key] = Tag.objects.get_or_create(name=name)[0]
         through = Client.tags.through
-        links = {(r.target.client.pk, tags[name.lower()].pk) for r in results for name in r.row.tags}
+        links = {(r.landed.client.pk, tags[name.lower()].pk) for r in results for name in r.row.tags}
         # Clients this chunk creates have no links yet: theirs go by COPY. Others may have the tag already.
-        fresh = {r.target.client.pk for r in results if r.target.new}
+        fresh = {r.landed.client.pk for r in results if r.landed.new}
         copy_rows(through, ["client_id", "tag_id"], [link for link in links if link[0] in fresh])
         through.objects.bulk_create([through(client_id=c, tag_id=t) for c, t in links if c not in fresh],
                                     ignore_conflicts=True, batch_size=1000)
@@ -342,7 +352,7 @@ class ChunkWriter:
             row = result.row
             if result.outcome == Outcome.UPDATED and not row.deal:
                 continue
-            client = result.target.client
+            client = result.landed.client
             result.deal = Deal(client_id=client.pk, stage=row.deal.get("stage") or self.first_stage,
                                name=row.deal.get("name") or client.name, budget=row.deal.get("budget") or 0,
                                responsible_id=row.responsible_id or client.responsible_id or self.actor.pk,
@@ -354,7 +364,7 @@ class ChunkWriter:
 
     def _suggestions(self, fresh: list[Result]) -> None:
         pairs = [
-            DuplicateSuggestion(client_id=r.target.client.pk, other_id=other.client.pk, reason=_("Import: same phone or e-mail"))
+            DuplicateSuggestion(client_id=r.landed.client.pk, other_id=other.client.pk, reason=_("Import: same phone or e-mail"))
             for r in fresh for other in r.previous.pop("_suggest", []) if other.client.pk
         ]
         DuplicateSuggestion.objects.bulk_create(pairs, ignore_conflicts=True)

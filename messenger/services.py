@@ -53,7 +53,7 @@ def mass_send_start(*, actor, channel: str, clients, digest: str | None, subject
                                    action_type=(action_type or "").strip()[:60], created_by=actor,
                                    total=len(reachable), skipped=len(rows) - len(reachable))
     Delivery.objects.bulk_create([Delivery(mass_send=send, client=c, address=address_of(c)) for c in reachable], batch_size=2000)
-    newest_deal = {}
+    newest_deal: dict[int, Deal] = {}
     deals = Deal.objects.filter(client_id__in=[c.pk for c in reachable], deleted_at__isnull=True)
     for deal in deals.select_related("stage").order_by("client_id", "-created_at"):
         newest_deal.setdefault(deal.client_id, deal)

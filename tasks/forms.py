@@ -1,8 +1,13 @@
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
 from .models import DESCRIPTION_MAX, TaskType
+
+if TYPE_CHECKING:
+    from deals.models import Deal
 
 
 class DateTimeInput(forms.DateTimeInput):
@@ -20,7 +25,7 @@ class TaskForm(forms.Form):
     type = forms.ModelChoiceField(label=_("Task type"), queryset=TaskType.objects.all(), empty_label=None)
     responsible = forms.ModelChoiceField(label=_("Responsible"), queryset=get_user_model().objects.filter(is_active=True))
     deadline = forms.DateTimeField(label=_("Deadline"), widget=DateTimeInput, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
-    deal = forms.ModelChoiceField(label=_("Deal"), queryset=None, required=False)
+    deal: "forms.ModelChoiceField[Deal]" = forms.ModelChoiceField(label=_("Deal"), queryset=None, required=False)
 
     def __init__(self, *args, deals=None, with_deal=True, **kwargs):
         super().__init__(*args, **kwargs)
