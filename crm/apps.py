@@ -16,3 +16,7 @@ class CrmConfig(AppConfig):
         connection_created.connect(sqlite.install, dispatch_uid="crm.sqlite_unicode_like")
         # After a flush (transactional tests) the built-in roles come back with the permissions.
         post_migrate.connect(on_post_migrate, dispatch_uid="crm.builtin_roles")
+        # Each app's jobs.py registers the handlers of its job kinds (crm.jobs.handler).
+        from django.utils.module_loading import autodiscover_modules
+
+        autodiscover_modules("jobs")

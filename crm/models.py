@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Group
 from django.db import models
@@ -181,3 +183,68 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.kind} for user {self.user_id}"
+
+
+class Job(models.Model):
+    """One long piece of work the worker does for a user (issue 12): an import, a mass send, a bulk
+    task, a bulk change of responsible or delete, an export, documents. The row is what the
+    progress bar and the Jobs list read, and what the resume sweep looks at: a job whose
+    heartbeat stopped (its worker died) is queued again and continues where it left off."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", _("Import")
+        MASS_SEND = "mass_send", _("Mass send")
+        BULK_TASK = "bulk_task", _("Tasks for many clients")
+        BULK_RESPONSIBLE = "bulk_responsible", _("Change of responsible")
+        BULK_DELETE = "bulk_delete", _("Deleting clients")
+        EXPORT = "export", _("Export")
+        DOCUMENTS = "documents", _("Documents")
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    FINAL = (State.DONE, State.FAILED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind)
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="jobs")
+    params = models.JSONField(default=dict, blank=True)  # what the handler needs; never shown raw
+    state = models.CharField(max_length=10, choices=State, default=State.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)  # runs started (a resumed job counts again)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # last sign of life (or of being queued)
+    error = models.CharField(max_length=500, blank=True)  # what the user is told when it failed
+    result = models.FileField(upload_to="jobs/", blank=True)
+    result_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="job_owner_idx"),
+            models.Index(fields=["heartbeat_at"], name="job_unfinished_idx", condition=models.Q(state__in=["queued", "running"])),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} job {self.pk}"
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("crm:job", args=[self.pk])
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL
+
+    @property
+    def percent(self) -> int:
+        if self.state == self.State.DONE:
+            return 100
+        return 0 if not self.total else min(100, int(self.done * 100 / self.total))

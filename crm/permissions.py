@@ -349,3 +349,23 @@ def users_who_may_see_client(client, candidates: QuerySet) -> QuerySet:
         if team_id is not None:
             reach |= Q(role__visibility=Role.Visibility.TEAM, team_id=team_id)
     return candidates.filter(Q(is_superuser=True) | Q(holds), reach, is_active=True)
+
+
+# Jobs (issue 12) ----------------------------------------------------------------------------
+
+
+def visible_jobs(user) -> QuerySet:
+    """Background jobs the user may follow: their own; every job for those who manage users."""
+    from crm.models import Job
+
+    if not (user and user.is_authenticated):
+        return Job.objects.none()
+    qs = Job.objects.select_related("owner")
+    return qs if can(user, MANAGE_USERS) else qs.filter(owner=user)
+
+
+def job_or_404(user, pk):
+    job = visible_jobs(user).filter(pk=pk).first()
+    if job is None:
+        raise Http404
+    return job

@@ -146,3 +146,19 @@ def mention_candidates(*, client, query: str, exclude=None) -> list:
     if exclude is not None:
         users = users.exclude(pk=exclude.pk)
     return list(gate.users_who_may_see_client(client, users).order_by("username")[:MENTION_OPTIONS])
+
+
+def job_status(job) -> dict:
+    """What the progress partial says besides the numbers: whether a worker is on it."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    now = timezone.now()
+    quiet = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else 0
+    waiting = not job.is_final and (
+        (job.state == job.State.QUEUED and (now - job.created_at) > timedelta(seconds=settings.JOB_HEARTBEAT_SECONDS * 2))
+        or (job.state == job.State.RUNNING and quiet > settings.JOB_HEARTBEAT_SECONDS * 4)
+    )
+    return {"waiting_for_worker": waiting}

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext as _
@@ -119,3 +120,27 @@ def notification_list(request):
 def notification_read(request, pk=None):
     activity.notifications_mark_read(user=request.user, pk=pk)
     return redirect(local_url(request, request.POST.get("next"), reverse("crm:notifications")))
+
+
+# Jobs (issue 12): the list, one job's progress (polled while it runs), its result file -------
+
+
+@require_GET
+def job_list(request):
+    jobs = list(gate.visible_jobs(request.user)[:100])
+    return render(request, "crm/jobs.html", {"jobs": jobs, "everyone": gate.can(request.user, gate.MANAGE_USERS)})
+
+
+@require_GET
+def job_detail(request, pk):
+    job = gate.job_or_404(request.user, pk)
+    template = "crm/jobs.html#job-progress" if request.htmx else "crm/job.html"
+    return render(request, template, {"job": job, **selectors.job_status(job)})
+
+
+@require_GET
+def job_download(request, pk):
+    job = gate.job_or_404(request.user, pk)
+    if not job.result:
+        raise Http404
+    return FileResponse(job.result.open("rb"), as_attachment=True, filename=job.result_name or job.result.name)
