@@ -17,6 +17,8 @@ app.conf.beat_schedule = {
     # Imports whose runner died are re-queued (imports.services.imports_resume); old uploads go.
     "imports-resume": {"task": "imports.tasks.imports_resume", "schedule": 20.0},
     "imports-cleanup": {"task": "imports.tasks.imports_cleanup", "schedule": 24 * 3600.0},
+    # Jobs whose heartbeat stopped (their worker died) are queued again (crm.jobs.resume).
+    "jobs-resume": {"task": "crm.tasks.jobs_resume", "schedule": 30.0},
 }
 app.autodiscover_tasks()
 
@@ -25,3 +27,8 @@ app.autodiscover_tasks()
 def resume_at_worker_start(sender=None, **kwargs):
     """A worker that (re)starts looks at once for imports a dead worker left running."""
     sender.app.send_task("imports.tasks.imports_resume", kwargs={"at_worker_start": True})
+    # Jobs a worker killed just before this one started are not stale yet: look again once they are.
+    from django.conf import settings
+
+    sender.app.send_task("crm.tasks.jobs_resume")
+    sender.app.send_task("crm.tasks.jobs_resume", countdown=settings.JOB_STALE_SECONDS + 1)

@@ -178,6 +178,12 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 2000)  # rows per committed chunk: what a crash can cost
+# The job model (crm.jobs): a running job stamps its heartbeat every JOB_HEARTBEAT_SECONDS; the
+# sweep (every 30 s, and when a worker starts) queues again a job whose heartbeat is older than
+# JOB_STALE_SECONDS; a job started more than JOB_MAX_ATTEMPTS times fails with a message.
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 5)
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 60)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
 CELERY_TIMEZONE = TIME_ZONE
 
 
