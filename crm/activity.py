@@ -10,7 +10,7 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .models import Activity, Notification, User
+from .models import Activity, Job, Notification, User
 
 MENTION = re.compile(r"(?<![\w@])@([\w.+-]{1,150})")
 COMMENT_MAX = 999  # seed 002
@@ -134,6 +134,12 @@ def notification_text(notification: Notification) -> str:
     if about == "tasks":
         return _("%(actor)s gave you %(n)s tasks: %(text)s") % {
             "actor": actor, "n": formats.number_format(p.get("n", 0)), "text": text}
+    if kind == Notification.Kind.JOB:
+        values = {"job": str(Job.Kind(p["job_kind"]).label) if p.get("job_kind") in Job.Kind.values else "",
+                  "n": formats.number_format(p.get("n", 0))}
+        if p.get("failed"):
+            return _("%(job)s failed: open it to see why") % values
+        return _("%(job)s is ready (%(n)s)") % values
     return text or str(notification.get_kind_display())
 
 

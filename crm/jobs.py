@@ -35,6 +35,17 @@ class JobFailed(Exception):
     """Raised by a handler to end its job as failed with this message for the user."""
 
 
+class JobLater(Exception):  # a signal, not an error
+    """Raised by a handler whose remaining work is due later (a delivery retried after a
+    backoff): the job goes back to queued and its message is sent again with this countdown.
+    Should that message be lost, the sweep queues the job after JOB_STALE_SECONDS and the
+    handler, finding nothing due yet, says later again."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = max(1.0, float(seconds))
+
+
 def handler(kind: str) -> Callable[[Handler], Handler]:
     """Register the function that does the work of a job kind."""
 
@@ -52,10 +63,10 @@ def start(*, kind: str, owner, total: int = 0, params: dict | None = None) -> Jo
     return job
 
 
-def enqueue(job_id) -> None:
+def enqueue(job_id, countdown: float | None = None) -> None:
     from .tasks import job_run
 
-    job_run.delay(str(job_id))
+    job_run.apply_async((str(job_id),), countdown=countdown)
 
 
 class Progress:
@@ -131,6 +142,12 @@ def run(job_id) -> Job | None:
     beat.start()
     try:
         HANDLERS[job.kind](job, Progress(job))
+    except JobLater as later:
+        Job.objects.filter(pk=job.pk).update(state=Job.State.QUEUED, heartbeat_at=timezone.now())
+        countdown = later.seconds
+        transaction.on_commit(lambda: enqueue(job.pk, countdown=countdown))
+        job.refresh_from_db()
+        return job
     except JobFailed as failure:
         finish(job, state=Job.State.FAILED, error=str(failure))
     except Exception as error:  # the job must end with a message, never "running" forever
@@ -144,7 +161,18 @@ def run(job_id) -> Job | None:
         beat.stopped.set()
         beat.join()
     job.refresh_from_db()
+    if job.params.get("notify"):
+        _notify_owner(job)
     return job
+
+
+def _notify_owner(job: Job) -> None:
+    """The owner hears of a finished job they may have left (an export's download link)."""
+    from . import activity
+    from .models import Notification
+
+    activity.notify(user=job.owner, kind=Notification.Kind.JOB, actor=None, url=job.get_absolute_url(),
+                    params={"job_kind": job.kind, "n": job.total, "failed": job.state == Job.State.FAILED})
 
 
 def resume() -> list[str]:

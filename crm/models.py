@@ -159,6 +159,7 @@ class Notification(models.Model):
         MENTION = "mention", _("Mention")
         ASSIGNED = "assigned", _("Made responsible")
         REMINDER = "reminder", _("Reminder")
+        JOB = "job", _("Job finished")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind)

@@ -149,3 +149,26 @@ def test_jobs_list_query_count(client, manager, django_assert_num_queries, jobs_
     client.force_login(manager)
     with django_assert_num_queries(4):  # session, user, perms, jobs (with owners)
         client.get(reverse("crm:jobs"))
+
+
+def test_later_puts_the_job_back_in_the_queue_with_a_countdown(admin, monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr(jobs, "enqueue", lambda pk, countdown=None: sent.append((pk, countdown)))
+
+    def work(job, progress):
+        raise jobs.JobLater(90)
+
+    monkeypatch.setitem(jobs.HANDLERS, Job.Kind.EXPORT, work)
+    job = new_job(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        later = jobs.run(job.pk)
+    assert later.state == Job.State.QUEUED and later.finished_at is None and sent == [(job.pk, 90.0)]
+
+
+def test_a_notified_job_tells_its_owner_in_their_language(calls, client):
+    owner = UserFactory(language="en", role=role("Manager"))
+    job = new_job(owner, notify=True)
+    jobs.run(job.pk)
+    client.force_login(owner)
+    page = client.get(reverse("crm:notifications")).content.decode()
+    assert "Export is ready (3)" in page and job.get_absolute_url() in page
