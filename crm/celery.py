@@ -5,7 +5,10 @@ import os
 from celery import Celery
 from celery.signals import worker_ready
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
+# Workers and beat run production settings unless told otherwise: a worker started without
+# DJANGO_SETTINGS_MODULE must not run with DEBUG on, and without SECRET_KEY it refuses to start.
+# Development (scripts/run), the tests (scripts/test, tests/conftest.py) and bench/ say which.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.prod")
 
 app = Celery("crm")
 app.config_from_object("django.conf:settings", namespace="CELERY")

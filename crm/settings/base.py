@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
@@ -170,11 +171,26 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# A message is redelivered only after the visibility timeout; every task's time limit is shorter
-# (the import's is 30 min), so a live task is never run twice. Dead runs are found sooner by the
-# jobs' own sweeps (imports_resume: a runner's heartbeat older than IMPORT_STALE_SECONDS).
+# Every task runs under a time limit: at the soft one it gets SoftTimeLimitExceeded (time to save
+# its place), at the hard one its process is killed. These are the defaults; a task that may
+# legitimately run longer says so on its decorator (import_run and job_run: 1500 s / 1800 s).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
+# Redis hands an unacknowledged message (we acknowledge late) to another worker once the
+# visibility timeout has passed, whether or not the first worker is still running it. It is
+# therefore kept well above the longest hard time limit of any task (1800 s, import_run and
+# job_run) and above any countdown a task is queued with: a message redelivered while its task
+# still runs would start a second run of it. Resuming the work of a killed worker is not the
+# visibility timeout's job but the beat sweeps', within a minute (jobs_resume, imports_resume: a
+# heartbeat older than JOB_STALE_SECONDS / IMPORT_STALE_SECONDS); a redelivery an hour on finds
+# the work done or resumed and changes nothing.
+# tests/crm/test_settings.py checks every registered task's limits against it.
+BROKER_VISIBILITY_TIMEOUT = 3600
+if CELERY_TASK_TIME_LIMIT >= BROKER_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT} s) must stay under the broker's "
+                               f"visibility timeout ({BROKER_VISIBILITY_TIMEOUT} s), or a running task is started twice.")
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 2000)  # rows per committed chunk: what a crash can cost

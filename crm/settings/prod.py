@@ -1,7 +1,17 @@
+"""Production. It refuses to start rather than run unsafe: without SECRET_KEY (there is no
+fallback key to sign sessions with) or with DEBUG on (tracebacks and settings shown to anyone)."""
+
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import mailers
-from .env import env_bool, env_int
+from .env import env_bool, env_int, env_required
 
+SECRET_KEY = env_required("SECRET_KEY", "production signs sessions, password resets and CSRF tokens with it; "
+                                        "set a long random value (python -c 'import secrets; print(secrets.token_urlsafe(50))').")
+if env_bool("DEBUG", False):
+    raise ImproperlyConfigured("DEBUG is on with crm.settings.prod: production never runs with DEBUG; "
+                               "unset DEBUG, or use crm.settings.dev on a development machine.")
 DEBUG = False
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
