@@ -51,6 +51,8 @@ class ImportJob(models.Model):
     error = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)  # runs started (a resume after a crash is one more)
     heartbeat_at = models.DateTimeField(null=True, blank=True)  # touched by the runner at every chunk
+    # The run in the worker is a crm.Job (issue 12): the Jobs list, the claim, the sweep.
+    run_job = models.OneToOneField("crm.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="import_job")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -27,9 +27,9 @@ from django.utils.translation import override
 
 from clients.models import Client, CustomField
 from clients.phones import phone_digits
-from crm import activity
+from crm import activity, jobs
 from crm import permissions as gate
-from crm.models import Activity
+from crm.models import Activity, Job
 
 from . import fields, readers
 from .models import ImportJob, ImportMappingMemory, ImportRecord
@@ -241,13 +241,21 @@ def import_start(*, actor, job: ImportJob) -> None:
         raise ImportRefused(_("Map the columns first."))
     if not ImportJob.objects.filter(pk=job.pk, status=Status.UPLOADED).update(status=Status.QUEUED, heartbeat_at=timezone.now()):
         return  # already started: a second click does not start a second run
-    _queue(job.pk)
+    run = jobs.start(kind=Job.Kind.IMPORT, owner=actor, total=job.total, params={"import_id": str(job.pk)})
+    ImportJob.objects.filter(pk=job.pk).update(run_job=run)
 
 
 def _queue(job_id) -> None:
-    from .tasks import import_run as queued
-
-    transaction.on_commit(lambda: queued.delay(str(job_id)))
+    """Send the import's job to the worker again (after a soft time limit, or from the sweep)."""
+    run_id = ImportJob.objects.filter(pk=job_id).values_list("run_job_id", flat=True).first()
+    if run_id is None:  # an import started before the job model: run it as one now
+        owner_id = ImportJob.objects.filter(pk=job_id).values_list("created_by_id", flat=True).get()
+        run = Job.objects.create(kind=Job.Kind.IMPORT, owner_id=owner_id, params={"import_id": str(job_id)},
+                                 heartbeat_at=timezone.now())
+        ImportJob.objects.filter(pk=job_id).update(run_job=run)
+        run_id = run.pk
+    Job.objects.filter(pk=run_id).exclude(state__in=Job.FINAL).update(state=Job.State.QUEUED, heartbeat_at=timezone.now())
+    transaction.on_commit(lambda: jobs.enqueue(run_id))
 
 
 def _lock_key(job_id) -> int:
@@ -272,17 +280,18 @@ def single_runner(job_id):
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
 
 
-def import_run(*, job_id) -> ImportJob:
-    """Run (or resume) one import; the row reasons are in the language of the person who started it."""
+def import_run(*, job_id, progress=None) -> ImportJob:
+    """Run (or resume) one import; the row reasons are in the language of the person who started it.
+    progress (crm.jobs.Progress) hears how many rows are done, for the Jobs list."""
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
     with single_runner(job_id) as alone:
         if not alone:  # another worker has this job (a redelivered or re-queued message): leave it
             return job
         with override(job.created_by.language):
-            return _run(job_id)
+            return _run(job_id, progress)
 
 
-def _run(job_id) -> ImportJob:
+def _run(job_id, progress=None) -> ImportJob:
     now = timezone.now()
     claimed = ImportJob.objects.filter(pk=job_id, status__in=ImportJob.ACTIVE).update(
         status=Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, started_at=now,
@@ -300,17 +309,21 @@ def _run(job_id) -> ImportJob:
         if not job.total:
             total = _count(reader, job.sheet, header_row)
             ImportJob.objects.filter(pk=job.pk).update(total=total)
+            job.total = total
+        if progress is not None:
+            progress(job.processed, total=job.total)
         validator, stages = validator_for(job, headers)
         writer = ChunkWriter(job, validator, stages=stages)
-        _write_all(job, writer, islice(rows, job.processed, None))  # from where committed chunks stopped
+        _write_all(job, writer, islice(rows, job.processed, None), progress)  # from where committed chunks stopped
     except ImportRefused as error:
         return _fail(job, " ".join(error.messages))
     except Exception as error:  # the job must end with a message, never "running" forever
         from celery.exceptions import SoftTimeLimitExceeded
 
         if isinstance(error, SoftTimeLimitExceeded):  # out of time: committed chunks stay, the rest continues
-            _queue(job.pk)
-            return job
+            ImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(status=Status.QUEUED)
+            job.refresh_from_db()
+            return job  # the job's handler asks to be run again (JobLater)
         log.exception("import %s failed", job.pk)
         done = ImportJob.objects.get(pk=job.pk).processed
         return _fail(job, _("The import stopped on an unexpected error at row %(row)s; the rows before it are imported and can be undone.")
@@ -325,7 +338,7 @@ def _run(job_id) -> ImportJob:
     return job
 
 
-def _write_all(job: ImportJob, writer: ChunkWriter, rows) -> None:
+def _write_all(job: ImportJob, writer: ChunkWriter, rows, progress=None) -> None:
     """Chunk after chunk, each written and counted in one transaction, in order. On PostgreSQL a
     thread writes chunk N (its own connection) while this one reads and validates chunk N+1: the
     two halves of the work overlap on two cores. Inside an outer transaction (tests) a second
@@ -353,6 +366,8 @@ def _write_all(job: ImportJob, writer: ChunkWriter, rows) -> None:
                     with transaction.atomic():
                         writer.apply(plan)
                 done += len(chunk)
+                if progress is not None:
+                    progress(done)
                 _pause_for_tests()
             if pending is not None:
                 pending.result()

@@ -5,9 +5,8 @@ from celery import shared_task
 from . import services
 
 
-# Late acknowledgement: a message whose worker died is not lost. The time limits stay under the
-# broker's visibility timeout (settings), so a live run is never handed to a second worker; a
-# run out of time re-queues itself and continues from its last committed chunk.
+# Imports run as crm.Job (imports/jobs.py) since issue 12; this task stays for messages queued
+# before that. Late acknowledgement: a message whose worker died is not lost.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=1500, time_limit=1800)
 def import_run(job_id: str) -> str:
     return services.import_run(job_id=job_id).status

@@ -179,3 +179,21 @@ def test_the_pipelined_writer_keeps_duplicates_across_chunks_being_written(setti
     services.import_undo(actor=admin, job=job)
     old.refresh_from_db()
     assert (old.name, old.city) == ("Старый", "Тула") and Client.objects.alive().count() == 1
+
+
+@pytest.mark.django_db
+def test_an_import_runs_as_a_job_listed_for_its_owner(admin, admin_client, django_capture_on_commit_callbacks):
+    from crm import jobs
+    from crm.models import Job
+
+    job = services.import_upload(actor=admin, uploaded=SimpleUploadedFile("j.xlsx", plain_xlsx([["ФИО"], ["Один"], ["Два"]])))
+    services.import_set_mapping(actor=admin, job=job, mapping={"0": "name"}, headers=["ФИО"], duplicates="skip")
+    with django_capture_on_commit_callbacks():
+        services.import_start(actor=admin, job=job)
+    run = ImportJob.objects.get(pk=job.pk).run_job
+    assert (run.kind, run.state, run.owner) == (Job.Kind.IMPORT, Job.State.QUEUED, admin)
+    finished = jobs.run(run.pk)  # what the worker does
+    assert (finished.state, finished.done, finished.total) == (Job.State.DONE, 2, 2)
+    assert ImportJob.objects.get(pk=job.pk).status == "done" and Client.objects.count() == 2
+    page = admin_client.get(reverse("crm:jobs")).content.decode()
+    assert run.get_absolute_url() in page and "2 of 2" in page
