@@ -4,16 +4,20 @@ A service starts a job (`start`) and names a handler for its kind (`handler`). T
 it (`run`, the Celery task crm.tasks.job_run): the run first *claims* the job with a conditional
 UPDATE, so a redelivered message, a second worker or the sweep's extra message never makes two
 runs at once; a heartbeat thread then stamps the row every few seconds while the handler works.
-A worker killed with SIGKILL stops its heartbeat: the beat sweep (`resume`, every 30 s and when a
-worker starts) queues every job whose heartbeat is older than JOB_STALE_SECONDS again, and the
-handler continues from what it committed (each handler is written to be re-run: it skips what is
+A worker killed with SIGKILL stops its heartbeat and drops its PostgreSQL advisory lock on the
+job: the beat sweep (`resume`, every 30 s and when a worker starts) queues again every running
+job whose lock is free, and any job whose heartbeat is older than JOB_STALE_SECONDS (the rule
+without PostgreSQL, and for a message lost on the way), and the handler continues from what it
+committed (each handler is written to be re-run: it skips what is
 done). A handler that raises marks the job failed with a message for the user; what it committed
 stays.
 """
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -128,8 +132,50 @@ def finish(job: Job, *, state=Job.State.DONE, error: str = "") -> None:
     Job.objects.filter(pk=job.pk).update(**changes)
 
 
+def _lock_key(job_id) -> int:
+    return int(hashlib.sha256(f"job:{job_id}".encode()).hexdigest()[:15], 16)
+
+
+@contextmanager
+def _runner_lock(job_id):
+    """On PostgreSQL a runner holds an advisory lock on its job for the whole run. The lock dies
+    with the runner's connection, so the sweep knows at once that a killed worker's job has no
+    runner (without waiting for its heartbeat to go stale). Yields False when another runner has it."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
+
+
+def _runner_gone(job_id) -> bool:
+    """Whether a running job's runner is dead: its advisory lock is free (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
+        free = cursor.fetchone()[0]
+        if free:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
+    return free
+
+
 def run(job_id) -> Job | None:
     """Run a job if this worker wins its claim; None when another runner has it or it is over."""
+    with _runner_lock(job_id) as alone:
+        if not alone:
+            return None
+        return _run(job_id)
+
+
+def _run(job_id) -> Job | None:
     job = _claim(job_id)
     if job is None:
         return None
@@ -186,6 +232,12 @@ def resume() -> list[str]:
                .values_list("pk", flat=True))
     if ids:
         Job.objects.filter(pk__in=ids, heartbeat_at__lt=stale).update(state=Job.State.QUEUED, heartbeat_at=now)
+    # A running job whose runner's lock is free has no runner, however fresh its heartbeat.
+    for pk, beat in Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__gte=stale).values_list("pk", "heartbeat_at"):
+        if _runner_gone(pk) and Job.objects.filter(pk=pk, state=Job.State.RUNNING, heartbeat_at=beat).update(
+            state=Job.State.QUEUED, heartbeat_at=now
+        ):
+            ids.append(pk)
     for pk in ids:
         enqueue(pk)
     return [str(pk) for pk in ids]

@@ -73,10 +73,41 @@ def test_the_sweep_requeues_only_stale_unfinished_jobs(admin, settings, django_c
     Job.objects.filter(pk=lost.pk).update(heartbeat_at=old)
     Job.objects.filter(pk=alive.pk).update(state=Job.State.RUNNING)
     Job.objects.filter(pk=finished.pk).update(state=Job.State.DONE, heartbeat_at=old)
-    assert set(jobs.resume()) == {str(dead.pk), str(lost.pk)}
-    assert set(queued) == {dead.pk, lost.pk}
-    assert Job.objects.get(pk=dead.pk).state == Job.State.QUEUED
-    assert jobs.resume() == []  # re-queuing stamped them: no second message for a minute
+    with runner_holding(alive):
+        assert set(jobs.resume()) == {str(dead.pk), str(lost.pk)}
+        assert set(queued) == {dead.pk, lost.pk}
+        assert Job.objects.get(pk=dead.pk).state == Job.State.QUEUED
+        assert jobs.resume() == []  # re-queuing stamped them: no second message for a minute
+        assert Job.objects.get(pk=alive.pk).state == Job.State.RUNNING
+
+
+def test_a_killed_runner_is_seen_at_once_by_its_free_lock(admin, monkeypatch):
+    """A worker killed a second ago: its heartbeat is fresh but its advisory lock went with its
+    connection, so the sweep queues the job again without waiting for the heartbeat to go stale."""
+    queued = []
+    monkeypatch.setattr(jobs, "enqueue", lambda pk: queued.append(pk))
+    orphan = new_job(admin)
+    Job.objects.filter(pk=orphan.pk).update(state=Job.State.RUNNING, heartbeat_at=timezone.now())
+    assert jobs.resume() == [str(orphan.pk)] and queued == [orphan.pk]
+
+
+class runner_holding:
+    """Another connection (another worker) holding a job's runner lock."""
+
+    def __init__(self, job):
+        self.job = job
+
+    def __enter__(self):
+        import psycopg
+        from django.db import connection
+
+        db = connection.settings_dict
+        self.conn = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True)
+        self.conn.execute("SELECT pg_advisory_lock(%s)", [jobs._lock_key(self.job.pk)])
+        return self
+
+    def __exit__(self, *exc):
+        self.conn.close()
 
 
 def test_too_many_interruptions_fail_the_job_with_a_message(admin, calls, settings):
