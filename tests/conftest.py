@@ -79,11 +79,12 @@ def smtp_mailer(settings, smtp_server):
 
 
 def start_worker(queue: str, extra_env: dict | None = None):
-    """A real Celery worker process on Redis, reading this test's database, on its own queue."""
+    """A real Celery worker process on Redis, reading this test's database, on its own queue,
+    returned once it answers a ping (it is then consuming). Its node name is `process.node`, for
+    asking it what it has done (app.control.inspect(destination=[process.node]))."""
     import os
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     from django.db import connection
@@ -102,13 +103,23 @@ def start_worker(queue: str, extra_env: dict | None = None):
     import tempfile
 
     log = tempfile.NamedTemporaryFile(prefix=f"worker-{queue}-", suffix=".log", delete=False)  # never a full pipe
+    node = f"{queue}@voronka-test"  # the queue is the test's own: so is the name remote control answers to
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "crm", "worker", "--pool=solo", "-Q", queue, "--without-gossip",
+        [sys.executable, "-m", "celery", "-A", "crm", "worker", "--pool=solo", "-Q", queue, "-n", node, "--without-gossip",
          "--without-mingle", "--without-heartbeat", "--loglevel=warning"],
         cwd=Path(__file__).resolve().parents[1], env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     process.log_path = log.name
-    time.sleep(0.5)
+    process.node = node
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the test worker exited ({process.returncode}):\n{Path(log.name).read_text()}")
+        return bool(app.control.ping(destination=[node], timeout=0.5))
+
+    if not wait_for(answers, timeout=60, step=0.1):
+        stop_worker(process)
+        raise RuntimeError(f"the test worker did not answer within 60 s:\n{Path(log.name).read_text()}")
     return process
 
 

@@ -1,7 +1,6 @@
 import os
 import re
 import signal
-import time
 
 import pytest
 from django.urls import reverse
@@ -88,7 +87,16 @@ def test_a_killed_worker_resumes_and_every_recipient_gets_exactly_one_email(smtp
         stop_worker(worker)
     delivered_before = len(smtp_server.messages)
     assert 4 <= delivered_before < 12  # it really died half way
-    time.sleep(0.3)
+    # A statement the worker sent just before dying still runs to its end in PostgreSQL: wait for
+    # its session to be gone, so the claims the sweep reads are the last the dead worker makes.
+    from django.db import connection
+
+    def dead_workers_session_gone() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            return cursor.fetchone()[0] == 0
+
+    assert wait_for(dead_workers_session_gone, timeout=10, step=0.02)
     assert services.mass_sends_resume(stale_after=0) == [str(send.pk)]
     worker = start_worker(worker_queue, env)
     try:

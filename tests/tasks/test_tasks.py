@@ -267,9 +267,18 @@ def test_the_periodic_reminder_job_runs_in_a_real_worker(celery_worker):
     reminders_send.apply_async(queue=celery_worker["queue"])
     assert wait_for(lambda: Notification.objects.filter(user=manager, kind="reminder").exists())
     reminders_send.apply_async(queue=celery_worker["queue"])
-    import time
+    # Nothing new is expected, so first wait for the worker to say the second run is over: it has
+    # taken two reminder runs and is running nothing (a solo worker answers only between tasks).
+    from crm.celery import app
 
-    time.sleep(1.5)
+    node = celery_worker["process"].node
+
+    def second_run_over() -> bool:
+        inspect = app.control.inspect(destination=[node], timeout=1)
+        runs = ((inspect.stats() or {}).get(node) or {}).get("total", {}).get(reminders_send.name, 0)
+        return runs >= 2 and (inspect.active() or {}).get(node) == []
+
+    assert wait_for(second_run_over, timeout=30), open(celery_worker["process"].log_path).read()
     assert Notification.objects.filter(user=manager, kind="reminder").count() == 1
 
 
