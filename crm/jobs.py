@@ -20,6 +20,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -188,9 +189,10 @@ def _run(job_id) -> Job | None:
     beat.start()
     try:
         HANDLERS[job.kind](job, Progress(job))
-    except JobLater as later:
+    except (JobLater, SoftTimeLimitExceeded) as later:
+        # Due later, or out of time: what is committed stays, a new run continues from there.
         Job.objects.filter(pk=job.pk).update(state=Job.State.QUEUED, heartbeat_at=timezone.now())
-        countdown = later.seconds
+        countdown = later.seconds if isinstance(later, JobLater) else 1.0
         transaction.on_commit(lambda: enqueue(job.pk, countdown=countdown))
         job.refresh_from_db()
         return job

@@ -203,3 +203,20 @@ def test_a_notified_job_tells_its_owner_in_their_language(calls, client):
     client.force_login(owner)
     page = client.get(reverse("crm:notifications")).content.decode()
     assert "Export is ready (3)" in page and job.get_absolute_url() in page
+
+
+def test_out_of_time_goes_back_to_the_queue_not_failed(admin, monkeypatch, django_capture_on_commit_callbacks):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    sent = []
+    monkeypatch.setattr(jobs, "enqueue", lambda pk, countdown=None: sent.append(pk))
+
+    def work(job, progress):
+        progress(2, total=5)
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setitem(jobs.HANDLERS, Job.Kind.EXPORT, work)
+    job = new_job(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = jobs.run(job.pk)
+    assert (again.state, again.done, again.error) == (Job.State.QUEUED, 2, "") and sent == [job.pk]
