@@ -15,8 +15,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.beat_schedule = {
     # Task reminders (issue 6): due soon and overdue, each sent once (tasks.services.reminders_send).
     "tasks-reminders": {"task": "tasks.tasks.reminders_send", "schedule": 60.0},
-    # Mass sends a dead worker left half done are picked up again (messenger.services).
-    "mass-sends-resume": {"task": "messenger.tasks.mass_sends_resume", "schedule": 300.0},
     # Imports whose runner died are re-queued (imports.services.imports_resume); old uploads go.
     "imports-resume": {"task": "imports.tasks.imports_resume", "schedule": 20.0},
     "imports-cleanup": {"task": "imports.tasks.imports_cleanup", "schedule": 24 * 3600.0},

@@ -6,16 +6,12 @@ from django.utils.translation import gettext_lazy as _
 
 
 class MassSend(models.Model):
-    """A mass email or SMS to chosen clients (seed 002, seed 004: subject, message, action type)."""
+    """A mass email or SMS to chosen clients (seed 002, seed 004: subject, message, action type).
+    The worker sends it as a crm.Job (issue 12): its state, progress and heartbeat are the job's."""
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("Email")
         SMS = "sms", _("SMS")
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("Queued")
-        SENDING = "sending", _("Sending")
-        DONE = "done", _("Done")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     channel = models.CharField(max_length=10, choices=Channel)
@@ -26,8 +22,7 @@ class MassSend(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     total = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)  # chosen clients without an address
-    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    job = models.OneToOneField("crm.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="mass_send")
 
     class Meta:
         permissions = [("send_messages", _("Can send SMS and email to clients"))]
@@ -38,13 +33,16 @@ class MassSend(models.Model):
 
 class Delivery(models.Model):
     """One recipient of a mass send. The row is the send's memory: a message is sent only by the
-    worker that moved it from pending to sending, and it is marked sent right after."""
+    worker that moved it from pending to sending, and it is marked sent (or failed, or pending
+    again with the time of its next attempt) right after."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+
+    FINISHED = (Status.SENT, Status.FAILED)
 
     mass_send = models.ForeignKey(MassSend, on_delete=models.CASCADE, related_name="deliveries")
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="deliveries")
@@ -54,6 +52,7 @@ class Delivery(models.Model):
     provider_id = models.CharField(max_length=100, blank=True)
     error = models.CharField(max_length=300, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # a retry after a backoff; empty: due now
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

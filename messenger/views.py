@@ -1,15 +1,15 @@
 from django.core.exceptions import BadRequest, ValidationError
-from django.db.models import Count
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from clients.selectors import bulk_selection
 from clients.services import SelectionChanged
 from crm import permissions as gate
+from crm.selectors import job_status
 
-from . import services
+from . import selectors, services
 from .forms import MassSendForm
-from .models import Delivery, MassSend
+from .models import MassSend
 
 
 @require_POST
@@ -35,16 +35,21 @@ def mass_send(request):
         except SelectionChanged:  # the clients matching changed since the form opened: nothing sent
             ctx["changed"] = True
         else:
-            return render(request, "messenger/send.html#send-progress", {"send": send, **_progress(send)})
+            return render(request, "messenger/send.html#send-progress", _progress(send))
     return render(request, "messenger/send.html#send-form", ctx)
 
 
-def _progress(send):
-    counts = {row["status"]: row["n"] for row in Delivery.objects.filter(mass_send=send).values("status").annotate(n=Count("pk"))}
-    return {"sent": counts.get("sent", 0), "failed": counts.get("failed", 0)}
+def _progress(send: MassSend) -> dict:
+    ctx = {"send": send, "summary": selectors.mass_send_summary(send)}
+    if send.job is not None:
+        ctx.update(job_status(send.job))
+    return ctx
 
 
 @require_GET
 def send_progress(request, pk):
-    send = get_object_or_404(MassSend, pk=pk, created_by=request.user)
-    return render(request, "messenger/send.html#send-progress", {"send": send, **_progress(send)})
+    """The send's progress: the job's bar (it polls the job itself) and the send's own numbers
+    (sent, failed, waiting for a retry), which poll here while the job runs."""
+    send = selectors.mass_send_of(request.user, pk)
+    page = "messenger/send.html#send-summary" if request.htmx else "messenger/send.html#send-progress"
+    return render(request, page, _progress(send))
