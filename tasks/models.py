@@ -1,5 +1,3 @@
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -49,7 +47,7 @@ class Task(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # A bulk "Add task" job's id: one task per client per job, whatever the retries.
+    # The bulk "Add task" job's id (crm.Job): one task per client per job, whatever the retries.
     batch = models.UUIDField(null=True, blank=True, editable=False)
     # When each reminder went out: set in the same transaction as its notification (sent once).
     reminded_before_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -76,32 +74,3 @@ class Task(models.Model):
     def get_absolute_url(self):
         return reverse("tasks:list") + f"?task={self.pk}"
 
-
-class BulkTaskJob(models.Model):
-    """A mass "Add task" run in the worker: what to create, and how far it got (the progress bar)."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    client_ids = models.JSONField(default=list)
-    description = models.CharField(max_length=DESCRIPTION_MAX)
-    type = models.ForeignKey(TaskType, on_delete=models.PROTECT, related_name="+")
-    responsible = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    deadline = models.DateTimeField()
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self):
-        return f"bulk task job #{self.pk}"
-
-    @property
-    def percent(self) -> int:
-        return 100 if not self.total else int(self.done * 100 / self.total)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from clients.selectors import _cursor as deadline_cursor
 from crm import permissions as gate
 
-from .models import BulkTaskJob, Task, TaskType
+from .models import Task, TaskType
 
 PAGE = 50
 VIEWS = ("mine", "today", "overdue", "all")
@@ -136,12 +136,6 @@ def client_tasks(user, client) -> list:
     for task in rows:
         task.is_overdue = task.status == Task.Status.OPEN and task.deadline < now
     return rows
-
-
-def job_for(user, pk) -> BulkTaskJob:
-    from django.shortcuts import get_object_or_404
-
-    return get_object_or_404(BulkTaskJob, pk=pk, created_by=user)
 
 
 def type_or_404(pk) -> TaskType:

@@ -1,9 +1,10 @@
 """Writes to tasks. Each checks the gate, owns its transaction and records the client's feed."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -11,15 +12,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import activity
+from crm import activity, jobs
 from crm import permissions as gate
-from crm.models import Activity, Notification
+from crm.models import Activity, Job, Notification
 
-from .models import DESCRIPTION_MAX, BulkTaskJob, Task, TaskType
+from .models import DESCRIPTION_MAX, Task, TaskType
 
 log = logging.getLogger(__name__)
+User = get_user_model()
 BULK_INLINE_LIMIT = 200  # above this, a mass "Add task" runs in the worker with a progress bar
-BULK_CHUNK = 500
+BULK_CHUNK = 500  # tasks per committed chunk: what a crash can cost, and how long the job's row stays locked
 
 
 def _clean(description: str) -> str:
@@ -64,54 +66,59 @@ def task_complete(*, actor, task: Task, result: str) -> Task:
 
 
 @transaction.atomic
-def tasks_bulk_start(*, actor, client_ids: list[int], type: TaskType, description: str, responsible, deadline) -> BulkTaskJob:
+def tasks_bulk_start(*, actor, client_ids: list[int], type: TaskType, description: str, responsible, deadline) -> Job:
+    """A task for each client, as a crm.Job of kind bulk_task: run here for up to
+    BULK_INLINE_LIMIT clients (the job is done when this returns), else queued for the worker."""
     gate.require(actor, gate.ADD_TASKS_BULK)
-    job = BulkTaskJob.objects.create(
-        created_by=actor, client_ids=sorted(set(client_ids)), description=_clean(description), type=type,
-        responsible=responsible, deadline=deadline, total=len(set(client_ids)),
-    )
-    if job.total <= BULK_INLINE_LIMIT:
-        tasks_bulk_run(job_id=job.pk)
-        job.refresh_from_db()
-    else:
-        from .tasks import tasks_bulk_run as queued
-
-        transaction.on_commit(lambda: queued.delay(str(job.pk)))
+    ids = sorted(set(client_ids))
+    params = {"client_ids": ids, "type": type.pk, "description": _clean(description),
+              "responsible": responsible.pk if responsible is not None else None, "deadline": deadline.isoformat()}
+    if len(ids) > BULK_INLINE_LIMIT:
+        return jobs.start(kind=Job.Kind.BULK_TASK, owner=actor, total=len(ids), params={**params, "notify": True})
+    now = timezone.now()
+    job = Job.objects.create(kind=Job.Kind.BULK_TASK, owner=actor, total=len(ids), params=params, state=Job.State.RUNNING,
+                             attempts=1, started_at=now, heartbeat_at=now)
+    tasks_bulk_run(job=job, progress=jobs.Progress(job))
+    jobs.finish(job)
+    job.refresh_from_db()
     return job
 
 
-def tasks_bulk_run(*, job_id) -> BulkTaskJob:
-    """Create the job's tasks chunk by chunk. Each task carries the job id and the database
-    allows one per (job, client): a retry after a crash skips what is done, never doubles it."""
-    job = BulkTaskJob.objects.select_related("created_by", "type", "responsible").get(pk=job_id)
-    if job.status == BulkTaskJob.Status.DONE:
-        return job
-    BulkTaskJob.objects.filter(pk=job.pk).update(status=BulkTaskJob.Status.RUNNING)
-    ids = job.client_ids
+def tasks_bulk_run(*, job: Job, progress: jobs.Progress) -> None:
+    """Create the job's tasks chunk by chunk, each chunk in its own transaction. Each task carries
+    the job id and the database allows one per (job, client); the job's `done` is the resume
+    point, moved in the chunk's transaction: a run after a crash starts where the last one
+    committed, and never doubles a task, its feed entry or the responsible's notification."""
+    p = job.params
+    type = TaskType.objects.filter(pk=p["type"]).first()
+    if type is None:
+        raise jobs.JobFailed(_("The task type was deleted meanwhile; no more tasks were added."))
+    responsible = User.objects.filter(pk=p["responsible"]).first() if p["responsible"] else None
+    deadline, description, actor = datetime.fromisoformat(p["deadline"]), p["description"], job.owner
+    ids: list[int] = p["client_ids"]
     for start in range(0, len(ids), BULK_CHUNK):
         chunk = ids[start : start + BULK_CHUNK]
+        end = start + len(chunk)
         with transaction.atomic():
-            # Two runs of one job (a redelivered message) take chunks in turn: each sees what the
-            # other committed, so tasks and their feed entries are written once.
-            BulkTaskJob.objects.select_for_update().filter(pk=job.pk).first()
+            # The job's row first: two runs of one job (the sweep queued it again while a slow
+            # run still worked) take chunks in turn, and each sees how far the other got.
+            if Job.objects.select_for_update().filter(pk=job.pk).values_list("done", flat=True).get() >= end:
+                continue
             existing = set(Task.objects.filter(batch=job.pk, client_id__in=chunk).values_list("client_id", flat=True))
             fresh = [pk for pk in chunk if pk not in existing]
             Task.objects.bulk_create(
-                [Task(client_id=pk, type=job.type, description=job.description, responsible=job.responsible,
-                      deadline=job.deadline, created_by=job.created_by, batch=job.pk) for pk in fresh],
+                [Task(client_id=pk, type=type, description=description, responsible=responsible,
+                      deadline=deadline, created_by=actor, batch=job.pk) for pk in fresh],
                 ignore_conflicts=True,
             )
             activity.record_many([
-                activity.entry(client_id=pk, actor=job.created_by, kind=Activity.Kind.TASK, field="created",
-                               new=f"{job.type}: {job.description}") for pk in fresh
+                activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.TASK, field="created",
+                               new=f"{type}: {description}") for pk in fresh
             ])
-            BulkTaskJob.objects.filter(pk=job.pk).update(done=min(start + len(chunk), job.total))
-    BulkTaskJob.objects.filter(pk=job.pk).update(status=BulkTaskJob.Status.DONE, done=job.total, finished_at=timezone.now())
-    if job.responsible is not None and job.total:
-        activity.notify(user=job.responsible, kind=Notification.Kind.ASSIGNED, actor=job.created_by,
-                        url="/tasks/?view=mine", params={"about": "tasks", "n": job.total}, text=job.description)
-    job.refresh_from_db()
-    return job
+            progress(end)
+            if end == len(ids) and responsible is not None:  # told once, with the chunk that ends the job
+                activity.notify(user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor,
+                                url="/tasks/?view=mine", params={"about": "tasks", "n": len(ids)}, text=description)
 
 
 # Reminders ------------------------------------------------------------------------------------

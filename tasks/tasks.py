@@ -2,12 +2,17 @@
 
 from celery import shared_task
 
+from crm import jobs
+
 from . import services
 
 
-@shared_task(acks_late=True, max_retries=3)
-def tasks_bulk_run(job_id: str) -> int:
-    return services.tasks_bulk_run(job_id=job_id).done
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=1500, time_limit=1800)
+def tasks_bulk_run(job_id: str) -> str | None:
+    """A message queued before bulk tasks moved onto crm.Job (tasks/0003 kept the id): run that
+    job. New bulk tasks are queued as crm.tasks.job_run."""
+    job = jobs.run(job_id)
+    return job.state if job else None
 
 
 @shared_task(acks_late=True)

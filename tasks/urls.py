@@ -10,5 +10,4 @@ urlpatterns = [
     path("new/<int:client_pk>/", views.task_create, name="create"),
     path("<int:pk>/done/", views.task_complete, name="complete"),
     path("bulk/", views.bulk_add, name="bulk"),
-    path("bulk/<uuid:pk>/", views.bulk_progress, name="bulk-progress"),
 ]

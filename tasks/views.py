@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from clients.selectors import bulk_selection
 from crm import permissions as gate
 from crm.http import hx_redirect, local_url, table_query
+from crm.selectors import job_status
 
 from . import selectors, services
 from .forms import CompleteForm, TaskForm, TaskTypeForm
@@ -81,16 +82,10 @@ def bulk_add(request):
             return render(request, "tasks/list.html#bulk-form", ctx)
         ids = list(selection.queryset.order_by("pk").values_list("pk", flat=True))
         job = services.tasks_bulk_start(actor=request.user, client_ids=ids, **form.cleaned_data)
-        return render(request, "tasks/list.html#bulk-progress", {"job": job, **ctx})
+        return render(request, "tasks/list.html#bulk-progress", {"job": job, **job_status(job), **ctx})
     if form.is_bound:
         form.full_clean()
     return render(request, "tasks/list.html#bulk-form", ctx)
-
-
-@require_GET
-def bulk_progress(request, pk):
-    job = selectors.job_for(request.user, pk)
-    return render(request, "tasks/list.html#bulk-progress", {"job": job})
 
 
 @require_http_methods(["GET", "POST"])

@@ -40,7 +40,7 @@ CLIENT_RECORD = {
     "clients:panel", "clients:feed", "clients:comment", "clients:mention-options", "clients:note", "tasks:create",
 }
 DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore",
-               "tasks:complete", "tasks:bulk-progress", "messenger:send-progress"}
+               "tasks:complete", "messenger:send-progress"}
 FUNNEL_RECORD = {"deals:board", "deals:changes", "deals:totals", "deals:filters", "deals:table", "deals:more",
                  "deals:export"}
 DEALS_SECTION = {"deals:home", "tasks:list"}
@@ -100,7 +100,7 @@ def world(db, admin, manager, nobody):
     field = CustomFieldFactory()
     saved = SavedFilter.objects.create(user=admin, name="mine", query="q=a")
     admins_note = Notification.objects.create(user=admin, kind="mention", text="for the admin only")
-    from tasks.models import BulkTaskJob, Task, TaskType
+    from tasks.models import Task, TaskType
 
     admins_task = Task.objects.create(client=secret, type=TaskType.objects.first(), description="Admin's secret task",
                                       responsible=admin, deadline="2030-01-01T10:00Z")
@@ -110,8 +110,6 @@ def world(db, admin, manager, nobody):
     from imports.models import ImportJob
 
     admins_import = ImportJob.objects.create(created_by=admin, filename="x.xlsx", file="imports/none.xlsx")
-    admins_job = BulkTaskJob.objects.create(created_by=admin, description="x", type=TaskType.objects.first(),
-                                            deadline="2030-01-01T10:00Z")
     hidden_funnel = FunnelFactory(name="Secret funnel")  # granted to nobody: admins only
     hidden_stage = hidden_funnel.lines.get().stages.first()
     # in the default funnel, which managers may open, but someone else's deal
@@ -122,7 +120,7 @@ def world(db, admin, manager, nobody):
         "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk, "deals": secret_deal.pk,
         "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
         "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
-        "tasks:complete": admins_task.pk, "tasks:bulk-progress": str(admins_job.pk),
+        "tasks:complete": admins_task.pk,
         "messenger:send-progress": str(admins_send.pk),
         **{name: str(admins_import.pk) for name in ("imports:sheet", "imports:map", "imports:preview",
                                                    "imports:job", "imports:report", "imports:undo")},

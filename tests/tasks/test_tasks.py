@@ -7,9 +7,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clients.models import Client
-from crm.models import Activity, Notification
+from crm import jobs
+from crm.models import Activity, Job, Notification
 from tasks import services
-from tasks.models import BulkTaskJob, Task, TaskType
+from tasks.models import Task, TaskType
 from tests.conftest import HX, wait_for
 from tests.factories import ClientFactory, UserFactory, role
 
@@ -146,14 +147,18 @@ def test_bulk_add_task_one_per_client_inline(admin_client, admin, manager):
         "scope": "ids", "ids": ids, "digest": digest, "confirm": "1", "description": "Поздравить",
         "type": TaskType.objects.get(name="Birthday greeting").pk, "responsible": manager.pk, "deadline": "2030-01-01T12:00",
     }, headers=HX)
-    assert "3 of 3" in response.content.decode()
+    page = response.content.decode()
+    assert "3 of 3" in page and 'id="job-' in page  # the jobs' progress partial, finished
     assert sorted(Task.objects.values_list("client_id", flat=True)) == sorted(ids)
     assert Activity.objects.filter(kind="task").count() == 3
-    job = BulkTaskJob.objects.get()
-    services.tasks_bulk_run(job_id=job.pk)  # a retry creates nothing new
-    BulkTaskJob.objects.filter(pk=job.pk).update(status="running")
-    services.tasks_bulk_run(job_id=job.pk)
+    job = Job.objects.get(kind=Job.Kind.BULK_TASK)
+    assert (job.state, job.done, job.owner) == ("done", 3, admin)
+    assert set(Task.objects.values_list("batch", flat=True)) == {job.pk}
+    assert Notification.objects.filter(user=manager, kind="assigned").count() == 1
+    services.tasks_bulk_run(job=job, progress=jobs.Progress(job))  # a retry creates nothing new
     assert Task.objects.count() == 3
+    assert Activity.objects.filter(kind="task").count() == 3
+    assert Notification.objects.filter(user=manager, kind="assigned").count() == 1
 
 
 def test_bulk_add_is_admin_only_by_default(manager_client, manager):
@@ -250,11 +255,11 @@ def test_a_large_bulk_add_runs_in_a_real_worker_on_redis(celery_worker, client):
     job = services.tasks_bulk_start(actor=admin, client_ids=[c.pk for c in clients], type=TaskType.objects.first(),
                                     description="В воркере", responsible=admin,
                                     deadline=timezone.now() + timedelta(days=1))
-    assert job.status == "queued"  # handed to the worker, not run in the request
-    assert wait_for(lambda: BulkTaskJob.objects.get(pk=job.pk).status == "done"), open(celery_worker["process"].log_path).read()
+    assert job.state == "queued"  # handed to the worker, not run in the request
+    assert wait_for(lambda: Job.objects.get(pk=job.pk).state == "done"), open(celery_worker["process"].log_path).read()
     assert Task.objects.filter(batch=job.pk).count() == len(clients)
     client.force_login(admin)
-    progress = client.get(reverse("tasks:bulk-progress", args=[job.pk]), headers=HX).content.decode()
+    progress = client.get(reverse("crm:job", args=[job.pk]), headers=HX).content.decode()
     assert f"{len(clients)} of {len(clients)}" in progress
 
 
