@@ -2,6 +2,7 @@
 the client's activity feed entries in it."""
 
 import copy
+from collections.abc import Mapping
 from typing import cast
 
 from django.contrib.auth import get_user_model
@@ -11,9 +12,9 @@ from django.db.models import Field, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import activity
+from crm import activity, jobs
 from crm import permissions as gate
-from crm.models import Activity, Notification, TableSettings
+from crm.models import Activity, Job, Notification, TableSettings
 
 from . import layout
 from .labels import label
@@ -147,7 +148,9 @@ class SelectionChanged(Exception):
         self.count = count
 
 
-BULK_CHUNK = 5000
+BULK_CHUNK = 5000  # ids per UPDATE of a mass action run in the request
+BULK_INLINE_MAX = 1000  # above this many clients, a mass action runs as a job (issue 12)
+BULK_JOB_CHUNK = 500  # clients per transaction of such a job: the rows it locks at a time
 
 
 def _lock_selection(clients: QuerySet, digest: str | None) -> list[int]:
@@ -160,6 +163,16 @@ def _lock_selection(clients: QuerySet, digest: str | None) -> list[int]:
     return ids
 
 
+def _confirmed_ids(clients: QuerySet, digest: str | None) -> list[int]:
+    """The selection's ids, unlocked; refuse if they are not the confirmed ones."""
+    from .selectors import ids_digest
+
+    ids = list(clients.order_by("pk").values_list("pk", flat=True))
+    if digest is not None and ids_digest(ids) != digest:
+        raise SelectionChanged(len(ids))
+    return ids
+
+
 def _update_ids(ids: list[int], **values) -> int:
     done = 0
     for start in range(0, len(ids), BULK_CHUNK):
@@ -167,19 +180,34 @@ def _update_ids(ids: list[int], **values) -> int:
     return done
 
 
+def _bulk_job(*, kind: str, actor, clients: QuerySet, digest: str | None, **params) -> Job | None:
+    """Over BULK_INLINE_MAX clients, a mass action is a job: the selection is checked against
+    the confirmed digest here (SelectionChanged: nothing done), without locking a row, and the job
+    gets exactly these ids to work through in chunks. None: few enough to do in the request."""
+    ids = _confirmed_ids(clients, digest)
+    if len(ids) <= BULK_INLINE_MAX:
+        return None
+    return jobs.start(kind=kind, owner=actor, total=len(ids), params={"ids": ids, "notify": True, **params})
+
+
 @transaction.atomic
-def clients_soft_delete(*, actor, clients: QuerySet, digest: str | None = None, with_deals: bool = False) -> int:
+def clients_soft_delete(*, actor, clients: QuerySet, digest: str | None = None, with_deals: bool = False) -> int | Job:
     """Mark the given (already visibility-scoped) live clients deleted. No row is removed.
 
     With a digest (a mass action), only if they are exactly the clients the user confirmed.
     "With deals" (seed 002) deletes their live deals too, marked to come back with them.
+    Over BULK_INLINE_MAX clients it returns the job that deletes them (clients_bulk_delete_run).
     """
     from deals.services import deals_delete_with_clients
 
     gate.require(actor, gate.DELETE_CLIENT)
     if with_deals:
         gate.require(actor, gate.DELETE_DEAL)
-    ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
+    live = clients.filter(deleted_at__isnull=True)
+    job = _bulk_job(kind=Job.Kind.BULK_DELETE, actor=actor, clients=live, digest=digest, with_deals=with_deals)
+    if job is not None:
+        return job
+    ids = _lock_selection(live, digest)
     now = timezone.now()
     done = _update_ids(ids, deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor)
     text = _("with deals") if with_deals else _("contact only")
@@ -207,28 +235,129 @@ def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> in
     return done
 
 
+def _responsible_entries(*, actor, responsible, previous: Mapping[int, int | None]) -> list[Activity]:
+    """Feed entries for the clients whose responsible changes (previous: client id → old responsible id)."""
+    old_ids = {pk for pk in previous.values() if pk is not None and pk != responsible.pk}
+    names: dict[int | None, str] = {u.pk: str(u) for u in User.objects.filter(pk__in=old_ids)}  # looked up by a responsible_id, perhaps None
+    field_label = Client._meta.get_field("responsible").verbose_name
+    return [
+        activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.CHANGE, field="responsible", field_label=field_label,
+                       old=names.get(old, ""), new=str(responsible))
+        for pk, old in sorted(previous.items()) if old != responsible.pk
+    ]
+
+
+def _notify_responsible(*, actor, responsible, n: int) -> None:
+    if n:
+        activity.notify(user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url="/clients/?view=mine",
+                        params={"about": "clients", "n": n})
+
+
 @transaction.atomic
-def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest: str | None = None) -> int:
+def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest: str | None = None) -> int | Job:
+    """Give the clients a new responsible: one feed entry per client that changes, one
+    notification to the new responsible. Over BULK_INLINE_MAX clients it returns the job that
+    does it (clients_bulk_responsible_run)."""
     gate.require(actor, gate.CHANGE_RESPONSIBLE)
     if "responsible" in gate.locked_fields(actor):
         raise PermissionDenied
-    ids = _lock_selection(clients.filter(deleted_at__isnull=True), digest)
-    responsible_ids = set(Client.objects.filter(pk__in=ids).values_list("responsible_id", flat=True)) - {None}
-    names: dict[int | None, str] = {u.pk: str(u) for u in User.objects.filter(pk__in=responsible_ids)}  # looked up by a responsible_id, perhaps None
+    live = clients.filter(deleted_at__isnull=True)
+    job = _bulk_job(kind=Job.Kind.BULK_RESPONSIBLE, actor=actor, clients=live, digest=digest, responsible=responsible.pk)
+    if job is not None:
+        return job
+    ids = _lock_selection(live, digest)
     previous = dict(Client.objects.filter(pk__in=ids).values_list("pk", "responsible_id"))
     done = _update_ids(ids, responsible=responsible, modified_at=timezone.now(), modified_by=actor)
-    field_label = Client._meta.get_field("responsible").verbose_name
-    activity.record_many([
-        activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.CHANGE, field="responsible", field_label=field_label,
-                       old=names.get(previous.get(pk), ""), new=str(responsible))
-        for pk in ids if previous.get(pk) != responsible.pk
-    ])
-    if ids:
-        activity.notify(
-            user=responsible, kind=Notification.Kind.ASSIGNED, actor=actor, url="/clients/?view=mine",
-            params={"about": "clients", "n": len(ids)},
-        )
+    activity.record_many(_responsible_entries(actor=actor, responsible=responsible, previous=previous))
+    _notify_responsible(actor=actor, responsible=responsible, n=len(ids))
     return done
+
+
+# Mass actions as jobs (issue 12): chunks of BULK_JOB_CHUNK, each its own transaction -----------
+
+
+def _run_chunks(job: Job, progress: jobs.Progress, apply, finish) -> None:
+    """Work through the job's confirmed ids: `apply(ids)` a chunk at a time, each chunk in its own
+    transaction that locks only its rows and moves the job's `done` (the resume point) with its
+    writes. A run after a crash starts where the last one committed; `finish()` runs once, in the
+    transaction of the chunk that ends the job (so what it sends is sent once)."""
+    ids: list[int] = job.params["ids"]
+    for start in range(0, len(ids), BULK_JOB_CHUNK):
+        end = min(start + BULK_JOB_CHUNK, len(ids))
+        with transaction.atomic():
+            # The job's row first: two runs of one job (the sweep queued it again while a slow
+            # run still worked) take chunks in turn, and each sees how far the other got.
+            if Job.objects.select_for_update().filter(pk=job.pk).values_list("done", flat=True).get() >= end:
+                continue
+            apply(ids[start:end])
+            progress(end)
+            if end == len(ids):
+                finish()
+
+
+def _lock_chunk(actor, ids: list[int]) -> list[int]:
+    """The chunk's clients still live and visible to the actor, locked; the others (deleted or
+    handed to someone the actor does not see since the confirmation) are skipped."""
+    return list(gate.visible_clients(actor).filter(pk__in=ids).select_for_update(of=("self",))
+                .order_by("pk").values_list("pk", flat=True))
+
+
+def _outcome(job: Job, applied: int) -> None:
+    """Keep how many confirmed clients the job changed and skipped, for the Jobs list."""
+    Job.objects.filter(pk=job.pk).update(params={**job.params, "applied": applied, "skipped": job.total - applied})
+
+
+def clients_bulk_responsible_run(*, job: Job, progress: jobs.Progress) -> None:
+    """The worker's side of clients_change_responsible over BULK_INLINE_MAX clients."""
+    actor = job.owner
+    may = gate.can(actor, gate.VIEW_CLIENTS) and gate.can(actor, gate.CHANGE_RESPONSIBLE)
+    if not may or "responsible" in gate.locked_fields(actor):
+        raise jobs.JobFailed(_("You may no longer change the responsible; the other clients were left as they were."))
+    responsible = User.objects.filter(pk=job.params["responsible"]).first()
+    if responsible is None:
+        raise jobs.JobFailed(_("The new responsible was removed meanwhile; the other clients were left as they were."))
+
+    def apply(ids: list[int]) -> None:
+        locked = _lock_chunk(actor, ids)
+        previous = dict(Client.objects.filter(pk__in=locked).values_list("pk", "responsible_id"))
+        Client.objects.filter(pk__in=locked).update(responsible=responsible, modified_at=timezone.now(), modified_by=actor)
+        activity.record_many(_responsible_entries(actor=actor, responsible=responsible, previous=previous))
+
+    def finish() -> None:
+        applied = _count_ids(job.params["ids"], responsible=responsible, deleted_at__isnull=True)
+        _notify_responsible(actor=actor, responsible=responsible, n=applied)
+        _outcome(job, applied)
+
+    _run_chunks(job, progress, apply, finish)
+
+
+def clients_bulk_delete_run(*, job: Job, progress: jobs.Progress) -> None:
+    """The worker's side of clients_soft_delete over BULK_INLINE_MAX clients."""
+    from deals.services import deals_delete_with_clients
+
+    actor, with_deals = job.owner, job.params.get("with_deals", False)
+    may = gate.can(actor, gate.VIEW_CLIENTS) and gate.can(actor, gate.DELETE_CLIENT)
+    if not may or (with_deals and not gate.can(actor, gate.DELETE_DEAL)):
+        raise jobs.JobFailed(_("You may no longer delete these clients; the others were left as they were."))
+    text = _("with deals") if with_deals else _("contact only")
+
+    def apply(ids: list[int]) -> None:
+        locked = _lock_chunk(actor, ids)
+        now = timezone.now()
+        Client.objects.filter(pk__in=locked).update(deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor)
+        activity.record_many([activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.DELETED, new=text) for pk in locked])
+        if with_deals:
+            deals_delete_with_clients(actor=actor, client_ids=locked, when=now)
+
+    def finish() -> None:
+        _outcome(job, _count_ids(job.params["ids"], deleted_by=actor, deleted_at__gte=job.created_at))
+
+    _run_chunks(job, progress, apply, finish)
+
+
+def _count_ids(ids: list[int], **conditions) -> int:
+    return sum(Client.objects.filter(pk__in=ids[start : start + BULK_CHUNK], **conditions).count()
+               for start in range(0, len(ids), BULK_CHUNK))
 
 
 def table_settings_save(*, actor, table: str, columns: list[str]) -> None:

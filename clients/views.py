@@ -13,6 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from crm import permissions as gate
 from crm.csvexport import csv_response
 from crm.http import PAGING_PARAMS, hx_redirect, table_query
+from crm.models import Job
+from crm.selectors import job_status
 from crm.xlsx import xlsx_response
 
 from . import documents, layout, selectors, services
@@ -287,17 +289,21 @@ def bulk_run(request):
                 actor=request.user, clients=selection.queryset, digest=confirmed,
                 responsible=form.cleaned_data["responsible"],
             )
-            text = ngettext("Responsible changed for %(n)s client.", "Responsible changed for %(n)s clients.", done)
         else:
             done = services.clients_soft_delete(
                 actor=request.user, clients=selection.queryset, digest=confirmed,
                 with_deals=request.POST.get("with_deals") == "1",
             )
-            text = ngettext("%(n)s client deleted.", "%(n)s clients deleted.", done)
     except services.SelectionChanged:
         # Show the new selection to confirm; nothing was written.
         ctx["changed"] = True
         return render(request, "clients/bulk.html#bulk-confirm", ctx)
+    if isinstance(done, Job):  # over BULK_INLINE_MAX clients: the worker does it, the modal follows it
+        return render(request, "clients/bulk.html#bulk-job", {**ctx, "job": done, **job_status(done)})
+    if action == "responsible":
+        text = ngettext("Responsible changed for %(n)s client.", "Responsible changed for %(n)s clients.", done)
+    else:
+        text = ngettext("%(n)s client deleted.", "%(n)s clients deleted.", done)
     messages.success(request, text % {"n": done})
     query = request.POST.get("return_query", "")
     return hx_redirect(reverse("clients:list") + ("?" + query if query else ""))
