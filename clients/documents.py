@@ -6,6 +6,7 @@ import zipfile
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import QueryDict
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
@@ -70,20 +71,38 @@ def context_for(client, custom_fields, hidden=frozenset()) -> dict:
     return context
 
 
-def documents_zip(*, actor, template: DocumentTemplate, clients):
-    """A zip of one filled .docx per client (autoescaped: a client's data cannot inject XML)."""
+def check_count(count: int) -> None:
+    if count > MAX_DOCUMENTS:
+        raise ValidationError(_("At most %(n)s documents at once: narrow the selection.") % {"n": MAX_DOCUMENTS})
+
+
+def selection_query(selection) -> str:
+    """The chosen clients as the form posted them (ticked ids, or the table's filter), for the
+    worker to choose them again as the user (clients.selectors.bulk_selection)."""
+    data = QueryDict(mutable=True)
+    data["scope"] = selection.scope
+    if selection.scope == "filter":
+        data["query"] = selection.query
+    else:
+        data.setlist("ids", [str(pk) for pk in selection.ids])
+    return data.urlencode()
+
+
+def documents_write(out, *, actor, template: DocumentTemplate, clients, progress=None) -> int:
+    """Write a zip of one filled .docx per client to `out` (autoescaped: a client's data cannot
+    inject XML); the number of documents. `progress(n)` is told after each one."""
     from docxtpl import DocxTemplate
 
     gate.require(actor, gate.VIEW_CLIENTS)
     gate.require(actor, gate.EXPORT_CLIENTS)  # a zip of clients' personal data is an export
     hidden = gate.hidden_fields(actor)
     chosen = list(clients.select_related("responsible").order_by("name", "pk")[: MAX_DOCUMENTS + 1])
-    if len(chosen) > MAX_DOCUMENTS:
-        raise ValidationError(_("At most %(n)s documents at once: narrow the selection.") % {"n": MAX_DOCUMENTS})
+    check_count(len(chosen))
+    if progress is not None:
+        progress(0, total=len(chosen))
     custom_fields = list(CustomField.objects.filter(is_active=True, entity=CustomField.Entity.CLIENT))
-    spool = tempfile.TemporaryFile()
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for client in chosen:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for done, client in enumerate(chosen, 1):
             document = DocxTemplate(template.file.path)
             document.render(context_for(client, custom_fields, hidden), autoescape=True)
             with tempfile.TemporaryFile() as one:
@@ -91,5 +110,18 @@ def documents_zip(*, actor, template: DocumentTemplate, clients):
                 one.seek(0)
                 safe = re.sub(r"[^\w\- ]+", "_", client.name).strip() or "client"
                 archive.writestr(f"{client.pk}_{safe}.docx", one.read())
+            if progress is not None:
+                progress(done)
+    return len(chosen)
+
+
+def documents_zip(*, actor, template: DocumentTemplate, clients):
+    """The zip in a temporary file, for a selection small enough to fill in the request."""
+    spool = tempfile.TemporaryFile()
+    try:
+        count = documents_write(spool, actor=actor, template=template, clients=clients)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
-    return spool, len(chosen)
+    return spool, count

@@ -1,16 +1,19 @@
 """Reads for the clients section. Every queryset starts from the permission gate."""
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, StringAgg, Value
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 
 from crm import permissions as gate
+from crm.exports import ExportRows, whole_result
 from crm.models import TableSettings
 
 from .columns import Column, all_columns, chosen_columns
@@ -207,23 +210,55 @@ def custom_field_in_use(field: CustomField) -> bool:
     return Client.objects.filter(custom__has_key=field.key).exists()
 
 
-def export_rows(user, params: QueryDict):
-    """The filtered clients in the user's columns, newest modification first, read in chunks."""
+def export_rows(user, params: QueryDict) -> ExportRows:
+    """The filtered clients in the user's columns (hidden fields are never among them), newest
+    modification first, read through a server-side cursor as plain tuples when iterated.
+
+    Each row costs only what its columns show: no model instances; the names of responsible /
+    created by / modified by from one query of the users; tags from a STRING_AGG over a join in
+    the same query (a prefetch per chunk made tag objects for every client: a third of the time
+    of a 100,000-row export)."""
     custom_fields = custom_fields_active()
     columns, _available = table_columns_for(user, custom_fields)
-    qs, _filterset = filtered_clients(user, params, custom_fields)
-    needs = {c.needs for c in columns if c.needs}
-    related = [n for n in ("responsible", "created_by", "modified_by") if n in needs]
-    if related:
-        qs = qs.select_related(*related)
-    if "tags" in needs:
-        qs = qs.prefetch_related("tags")
+    counted, _filterset = filtered_clients(user, params, custom_fields)
+    value_of = {c.key: c.value for c in columns}
+    qs = counted
+    extra: list[str] = []
+    if "tags" in value_of:
+        # filtered_clients filters on tags (as on every multi-valued relation) with EXISTS, never a
+        # join: this join is the query's only one, so a client is one group holding all its tags.
+        qs = qs.annotate(export_tags=_tag_names())
+        extra.append("export_tags")
+        value_of["tags"] = lambda c: c.export_tags or ""
+    people = [key for key in ("responsible", "created_by", "modified_by") if key in value_of]
+    fields = [f.attname for f in Client._meta.concrete_fields]
 
     def rows():
-        for client in qs.order_by("-modified_at", "-pk").iterator(chunk_size=2000):
-            yield [_plain(col.value(client)) for col in columns]
+        names = _user_names() if people else {}
+        for key in people:
+            value_of[key] = functools.partial(_user_name, names, f"{key}_id")
+        values = [value_of[c.key] for c in columns]
+        with whole_result():
+            for client in qs.order_by("-modified_at", "-pk").values_list(*fields, *extra, named=True).iterator(chunk_size=2000):
+                yield [_plain(value(client)) for value in values]
 
-    return [str(c.label) for c in columns], rows()
+    return ExportRows(header=[str(c.label) for c in columns], rows=rows(), counted=counted)
+
+
+def _tag_names():
+    if connection.features.supports_aggregate_order_by_clause:
+        return StringAgg("tags__name", Value(", "), order_by="tags__name")
+    return StringAgg("tags__name", Value(", "))  # SQLite before 3.44: in the order it finds them
+
+
+def _user_names() -> dict[int, str]:
+    from crm.models import User
+
+    return {u.pk: str(u) for u in User.objects.only("first_name", "last_name", "username")}
+
+
+def _user_name(names: dict[int, str], attname: str, client) -> str:
+    return names.get(getattr(client, attname), "")
 
 
 def _plain(value):

@@ -10,12 +10,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from crm import exports
 from crm import permissions as gate
-from crm.csvexport import csv_response
 from crm.http import PAGING_PARAMS, hx_redirect, table_query
 from crm.models import Job
 from crm.selectors import job_status
-from crm.xlsx import xlsx_response
 
 from . import documents, layout, selectors, services
 from .filters import ClientFilter
@@ -67,13 +66,18 @@ def client_count(request):
 
 @require_GET
 def client_export(request):
-    """The clients table as filtered, in the user's columns, to .xlsx (or .csv with format=csv)."""
+    """The clients table as filtered, in the user's columns, to .xlsx (or .csv with format=csv):
+    the file itself up to EXPORT_INLINE_MAX_ROWS rows, else a job whose file the worker makes."""
     gate.require(request.user, gate.EXPORT_CLIENTS)
-    header, rows = selectors.export_rows(request.user, request.GET)
-    stamp = timezone.localtime().strftime("%Y-%m-%d_%H%M")
-    if request.GET.get("format") == "csv":
-        return csv_response(filename=f"clients_{stamp}.csv", header=header, rows=rows, language=request.LANGUAGE_CODE)
-    return xlsx_response(filename=f"clients_{stamp}.xlsx", header=header, rows=rows)
+    export = selectors.export_rows(request.user, request.GET)
+    fmt = "csv" if request.GET.get("format") == "csv" else "xlsx"
+    filename = f"clients_{timezone.localtime().strftime('%Y-%m-%d_%H%M')}.{fmt}"
+    limit = exports.inline_max_rows()
+    if export.count_upto(limit) > limit:
+        job = exports.start(request, kind=Job.Kind.EXPORT, total=0, params={
+            "what": "clients", "query": request.GET.urlencode(), "format": fmt, "filename": filename})
+        return exports.job_response(request, job)
+    return exports.file_response(fmt=fmt, filename=filename, export=export, language=request.LANGUAGE_CODE)
 
 
 @require_GET
@@ -363,10 +367,16 @@ def documents_download(request):
     selection = selectors.bulk_selection(request.user, request.POST)
     template_id = request.POST.get("template", "")
     if not template_id.isdigit():
-        ctx = {"selection": selection, "templates": DocumentTemplate.objects.all()}
+        ctx = {"selection": selection, "templates": DocumentTemplate.objects.all(),
+               "in_background": selection.count > exports.documents_inline_max()}
         return render(request, "clients/bulk.html#documents-form", ctx)
     template = get_object_or_404(DocumentTemplate, pk=int(template_id))
     try:
+        documents.check_count(selection.count)
+        if selection.count > exports.documents_inline_max():  # the worker fills them; the owner is told
+            job = exports.start(request, kind=Job.Kind.DOCUMENTS, total=selection.count, params={
+                "template": template.pk, "selection": documents.selection_query(selection), "filename": f"documents_{selection.count}.zip"})
+            return exports.job_response(request, job)
         spool, count = documents.documents_zip(actor=request.user, template=template, clients=selection.queryset)
     except ValidationError as exc:
         return HttpResponse(" ".join(exc.messages), status=400)

@@ -39,19 +39,19 @@ def csv_text(value, *, decimal_sep: str = ".") -> str:
     return value
 
 
-def csv_response(*, filename: str, header: list[str], rows, language: str) -> StreamingHttpResponse:
-    """Stream rows (an iterator) as UTF-8 CSV with a BOM; Russian gets ";" and decimal commas, like its Excel."""
+def csv_chunks(*, header: list[str], rows, language: str):
+    """The CSV text, BATCH rows at a time: UTF-8 with a BOM; Russian gets ";" and decimal commas, like its Excel."""
     russian = language.startswith("ru")
     delimiter, decimal_sep = (";", ",") if russian else (",", ".")
-    zone = timezone.get_current_timezone()
+    zone = timezone.get_current_timezone()  # now: a streamed body is read after the middleware reset it
     writer = csv.writer(_Echo(), delimiter=delimiter)
 
     def chunks():
         yield "\ufeff" + writer.writerow([csv_text(h) for h in header])
         rows_left = iter(rows)
         while True:
-            # The body is read after the view returned and the middleware reset the language and the zone:
-            # labels and local times need them back, only while this chunk is made.
+            # A streamed body is read after the view returned and the middleware reset the language
+            # and the zone: labels and local times need them back, only while this chunk is made.
             with translation.override(language), timezone.override(zone):
                 lines = [writer.writerow([csv_text(v, decimal_sep=decimal_sep) for v in row])
                          for row in islice(rows_left, BATCH)]
@@ -59,6 +59,18 @@ def csv_response(*, filename: str, header: list[str], rows, language: str) -> St
                 return
             yield "".join(lines)
 
-    response = StreamingHttpResponse(chunks(), content_type="text/csv; charset=utf-8")
+    return chunks()
+
+
+def csv_response(*, filename: str, header: list[str], rows, language: str) -> StreamingHttpResponse:
+    """Stream rows (an iterator) as CSV, chunk by chunk as they are read."""
+    response = StreamingHttpResponse(csv_chunks(header=header, rows=rows, language=language),
+                                     content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
     return response
+
+
+def write_csv(out, *, header: list[str], rows, language: str) -> None:
+    """The same CSV written to a binary file (an export run by the worker)."""
+    for chunk in csv_chunks(header=header, rows=rows, language=language):
+        out.write(chunk.encode("utf-8"))

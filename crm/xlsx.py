@@ -46,16 +46,30 @@ def safe_cell(sheet, value):
     return cell
 
 
-def xlsx_response(*, filename: str, header: list[str], rows) -> FileResponse:
-    """Write rows (an iterator) in write-only mode to a temporary file, then stream that file."""
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SPOOL_BYTES = 8 * 1024 * 1024  # a small workbook stays in memory; a larger one goes to a temporary file
+
+
+def write_xlsx(out, *, header: list[str], rows) -> int:
+    """Write rows (an iterator, read once) into a write-only workbook saved to `out`; the row count.
+
+    openpyxl's write-only sheet writes each row to its own temporary file as it is appended, and
+    text goes out as inline strings (no shared-strings table in memory): memory stays flat
+    whatever the number of rows."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet()
     sheet.append([safe_cell(sheet, h) for h in header])
+    count = 0
     for row in rows:
         sheet.append([safe_cell(sheet, v) for v in row])
-    spool = tempfile.TemporaryFile()
-    book.save(spool)
+        count += 1
+    book.save(out)
+    return count
+
+
+def xlsx_response(*, filename: str, header: list[str], rows) -> FileResponse:
+    """Write rows (an iterator) in write-only mode to a spooled temporary file, then stream that file."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    write_xlsx(spool, header=header, rows=rows)
     spool.seek(0)
-    response = FileResponse(spool, as_attachment=True, filename=filename,
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    return response
+    return FileResponse(spool, as_attachment=True, filename=filename, content_type=XLSX_CONTENT_TYPE)

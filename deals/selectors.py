@@ -13,6 +13,7 @@ from django.http import Http404, QueryDict
 
 from clients.labels import label
 from crm import permissions as gate
+from crm.exports import ExportRows, whole_result
 
 from .filters import DealFilter
 from .models import Deal, Line, Sale, Stage
@@ -268,12 +269,13 @@ def client_sales(user, client) -> list:
     return list(Sale.objects.filter(deal__in=visible).select_related("deal", "created_by")[:50])
 
 
-def deals_export_rows(user, params: QueryDict, *, funnel, hidden=frozenset()):
-    """The deals table to export; columns of fields the deal layout hides from the user left out."""
+def deals_export_rows(user, params: QueryDict, *, funnel, hidden=frozenset()) -> ExportRows:
+    """The deals table to export; columns of fields the deal layout hides from the user left out.
+    The rows are read through a server-side cursor when iterated."""
     from django.utils.translation import gettext as _
 
-    qs, _filterset = filtered_deals(user, params, stages=list(stages_of_funnel(funnel)))
-    qs = qs.select_related("client", "responsible", "stage__line")
+    counted, _filterset = filtered_deals(user, params, stages=list(stages_of_funnel(funnel)))
+    qs = counted.select_related("client", "responsible", "stage__line")
     columns = [
         (None, _("ID"), lambda d: d.pk), (None, _("Name"), lambda d: d.name),
         (None, _("Client"), lambda d: d.client.name), ("line", _("Line"), lambda d: str(d.stage.line)),
@@ -286,7 +288,8 @@ def deals_export_rows(user, params: QueryDict, *, funnel, hidden=frozenset()):
     shown = [(title, value) for key, title, value in columns if key not in hidden]
 
     def rows():
-        for deal in qs.order_by("-created_at", "-pk").iterator(chunk_size=2000):
-            yield [value(deal) for _title, value in shown]
+        with whole_result():
+            for deal in qs.order_by("-created_at", "-pk").iterator(chunk_size=2000):
+                yield [value(deal) for _title, value in shown]
 
-    return [title for title, _value in shown], rows()
+    return ExportRows(header=[title for title, _value in shown], rows=rows(), counted=counted)

@@ -18,10 +18,10 @@ from django_htmx.http import trigger_client_event
 
 from clients.models import CustomField
 from clients.selectors import custom_fields_active
+from crm import exports
 from crm import permissions as gate
-from crm.csvexport import csv_response
 from crm.http import hx_redirect, local_url, table_query
-from crm.xlsx import xlsx_response
+from crm.models import Job
 
 from . import selectors, services
 from .filters import DealFilter
@@ -552,10 +552,16 @@ def stage_delete(request, funnel_pk, stage_pk):
 
 @require_GET
 def deals_export(request, funnel_pk):
-    """The deals table (with the board's filters) to .xlsx (or .csv with format=csv)."""
+    """The deals table (with the board's filters) to .xlsx (or .csv with format=csv): the file
+    itself up to EXPORT_INLINE_MAX_ROWS rows, else a job whose file the worker makes."""
     ctx = _board_context(request, funnel_pk)
     gate.require(request.user, gate.EXPORT_CLIENTS)
-    header, rows = selectors.deals_export_rows(request.user, request.GET, funnel=ctx["funnel"], hidden=ctx["hidden"])
-    if request.GET.get("format") == "csv":
-        return csv_response(filename=f"deals_{funnel_pk}.csv", header=header, rows=rows, language=request.LANGUAGE_CODE)
-    return xlsx_response(filename=f"deals_{funnel_pk}.xlsx", header=header, rows=rows)
+    export = selectors.deals_export_rows(request.user, request.GET, funnel=ctx["funnel"], hidden=ctx["hidden"])
+    fmt = "csv" if request.GET.get("format") == "csv" else "xlsx"
+    filename = f"deals_{funnel_pk}.{fmt}"
+    limit = exports.inline_max_rows()
+    if export.count_upto(limit) > limit:
+        job = exports.start(request, kind=Job.Kind.EXPORT, total=0, params={
+            "what": "deals", "funnel": funnel_pk, "query": request.GET.urlencode(), "format": fmt, "filename": filename})
+        return exports.job_response(request, job)
+    return exports.file_response(fmt=fmt, filename=filename, export=export, language=request.LANGUAGE_CODE)
