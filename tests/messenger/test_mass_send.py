@@ -293,6 +293,31 @@ def test_a_delivery_a_dead_run_left_sending_goes_back_once_its_claim_is_stale(ad
 
 
 @pytest.mark.django_db(transaction=True)
+def test_two_overlapping_runs_never_send_one_message_twice(smtp_mailer):
+    """Should two runs of one send ever overlap (the job's claim and lock are meant to prevent
+    it), the claim of each delivery still lets only one of them send it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    admin = UserFactory(role=role("Admin"))
+    clients = Client.objects.bulk_create(Client(name=f"o{i}", email=f"o{i}@example.com") for i in range(60))
+    send = send_to(admin, clients)
+
+    def run():
+        try:
+            return services.mass_send_run(send_id=send.pk).sent
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(lambda _: run(), range(2)))
+    assert sum(counts) == 60 and min(counts) > 0  # they did overlap, and between them sent each once
+    assert sorted(m.rcpt_tos[0] for m in smtp_mailer.messages) == sorted(c.email for c in clients)
+    assert Activity.objects.filter(kind="message").count() == 60
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_killed_worker_resumes_within_a_minute_and_every_recipient_gets_exactly_one_email(smtp_server, worker_queue):
     """A real worker sends 300 emails over SMTP at 50 a second, is killed with SIGKILL mid-send; a
     new worker finishes the send within 60 s of its start: the SMTP server holds one message per
