@@ -191,8 +191,11 @@ def _run(job_id) -> Job | None:
         HANDLERS[job.kind](job, Progress(job))
     except (JobLater, SoftTimeLimitExceeded) as later:
         # Due later, or out of time: what is committed stays, a new run continues from there.
-        Job.objects.filter(pk=job.pk).update(state=Job.State.QUEUED, heartbeat_at=timezone.now())
+        # A planned pause is not an interruption (attempts given back), and the heartbeat is set
+        # to when the job is due, so the sweep leaves it alone until then (and JOB_STALE_SECONDS).
         countdown = later.seconds if isinstance(later, JobLater) else 1.0
+        Job.objects.filter(pk=job.pk).update(state=Job.State.QUEUED, attempts=F("attempts") - 1,
+                                             heartbeat_at=timezone.now() + timedelta(seconds=countdown))
         transaction.on_commit(lambda: enqueue(job.pk, countdown=countdown))
         job.refresh_from_db()
         return job

@@ -157,8 +157,9 @@ def job_status(job) -> dict:
 
     now = timezone.now()
     quiet = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else 0
-    waiting = not job.is_final and (
+    scheduled = job.heartbeat_at is not None and job.heartbeat_at > now  # paused until then (a retry)
+    waiting = not job.is_final and not scheduled and (
         (job.state == job.State.QUEUED and (now - job.created_at) > timedelta(seconds=settings.JOB_HEARTBEAT_SECONDS * 2))
         or (job.state == job.State.RUNNING and quiet > settings.JOB_HEARTBEAT_SECONDS * 4)
     )
-    return {"waiting_for_worker": waiting}
+    return {"waiting_for_worker": waiting, "scheduled_at": job.heartbeat_at if scheduled else None}

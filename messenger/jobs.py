@@ -27,11 +27,8 @@ def run_send(job: Job, progress: jobs.Progress) -> None:
         if outcome.later is None:
             return  # every delivery sent or failed: the job is done
         later = outcome.later
-    # A pause the send asked for is not an interruption: crm.jobs fails a job started more than
-    # JOB_MAX_ATTEMPTS times, and a send waiting 30 minutes for a retry is started again by the
-    # sweep every minute or so (it finds nothing due and says later again). Only runs that die
-    # count against it.
-    Job.objects.filter(pk=job.pk).update(attempts=0)
+    # A pause the send asked for is not an interruption: crm.jobs gives the attempt back and
+    # keeps the sweep away until the pause is over.
     raise jobs.JobLater(later)
 
 

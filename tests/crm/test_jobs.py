@@ -194,6 +194,12 @@ def test_later_puts_the_job_back_in_the_queue_with_a_countdown(admin, monkeypatc
     with django_capture_on_commit_callbacks(execute=True):
         later = jobs.run(job.pk)
     assert later.state == Job.State.QUEUED and later.finished_at is None and sent == [(job.pk, 90.0)]
+    assert later.attempts == 0  # a planned pause is not an interruption
+    assert jobs.resume() == []  # the sweep leaves it alone until it is due
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(10):  # many pauses never add up to "interrupted too many times"
+            Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+            assert jobs.run(job.pk).state == Job.State.QUEUED
 
 
 def test_a_notified_job_tells_its_owner_in_their_language(calls, client):
