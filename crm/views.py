@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext as _
@@ -141,6 +141,6 @@ def job_detail(request, pk):
 @require_GET
 def job_download(request, pk):
     job = gate.job_or_404(request.user, pk)
-    if not job.result:
-        raise Http404
+    if not job.result:  # not ready (or nothing to download): the job's page says where it is
+        return redirect(job)
     return FileResponse(job.result.open("rb"), as_attachment=True, filename=job.result_name or job.result.name)

@@ -41,6 +41,8 @@ CLIENT_RECORD = {
 }
 DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore",
                "tasks:complete", "messenger:send-progress"}
+JOB_RECORD = {"crm:job", "crm:job-download"}  # someone else's job: 404
+SELF |= {"crm:jobs"}  # one's own jobs
 FUNNEL_RECORD = {"deals:board", "deals:changes", "deals:totals", "deals:filters", "deals:table", "deals:more",
                  "deals:export"}
 DEALS_SECTION = {"deals:home", "tasks:list"}
@@ -49,7 +51,7 @@ CLIENT_SECTION = {
     "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run", "clients:export",
     "clients:documents",
 }
-ALL = PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION | DEAL_RECORD | FUNNEL_RECORD | DEALS_SECTION
+ALL = PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION | DEAL_RECORD | FUNNEL_RECORD | DEALS_SECTION | JOB_RECORD
 
 
 def named_patterns(resolver=None, namespace=""):
@@ -110,6 +112,9 @@ def world(db, admin, manager, nobody):
     from imports.models import ImportJob
 
     admins_import = ImportJob.objects.create(created_by=admin, filename="x.xlsx", file="imports/none.xlsx")
+    from crm.models import Job
+
+    admins_job = Job.objects.create(kind=Job.Kind.EXPORT, owner=admin)
     hidden_funnel = FunnelFactory(name="Secret funnel")  # granted to nobody: admins only
     hidden_stage = hidden_funnel.lines.get().stages.first()
     # in the default funnel, which managers may open, but someone else's deal
@@ -122,6 +127,7 @@ def world(db, admin, manager, nobody):
         "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
         "tasks:complete": admins_task.pk,
         "messenger:send-progress": str(admins_send.pk),
+        "crm:job": str(admins_job.pk), "crm:job-download": str(admins_job.pk),
         **{name: str(admins_import.pk) for name in ("imports:sheet", "imports:map", "imports:preview",
                                                    "imports:job", "imports:report", "imports:undo")},
     }
@@ -191,7 +197,7 @@ def test_no_leaks_for_lesser_roles(who, name, route, client, world):
         return
     if name in ADMIN_ONLY:
         assert get.status_code in (403, 405) and post.status_code in (403, 405), url
-    elif name in CLIENT_RECORD | DEAL_RECORD:
+    elif name in CLIENT_RECORD | DEAL_RECORD | JOB_RECORD:
         assert get.status_code in (404, 405) and post.status_code in (404, 405), url
     elif name in FUNNEL_RECORD and who == "manager":
         assert get.status_code in (404, 405) and post.status_code in (404, 405), url
