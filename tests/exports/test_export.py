@@ -204,3 +204,9 @@ def test_deals_csv_export_query_count_is_flat(count, admin_client, django_assert
     with django_assert_num_queries(11):
         response = admin_client.get(reverse("deals:export", args=[funnel.pk]), {"format": "csv"})
         assert len(csv_rows(response, ",")) == count + 1
+
+
+def test_control_characters_openpyxl_refuses_are_dropped(admin_client, admin):
+    TableSettings.objects.create(user=admin, table="clients", columns=["name", "company"])
+    ClientFactory(name="Ctl", company="A\x01B\x1fC")
+    assert sheet_rows(admin_client.get(reverse("clients:export")))[1] == ["Ctl", "ABC"]
