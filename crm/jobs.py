@@ -168,6 +168,14 @@ def _runner_gone(job_id) -> bool:
     return free
 
 
+def sole_runner() -> bool:
+    """Inside a handler: whether no other run of this job can be alive. On PostgreSQL the runner
+    lock makes it so, and whatever an earlier run left half done (claimed, never finished) was
+    left by a dead run and may be taken back at once; elsewhere a handler waits for such claims to
+    go stale (JOB_STALE_SECONDS)."""
+    return connection.vendor == "postgresql"
+
+
 def run(job_id) -> Job | None:
     """Run a job if this worker wins its claim; None when another runner has it or it is over."""
     with _runner_lock(job_id) as alone:

@@ -20,7 +20,8 @@ def run_send(job: Job, progress: jobs.Progress) -> None:
     from celery.exceptions import SoftTimeLimitExceeded
 
     try:
-        outcome = services.mass_send_run(send_id=job.params["send_id"], progress=progress, time_budget=time_budget())
+        outcome = services.mass_send_run(send_id=job.params["send_id"], progress=progress, time_budget=time_budget(),
+                                         sole_runner=jobs.sole_runner())
     except SoftTimeLimitExceeded:  # a message outlasted the budget: it stays claimed until its claim is stale
         later = settings.JOB_STALE_SECONDS + 1.0
     else:

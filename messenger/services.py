@@ -96,20 +96,23 @@ class RunOutcome:
     out_of_time: bool = False
 
 
-def mass_send_run(*, send_id, progress=None, now: datetime | None = None, time_budget: float | None = None) -> RunOutcome:
+def mass_send_run(*, send_id, progress=None, now: datetime | None = None, time_budget: float | None = None,
+                  sole_runner: bool = False) -> RunOutcome:
     """One run of a send (its job's handler calls it; so may a test, with `now` to move time).
 
     Sends every delivery due at `now`, paced at MASS_SEND_RATE_PER_SECOND, and stops before
     `time_budget` seconds have passed (the pause between two messages never runs past it): the
     outcome then says `out_of_time` and the job comes straight back. `progress`
-    (crm.jobs.Progress) hears how many deliveries are finished, sent or failed."""
+    (crm.jobs.Progress) hears how many deliveries are finished, sent or failed. With
+    `sole_runner` (crm.jobs.sole_runner: no other run can be alive) deliveries an earlier run left
+    claimed are taken back at once instead of after JOB_STALE_SECONDS."""
     send = MassSend.objects.select_related("created_by").get(pk=send_id)
     clock = (lambda: now) if now is not None else timezone.now
     deadline = time.monotonic() + time_budget if time_budget is not None else None
     outcome = RunOutcome()
     ticker = _Ticker(progress)
     with override(send.created_by.language or None):  # reasons on the feed: in the sender's language
-        _release_stale_claims(send, clock())
+        _release_stale_claims(send, clock(), at_once=sole_runner)
         if progress is not None:
             progress(Delivery.objects.filter(mass_send=send, status__in=Delivery.FINISHED).count(), total=send.total)
         pace = _Pace(settings.MASS_SEND_RATE_PER_SECOND)
@@ -130,12 +133,12 @@ def mass_send_run(*, send_id, progress=None, now: datetime | None = None, time_b
     return outcome
 
 
-def _release_stale_claims(send: MassSend, now: datetime) -> None:
+def _release_stale_claims(send: MassSend, now: datetime, *, at_once: bool = False) -> None:
     """Deliveries a dead run left claimed (sending) for longer than JOB_STALE_SECONDS become
     pending again, due at once; one whose last allowed attempt was interrupted fails (a message
     that kills its worker every time must not stop the send for good)."""
-    cutoff = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
-    stale = Delivery.objects.filter(mass_send=send, status=Delivery.Status.SENDING, claimed_at__lt=cutoff)
+    cutoff = now if at_once else now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    stale = Delivery.objects.filter(mass_send=send, status=Delivery.Status.SENDING, claimed_at__lte=cutoff)
     hopeless = list(stale.filter(attempts__gte=MAX_ATTEMPTS).select_related("client"))
     if hopeless:
         steps = _steps(hopeless)

@@ -292,6 +292,20 @@ def test_a_delivery_a_dead_run_left_sending_goes_back_once_its_claim_is_stale(ad
     assert sorted(m.rcpt_tos[0] for m in smtp_mailer.messages) == sorted([first.email, second.email])
 
 
+def test_the_sole_runner_takes_back_a_dead_runs_claim_at_once(admin, smtp_mailer, settings):
+    """On PostgreSQL the job's runner lock means no other run is alive: a claim left by a killed
+    worker a second ago is taken back at once, not after JOB_STALE_SECONDS (what makes a resume
+    cost seconds, bench/resume_after_kill.py)."""
+    settings.JOB_STALE_SECONDS = 60
+    first, second = ClientFactory.create_batch(2)
+    send = send_to(admin, [first, second])
+    now = timezone.now()
+    Delivery.objects.filter(mass_send=send, client=first).update(status="sending", claimed_at=now - timedelta(seconds=1), attempts=1)
+    outcome = services.mass_send_run(send_id=send.pk, now=now, sole_runner=True)
+    assert outcome.sent == 2 and outcome.later is None
+    assert sorted(m.rcpt_tos[0] for m in smtp_mailer.messages) == sorted([first.email, second.email])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_overlapping_runs_never_send_one_message_twice(smtp_mailer):
     """Should two runs of one send ever overlap (the job's claim and lock are meant to prevent
