@@ -2,12 +2,12 @@
 the client's activity feed entries in it."""
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Field, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -276,35 +276,46 @@ def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest:
 # Mass actions as jobs (issue 12): chunks of BULK_JOB_CHUNK, each its own transaction -----------
 
 
-def _run_chunks(job: Job, progress: jobs.Progress, apply, finish) -> None:
-    """Work through the job's confirmed ids: `apply(ids)` a chunk at a time, each chunk in its own
-    transaction that locks only its rows and moves the job's `done` (the resume point) with its
-    writes. A run after a crash starts where the last one committed; `finish()` runs once, in the
-    transaction of the chunk that ends the job (so what it sends is sent once)."""
-    ids: list[int] = job.params["ids"]
-    for start in range(0, len(ids), BULK_JOB_CHUNK):
-        end = min(start + BULK_JOB_CHUNK, len(ids))
-        with transaction.atomic():
-            # The job's row first: two runs of one job (the sweep queued it again while a slow
-            # run still worked) take chunks in turn, and each sees how far the other got.
-            if Job.objects.select_for_update().filter(pk=job.pk).values_list("done", flat=True).get() >= end:
-                continue
-            apply(ids[start:end])
-            progress(end)
-            if end == len(ids):
-                finish()
-
-
-def _lock_chunk(actor, ids: list[int]) -> list[int]:
-    """The chunk's clients still live and visible to the actor, locked; the others (deleted or
-    handed to someone the actor does not see since the confirmation) are skipped."""
-    return list(gate.visible_clients(actor).filter(pk__in=ids).select_for_update(of=("self",))
-                .order_by("pk").values_list("pk", flat=True))
+def _lock_chunk(actor, ids: list[int]) -> dict[int, int | None]:
+    """The chunk's clients still live and visible to the actor, locked (pk → responsible id); the
+    others (deleted, or handed to someone the actor does not see since the confirmation) are skipped."""
+    return dict(gate.visible_clients(actor).filter(pk__in=ids).select_for_update(of=("self",))
+                .order_by("pk").values_list("pk", "responsible_id"))
 
 
 def _outcome(job: Job, applied: int) -> None:
     """Keep how many confirmed clients the job changed and skipped, for the Jobs list."""
     Job.objects.filter(pk=job.pk).update(params={**job.params, "applied": applied, "skipped": job.total - applied})
+
+
+def _run_chunks(job: Job, progress: jobs.Progress, apply: Callable[[list[int]], int], applied_before: Callable[[list[int]], int],
+                finish: Callable[[int], None]) -> None:
+    """Work through the job's confirmed ids, `apply(ids)` a chunk at a time (it returns how many it
+    changed), each chunk in its own transaction that locks only its rows and moves the job's
+    `done` (the resume point) with its writes: a run after a crash starts where the last one
+    committed. `finish(applied)` runs once, in the transaction of the chunk that ends the job (so
+    what it sends is sent once); chunks an earlier run committed are counted by
+    `applied_before(ids)` from the rows."""
+    ids: list[int] = job.params["ids"]
+    applied, earlier = 0, []
+    for start in range(0, len(ids), BULK_JOB_CHUNK):
+        end = min(start + BULK_JOB_CHUNK, len(ids))
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    # The chunk and the job's resume point commit together: a database crash that
+                    # lost the last commits loses both, and the next run redoes those clients. No
+                    # need to wait for each commit's WAL flush.
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+            # The job's row first: two runs of one job (without PostgreSQL's runner lock, the
+            # sweep may start a second while a slow one still works) take chunks in turn.
+            if Job.objects.select_for_update().filter(pk=job.pk).values_list("done", flat=True).get() >= end:
+                earlier += ids[start:end]
+                continue
+            applied += apply(ids[start:end])
+            progress(end)
+            if end == len(ids):
+                finish(applied + sum(applied_before(earlier[i : i + BULK_CHUNK]) for i in range(0, len(earlier), BULK_CHUNK)))
 
 
 def clients_bulk_responsible_run(*, job: Job, progress: jobs.Progress) -> None:
@@ -317,18 +328,20 @@ def clients_bulk_responsible_run(*, job: Job, progress: jobs.Progress) -> None:
     if responsible is None:
         raise jobs.JobFailed(_("The new responsible was removed meanwhile; the other clients were left as they were."))
 
-    def apply(ids: list[int]) -> None:
-        locked = _lock_chunk(actor, ids)
-        previous = dict(Client.objects.filter(pk__in=locked).values_list("pk", "responsible_id"))
-        Client.objects.filter(pk__in=locked).update(responsible=responsible, modified_at=timezone.now(), modified_by=actor)
+    def apply(ids: list[int]) -> int:
+        previous = _lock_chunk(actor, ids)
+        Client.objects.filter(pk__in=list(previous)).update(responsible=responsible, modified_at=timezone.now(), modified_by=actor)
         activity.record_many(_responsible_entries(actor=actor, responsible=responsible, previous=previous))
+        return len(previous)
 
-    def finish() -> None:
-        applied = _count_ids(job.params["ids"], responsible=responsible, deleted_at__isnull=True)
+    def applied_before(ids: list[int]) -> int:
+        return Client.objects.filter(pk__in=ids, responsible=responsible, deleted_at__isnull=True).count()
+
+    def finish(applied: int) -> None:
         _notify_responsible(actor=actor, responsible=responsible, n=applied)
         _outcome(job, applied)
 
-    _run_chunks(job, progress, apply, finish)
+    _run_chunks(job, progress, apply, applied_before, finish)
 
 
 def clients_bulk_delete_run(*, job: Job, progress: jobs.Progress) -> None:
@@ -341,23 +354,19 @@ def clients_bulk_delete_run(*, job: Job, progress: jobs.Progress) -> None:
         raise jobs.JobFailed(_("You may no longer delete these clients; the others were left as they were."))
     text = _("with deals") if with_deals else _("contact only")
 
-    def apply(ids: list[int]) -> None:
-        locked = _lock_chunk(actor, ids)
+    def apply(ids: list[int]) -> int:
+        locked = list(_lock_chunk(actor, ids))
         now = timezone.now()
         Client.objects.filter(pk__in=locked).update(deleted_at=now, deleted_by=actor, modified_at=now, modified_by=actor)
         activity.record_many([activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.DELETED, new=text) for pk in locked])
         if with_deals:
             deals_delete_with_clients(actor=actor, client_ids=locked, when=now)
+        return len(locked)
 
-    def finish() -> None:
-        _outcome(job, _count_ids(job.params["ids"], deleted_by=actor, deleted_at__gte=job.created_at))
+    def applied_before(ids: list[int]) -> int:
+        return Client.objects.filter(pk__in=ids, deleted_by=actor, deleted_at__gte=job.created_at).count()
 
-    _run_chunks(job, progress, apply, finish)
-
-
-def _count_ids(ids: list[int], **conditions) -> int:
-    return sum(Client.objects.filter(pk__in=ids[start : start + BULK_CHUNK], **conditions).count()
-               for start in range(0, len(ids), BULK_CHUNK))
+    _run_chunks(job, progress, apply, applied_before, lambda applied: _outcome(job, applied))
 
 
 def table_settings_save(*, actor, table: str, columns: list[str]) -> None:
