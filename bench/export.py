@@ -7,9 +7,10 @@ Needs generate_clients.py first (1,000,000 clients for the DESIGN §12 figure: 1
 streamed to .xlsx in ≤ 20 s with a peak of ≤ 150 MB). Two exports, each of the table's default
 columns in the user's language:
 
-1. as `bench-admin` (visibility all), the clients modified on or after the day that makes at least
-   --rows of them (the table's "Modified from" filter: the most recently modified first, as the
-   table sorts them), so that the query filters a million-row table as a user's would;
+1. as `bench-admin` (visibility all), the clients created on or after the day that makes at least
+   --rows of them (the table's "Created from" filter; rows sorted as the table sorts them, most
+   recently modified first), so that the query filters a million-row table as a user's would.
+   Creation, not modification: other benches (bulk changes) touch modified_at of the same table;
 2. as `bench-manager0` (own visibility), every client the manager may see (about 45,000 of the
    1,000,000: what one manager's export is at most).
 
@@ -59,14 +60,14 @@ def worker(job_id: str) -> None:
                       "run_s": run_s, "ready_mb": ready_mb}), flush=True)
 
 
-def modified_from_for(rows: int, zone: str):
+def created_from_for(rows: int, zone: str):
     """The first day (in the user's time zone, as the filter reads it) from which, going back from
-    the newest, at least `rows` clients were modified."""
+    the newest, at least `rows` clients were created."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT day, SUM(n) OVER (ORDER BY day DESC) FROM (SELECT (modified_at AT TIME ZONE %s)::date AS day,"
+            "SELECT day, SUM(n) OVER (ORDER BY day DESC) FROM (SELECT (created_at AT TIME ZONE %s)::date AS day,"
             " COUNT(*) AS n FROM clients_client WHERE deleted_at IS NULL GROUP BY 1) days ORDER BY day DESC",
             [zone],
         )
@@ -142,10 +143,10 @@ def main():
 
     admin = User.objects.get(username="bench-admin")
     manager = User.objects.get(username="bench-manager0")
-    day = modified_from_for(args.rows, admin.time_zone)
+    day = created_from_for(args.rows, admin.time_zone)
     query = QueryDict(mutable=True)
     if day is not None:
-        query["modified_from"] = day.isoformat()
+        query["created_from"] = day.isoformat()
     name = label(args.rows)
     result: dict = {"clients": Client.objects.count(), "export_rows_wanted": args.rows,
                     "export_filter": query.urlencode()}
@@ -153,7 +154,7 @@ def main():
     result.update({f"export_{name}_{key}" if key != "s" else f"export_{name}_s": value for key, value in admin_run.items()})
     manager_run = run_export(manager, "")
     result.update({f"export_manager_{key}": value for key, value in manager_run.items()})
-    if args.rows == 100_000:
+    if args.rows == 100_000 and admin_run["rows"] >= args.rows:
         result["export_100k_budget_met"] = admin_run["s"] <= BUDGET_S and admin_run["peak_mb"] <= BUDGET_MB
     emit(result)
 
