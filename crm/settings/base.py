@@ -200,6 +200,11 @@ IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 2000)  # rows per committed chu
 JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 5)
 JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 60)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
+# Exports above this many rows, and documents for more than this many clients, are made by the
+# worker as a job (crm/exports.py); the owner is notified with the download link.
+EXPORT_INLINE_MAX_ROWS = env_int("EXPORT_INLINE_MAX_ROWS", 10_000)
+DOCUMENTS_INLINE_MAX = env_int("DOCUMENTS_INLINE_MAX", 50)
+EXPORT_PROGRESS_ROWS = env_int("EXPORT_PROGRESS_ROWS", 1_000)
 CELERY_TIMEZONE = TIME_ZONE
 
 
