@@ -46,10 +46,16 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+RUSSIAN_MOBILE = re.compile(r"\+79\d{9}")
+
+
 def format_phone(e164: str) -> str:
-    """Human form of an E.164 number: +7 916 123-45-67."""
+    """Human form of an E.164 number: +7 916 123-45-67. Russian mobiles are cut by hand (an
+    export of 100,000 clients spends seconds in phonenumbers otherwise); tests check both agree."""
     if not e164:
         return ""
+    if RUSSIAN_MOBILE.fullmatch(e164):
+        return f"+7 {e164[2:5]} {e164[5:8]}-{e164[8:10]}-{e164[10:12]}"
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:

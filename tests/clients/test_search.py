@@ -123,3 +123,21 @@ def test_search_conditions_use_the_trigram_indexes(typed, index, crowd):
     if index == "client_name_upper_trgm":  # every word is a condition of the index scan, not a filter after it
         conditions = plan.split("Index Cond:", 1)[1]
         assert all(word in conditions for word in typed.upper().split()), plan
+
+
+def test_format_phone_cuts_russian_mobiles_as_phonenumbers_does():
+    """The hand-cut fast path for +79… agrees with the library on every number tried; other
+    numbers still go to the library."""
+    import random
+
+    import phonenumbers
+
+    from clients.phones import format_phone
+
+    rng = random.Random(7)
+    numbers = ["+79000000000", "+79999999999"] + [f"+79{rng.randrange(10**9):09d}" for _ in range(2000)]
+    for number in numbers:
+        expected = phonenumbers.format_number(phonenumbers.parse(number, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        assert format_phone(number) == expected, number
+    assert format_phone("+74951234567") == "+7 495 123-45-67" and format_phone("+16195554744") == "+1 619-555-4744"
+    assert format_phone("") == "" and format_phone("not a phone") == "not a phone"
