@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from .labels import label
@@ -30,7 +30,8 @@ def _date(value):
 
 
 def _datetime(value):
-    return formats.date_format(value, "SHORT_DATETIME_FORMAT") if value else ""
+    """In the reader's time zone (the active one), not the database's UTC."""
+    return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT") if value else ""
 
 
 SYSTEM_COLUMNS = [

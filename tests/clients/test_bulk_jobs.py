@@ -57,7 +57,7 @@ def test_over_the_inline_limit_the_change_of_responsible_is_a_job_the_modal_foll
     told = Notification.objects.get(user=manager, kind="assigned")
     assert told.params["n"] == MANY
     progress = admin_client.get(reverse("crm:job", args=[job.pk]), headers=HX).content.decode()
-    assert f"{MANY} of {MANY}" in progress
+    assert f"{MANY:,} of {MANY:,}" in progress  # grouped in the reader's locale (English here)
 
 
 @pytest.mark.django_db

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.urls import reverse
@@ -215,3 +215,19 @@ def test_number_and_date_custom_filters(admin_client):
     assert names(admin_client.get(url, {f"{amount.key}_min": "100"})) == ["Rich"]
     assert names(admin_client.get(url, {f"{amount.key}_max": "20.5"})) == ["Poor"]
     assert names(admin_client.get(url, {f"{born.key}_to": "1995-12-31"})) == ["Rich"]
+
+
+def test_table_and_export_show_times_in_the_readers_zone(client, admin):
+    from datetime import datetime
+
+    admin.time_zone, admin.language = "Asia/Yekaterinburg", "ru"
+    admin.save()
+    mine = ClientFactory(name="Часовой пояс")
+    Client.objects.filter(pk=mine.pk).update(modified_at=datetime(2026, 12, 2, 10, 0, tzinfo=UTC))
+    TableSettings.objects.create(user=admin, table="clients", columns=["name", "modified_at"])
+    client.force_login(admin)
+    page = client.get(reverse("clients:list")).content.decode()
+    assert "02.12.2026 15:00" in page and "02.12.2026 10:00" not in page  # UTC+5
+    export = client.get(reverse("clients:export") + "?format=csv")
+    text = b"".join(export.streaming_content).decode("utf-8-sig") if export.streaming else export.content.decode("utf-8-sig")
+    assert "02.12.2026 15:00" in text
