@@ -106,4 +106,4 @@ def test_a_bulk_add_resumes_after_its_worker_is_killed(worker_queue, client):
     assert Activity.objects.filter(kind=Activity.Kind.TASK, field="created").count() == n
     assert Notification.objects.filter(user=admin, kind="job").count() == 1
     progress = client.get(reverse("crm:job", args=[job.pk]), headers=HX).content.decode()
-    assert f"{n} of {n}" in progress
+    assert f"{n:,} of {n:,}" in progress  # grouped in the reader's locale (English here)
