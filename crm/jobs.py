@@ -13,11 +13,9 @@ done). A handler that raises marks the job failed with a message for the user; w
 stays.
 """
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -28,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
+from . import locks
 from .models import Job
 
 log = logging.getLogger(__name__)
@@ -133,39 +132,8 @@ def finish(job: Job, *, state=Job.State.DONE, error: str = "") -> None:
     Job.objects.filter(pk=job.pk).update(**changes)
 
 
-def _lock_key(job_id) -> int:
-    return int(hashlib.sha256(f"job:{job_id}".encode()).hexdigest()[:15], 16)
-
-
-@contextmanager
-def _runner_lock(job_id):
-    """On PostgreSQL a runner holds an advisory lock on its job for the whole run. The lock dies
-    with the runner's connection, so the sweep knows at once that a killed worker's job has no
-    runner (without waiting for its heartbeat to go stale). Yields False when another runner has it."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
-
-
-def _runner_gone(job_id) -> bool:
-    """Whether a running job's runner is dead: its advisory lock is free (PostgreSQL only)."""
-    if connection.vendor != "postgresql":
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
-        free = cursor.fetchone()[0]
-        if free:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
-    return free
+def _lock_name(job_id) -> str:
+    return f"job:{job_id}"
 
 
 def sole_runner() -> bool:
@@ -178,7 +146,8 @@ def sole_runner() -> bool:
 
 def run(job_id) -> Job | None:
     """Run a job if this worker wins its claim; None when another runner has it or it is over."""
-    with _runner_lock(job_id) as alone:
+    # The runner holds the job's lock for the run (crm.locks): the sweep sees a killed one at once.
+    with locks.held(_lock_name(job_id)) as alone:
         if not alone:
             return None
         return _run(job_id)
@@ -247,7 +216,7 @@ def resume() -> list[str]:
         Job.objects.filter(pk__in=ids, heartbeat_at__lt=stale).update(state=Job.State.QUEUED, heartbeat_at=now)
     # A running job whose runner's lock is free has no runner, however fresh its heartbeat.
     for pk, beat in Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__gte=stale).values_list("pk", "heartbeat_at"):
-        if _runner_gone(pk) and Job.objects.filter(pk=pk, state=Job.State.RUNNING, heartbeat_at=beat).update(
+        if locks.holder_gone(_lock_name(pk)) and Job.objects.filter(pk=pk, state=Job.State.RUNNING, heartbeat_at=beat).update(
             state=Job.State.QUEUED, heartbeat_at=now
         ):
             ids.append(pk)

@@ -7,12 +7,10 @@ starts) re-queues a job whose runner is gone; a PostgreSQL advisory lock keeps o
 """
 
 import gc
-import hashlib
 import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
@@ -27,7 +25,7 @@ from django.utils.translation import override
 
 from clients.models import Client, CustomField
 from clients.phones import phone_digits
-from crm import activity, jobs
+from crm import activity, jobs, locks
 from crm import permissions as gate
 from crm.models import Activity, Job
 
@@ -258,33 +256,16 @@ def _queue(job_id) -> None:
     transaction.on_commit(lambda: jobs.enqueue(run_id))
 
 
-def _lock_key(job_id) -> int:
-    return int(hashlib.sha256(f"import:{job_id}".encode()).hexdigest()[:15], 16)
-
-
-@contextmanager
-def single_runner(job_id):
-    """A PostgreSQL advisory lock for the length of a run: yields False if another runner holds it.
-    The lock dies with the runner's connection, so a killed worker's job is free at once."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
+def _lock_name(job_id) -> str:
+    return f"import:{job_id}"
 
 
 def import_run(*, job_id, progress=None) -> ImportJob:
     """Run (or resume) one import; the row reasons are in the language of the person who started it.
     progress (crm.jobs.Progress) hears how many rows are done, for the Jobs list."""
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
-    with single_runner(job_id) as alone:
+    # A lock for the length of a run (crm.locks): it dies with the runner's connection.
+    with locks.held(_lock_name(job_id)) as alone:
         if not alone:  # another worker has this job (a redelivered or re-queued message): leave it
             return job
         with override(job.created_by.language):
@@ -431,7 +412,7 @@ def imports_resume(*, at_worker_start: bool = False) -> list[str]:
     for job in candidates.only("pk", "status", "heartbeat_at"):
         if job.status == Status.QUEUED and job.heartbeat_at and job.heartbeat_at >= stale:
             continue
-        if postgres and _runner_alive(job.pk):
+        if postgres and not locks.holder_gone(_lock_name(job.pk)):
             continue
         # One re-queue per stale period, whoever sweeps: the heartbeat moves with it.
         if ImportJob.objects.filter(pk=job.pk, heartbeat_at=job.heartbeat_at, status__in=ImportJob.ACTIVE).update(
@@ -440,15 +421,6 @@ def imports_resume(*, at_worker_start: bool = False) -> list[str]:
             _queue(job.pk)
             queued.append(str(job.pk))
     return queued
-
-
-def _runner_alive(job_id) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(job_id)])
-        free = cursor.fetchone()[0]
-        if free:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(job_id)])
-    return not free
 
 
 def imports_cleanup(*, older_than_days: int = 7) -> int:

@@ -8,7 +8,7 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
-from crm import jobs
+from crm import jobs, locks
 from crm.models import Job
 from tests.conftest import HX
 from tests.factories import UserFactory, role
@@ -103,7 +103,7 @@ class runner_holding:
 
         db = connection.settings_dict
         self.conn = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True)
-        self.conn.execute("SELECT pg_advisory_lock(%s)", [jobs._lock_key(self.job.pk)])
+        self.conn.execute("SELECT pg_advisory_lock(%s)", [locks.key(jobs._lock_name(self.job.pk))])
         return self
 
     def __exit__(self, *exc):

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clients.models import Client
+from crm import locks
 from crm.models import Activity
 from deals.models import Deal
 from imports import services, writer
@@ -87,7 +88,7 @@ def test_a_running_job_whose_runner_holds_the_lock_is_left_alone(admin):
     job = ImportJob.objects.create(created_by=admin, filename="alive.xlsx", status="running", heartbeat_at=old)
     other = connections.create_connection("default")  # another process's runner, holding the job's lock
     with other.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [services._lock_key(job.pk)])
+        cursor.execute("SELECT pg_advisory_lock(%s)", [locks.key(services._lock_name(job.pk))])
     try:
         assert services.imports_resume(at_worker_start=True) == []
     finally:
