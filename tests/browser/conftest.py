@@ -21,6 +21,22 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture
+def boss(transactional_db):
+    """An English-speaking admin (a test module may define its own)."""
+    from tests.factories import UserFactory, role
+
+    return UserFactory(username="boss", language="en", role=role("Admin"))
+
+
+@pytest.fixture
+def stages(transactional_db):
+    """The default funnel's first line's stages, in board order."""
+    from deals.models import Stage
+
+    return list(Stage.objects.filter(line__funnel__name="Sales", line__position=1).order_by("position"))
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

@@ -7,27 +7,10 @@ from clients.models import Client
 from deals.models import Deal, Stage
 from tests.factories import ClientFactory, DealFactory, UserFactory, role
 
+from .boards import board_url, column
 from .conftest import drag, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def boss(transactional_db):
-    return UserFactory(username="boss", language="en", role=role("Admin"))
-
-
-@pytest.fixture
-def stages(transactional_db):
-    return list(Stage.objects.filter(line__funnel__name="Sales", line__position=1).order_by("position"))
-
-
-def board_url(page, stage):
-    return f"{page.base}/deals/{stage.line.funnel_id}/"
-
-
-def column(page, stage):
-    return page.locator(f'ol.cards[data-stage="{stage.pk}"]')
 
 
 def test_drag_a_card_to_another_stage_and_find_it_after_reload(new_page, boss, stages):

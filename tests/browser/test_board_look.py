@@ -6,33 +6,16 @@ import pytest
 from playwright.sync_api import expect
 
 from deals.models import Deal, Line, Stage
-from tests.factories import ClientFactory, DealFactory, UserFactory, role
+from tests.factories import ClientFactory, DealFactory
 
+from .boards import board_url, column
 from .conftest import drag, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def boss(transactional_db):
-    return UserFactory(username="boss", language="en", role=role("Admin"))
-
-
-@pytest.fixture
-def stages(transactional_db):
-    return list(Stage.objects.filter(line__funnel__name="Sales", line__position=1).order_by("position"))
-
-
 def settings_url(page, stage):
     return f"{page.base}/deals/settings/{stage.line.funnel_id}/"
-
-
-def board_url(page, stage):
-    return f"{page.base}/deals/{stage.line.funnel_id}/"
-
-
-def column(page, stage):
-    return page.locator(f'ol.cards[data-stage="{stage.pk}"]')
 
 
 def stage_order(line_id):
