@@ -293,3 +293,9 @@ def deals_export_rows(user, params: QueryDict, *, funnel, hidden=frozenset()) ->
                 yield [value(deal) for _title, value in shown]
 
     return ExportRows(header=[title for title, _value in shown], rows=rows(), counted=counted)
+
+
+def deals_held(stages: QuerySet) -> int:
+    """How many deals the stages hold, deleted ones too (they block deleting a stage, line or
+    funnel as well), in one query: what a delete confirmation says."""
+    return stages.aggregate(deals=Count("deals"))["deals"]

@@ -6,7 +6,6 @@ from typing import cast
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -364,11 +363,6 @@ def funnel_rename(request, funnel_pk):
     return _settings_piece(request, template, {"funnel": funnel}, text=_("Funnel renamed."))
 
 
-def _delete_counts(stages) -> dict:
-    """How many deals (deleted ones too: they block a deletion as well) the stages hold, in one query."""
-    return stages.aggregate(deals=Count("deals"))
-
-
 @require_http_methods(["GET", "POST"])
 def funnel_delete(request, funnel_pk):
     """GET: what deleting the funnel takes with it; POST: delete it (refused while it holds deals)."""
@@ -376,7 +370,7 @@ def funnel_delete(request, funnel_pk):
     if request.method == "GET":
         lines = selectors.lines_with_stages(funnel)
         ctx = {"funnel": funnel, "lines": lines, "stage_count": sum(len(line.stages.all()) for line in lines),
-               **_delete_counts(selectors.stages_of_funnel(funnel))}
+               "deals": selectors.deals_held(selectors.stages_of_funnel(funnel))}
         return _confirm_page(request, "deals/settings.html#funnel-delete", ctx)
     try:
         services.funnel_delete(actor=request.user, funnel=funnel)
@@ -458,7 +452,7 @@ def line_delete(request, funnel_pk, line_pk):
         if line is None:
             raise Http404
         ctx = {"funnel": funnel, "line": line, "stage_count": len(line.stages.all()), "only_line": len(lines) == 1,
-               **_delete_counts(selectors.stages_of_funnel(funnel).filter(line=line))}
+               "deals": selectors.deals_held(selectors.stages_of_funnel(funnel).filter(line=line))}
         return _confirm_page(request, "deals/settings.html#line-delete", ctx)
     line = selectors.line_or_404(funnel, line_pk)
     return _settings_write(request, funnel_pk, lambda: services.line_delete(actor=request.user, line=line), _("Line deleted."))
