@@ -226,3 +226,13 @@ def test_out_of_time_goes_back_to_the_queue_not_failed(admin, monkeypatch, djang
     with django_capture_on_commit_callbacks(execute=True):
         again = jobs.run(job.pk)
     assert (again.state, again.done, again.error) == (Job.State.QUEUED, 2, "") and sent == [job.pk]
+
+
+@pytest.mark.parametrize("others", [0, 30])
+def test_job_progress_partial_query_count(client, manager, django_assert_num_queries, others):
+    for _ in range(others):
+        new_job(manager)
+    job = new_job(manager)
+    client.force_login(manager)
+    with django_assert_num_queries(4):  # session, user, perms, the job (with its owner)
+        client.get(reverse("crm:job", args=[job.pk]), headers=HX)
