@@ -1,7 +1,8 @@
 """Settings for the bench scripts: the test settings (as before), with the uploaded files and
 the on-disk Celery broker (when no broker URL is configured) under bench/out, which is gitignored
 and created by common.setup_django. A bench never writes into var/ or media/, and a mass send's
-message never reaches a development worker's queue."""
+message never reaches a development worker's queue. The URLs are the application's plus the
+framework floor's view (bench_urls.py)."""
 
 from crm.settings.test import *  # noqa: F403
 from crm.settings.test import BASE_DIR, CELERY_BROKER_URL
@@ -16,3 +17,6 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(BENCH_OUT / "broker-control"),  # kombu's default is "control" in the cwd
         "store_processed": False,
     }
+
+# The application's URLs plus the framework floor's view (/_bench/floor/), which exists only here.
+ROOT_URLCONF = "bench_urls"

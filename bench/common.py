@@ -5,6 +5,9 @@ import os
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterable
+from html.parser import HTMLParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +40,146 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return percentile(samples, 0.50), percentile(samples, 0.95)
 
 
+Params = dict | Callable[[int], dict] | None
+FLOOR_URL = "/_bench/floor/"  # bench/bench_urls.py
+EXPLAIN = "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) "
+READ_ONLY = {"SELECT", "VALUES", "TABLE"}
+WRITES = {"INSERT", "UPDATE", "DELETE", "WITH"}  # WITH: may hold a data-modifying part
+
+
+def timed(http, url: str, params: Params = None, runs: int = 40, *, headers: dict | None = None,
+          status: int = 200) -> list[float]:
+    """Milliseconds of `runs` GETs through Django's whole request cycle (the test client: middleware,
+    session, the view, rendering; no HTTP server), after one warm-up. `params` may be a function of
+    the run's index (a search rotating over fragments). Every answer must have `status`."""
+    def params_at(i: int) -> dict | None:
+        return params(i) if callable(params) else params
+
+    http.get(url, params_at(0), headers=headers)
+    samples = []
+    for i in range(runs):
+        started = time.perf_counter()
+        response = http.get(url, params_at(i), headers=headers)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == status, (url, params_at(i), response.status_code)
+    return samples
+
+
+def captured(http, url: str, params: dict | None = None, *, headers: dict | None = None):
+    """The response and the statements (CaptureQueriesContext's entries) of one GET."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = http.get(url, params, headers=headers)
+    return response, queries.captured_queries
+
+
+def _statement_kind(sql: str) -> str:
+    words = sql.lstrip(" \t\n(").split(None, 1)
+    return words[0].upper() if words else ""
+
+
+def sql_times(queries: Iterable[dict], repeat: int = 3) -> tuple[float, float]:
+    """(execution, planning) milliseconds of the statements a page issued, from PostgreSQL's own
+    clock: each is run again under EXPLAIN (ANALYZE, TIMING OFF) - TIMING OFF because per-node
+    timing inflates the total it is not needed for - and "Execution Time" / "Planning Time" summed;
+    the median of `repeat` passes, all in one transaction rolled back at the end. The statements
+    are replayed as logged: with psycopg's client-side binding (Django's default) the logged text,
+    parameters merged, is exactly what the server received. Reads are explained as they are;
+    writes (a session save, a data-modifying WITH) too, everything in a savepoint of its own (a
+    second insert of the same key fails, and then counts as nothing); SET is run so that what follows is planned as
+    the page planned it; transaction control (SAVEPOINT, RELEASE) costs nothing to speak of and is
+    skipped."""
+    from django.db import DatabaseError, connection, transaction
+
+    statements = [q["sql"] for q in queries if q.get("sql")]
+    passes = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for _ in range(repeat):
+            execution = planning = 0.0
+            for sql in statements:
+                kind = _statement_kind(sql)
+                if kind == "SET":
+                    cursor.execute(sql)
+                    continue
+                if kind not in READ_ONLY | WRITES:
+                    continue
+                try:
+                    with transaction.atomic():  # a savepoint: a failed statement costs nothing after it
+                        cursor.execute(EXPLAIN + sql)
+                        plan = cursor.fetchone()[0]
+                except DatabaseError:
+                    continue
+                plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+                execution += plan.get("Execution Time", 0.0)
+                planning += plan.get("Planning Time", 0.0)
+            passes.append((execution, planning))
+        transaction.set_rollback(True)
+    return (round(statistics.median(p[0] for p in passes), 2), round(statistics.median(p[1] for p in passes), 2))
+
+
+def sql_execution_ms(queries: Iterable[dict], repeat: int = 3) -> float:
+    """The SQL execution time of a page's statements (see sql_times)."""
+    return sql_times(queries, repeat)[0]
+
+
+def framework_floor(http, runs: int = 40) -> float:
+    """p50 ms of a trivial authenticated view (bench/bench_urls.py) through the same middleware, for
+    the user `http` is logged in as: what any page costs before its own work."""
+    return summary(timed(http, FLOOR_URL, runs=max(runs, 20)))[0]
+
+
+def floor_ratio(p50: float, floor_ms: float, sql_ms: float) -> float:
+    """DESIGN §12: a page's p50 over (framework floor + its own SQL execution)."""
+    return round(p50 / (floor_ms + sql_ms), 2)
+
+
+def measure_page(http, key: str, url: str, params: Params = None, *, runs: int, floor_ms: float,
+                 headers: dict | None = None, status: int = 200) -> dict:
+    """One page's figures under `key`: p50 / p95 of `runs` requests, and of the same request(s):
+    the query count (the largest over the distinct parameters a rotating `params` takes), the SQL
+    execution and planning time (the median over them) and the floor ratio."""
+    samples = timed(http, url, params, runs, headers=headers, status=status)
+    p50, p95 = summary(samples)
+    variants = [params(i) for i in range(runs)] if callable(params) else [params]
+    variants = [v for i, v in enumerate(variants) if v not in variants[:i]]
+    counts, executions, plannings = [], [], []
+    for variant in variants:
+        _response, queries = captured(http, url, variant, headers=headers)
+        execution, planning = sql_times(queries)
+        counts.append(len(queries))
+        executions.append(execution)
+        plannings.append(planning)
+    sql_ms = round(statistics.median(executions), 2)
+    figures = {f"{key}_p50_ms": p50, f"{key}_p95_ms": p95, f"{key}_queries": max(counts), f"{key}_sql_ms": sql_ms,
+               f"{key}_sql_planning_ms": round(statistics.median(plannings), 2),
+               f"{key}_floor_ratio": floor_ratio(p50, floor_ms, sql_ms)}
+    print(f"{key:34} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  {max(counts):2} queries  SQL {sql_ms:6.2f} ms  "
+          f"floor ratio {figures[f'{key}_floor_ratio']:5.2f}", flush=True)
+    return figures
+
+
+class _Attributes(HTMLParser):
+    def __init__(self, wanted: Callable[[dict], bool]):
+        super().__init__()
+        self.wanted, self.found = wanted, []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if self.wanted(attributes):
+            self.found.append(attributes)
+
+
+def find_elements(page: str, **attributes: str) -> list[dict]:
+    """The attributes (entities decoded) of the elements of an HTML page having all the given
+    ones (underscores in names are hyphens: hx_trigger="every 4s")."""
+    wanted = {name.replace("_", "-"): value for name, value in attributes.items()}
+    parser = _Attributes(lambda attrs: all(attrs.get(name) == value for name, value in wanted.items()))
+    parser.feed(page)
+    return parser.found
+
+
 def git_state() -> dict:
     """The commit measured, whether the work tree differed from it, and whether it did outside the
     bench scripts and CI (then the figures are not the commit's). Read-only git calls: no index
@@ -59,4 +202,6 @@ def emit(result: dict) -> None:
     print(json.dumps({**result, **git_state()}, ensure_ascii=False), flush=True)
 
 
-__all__ = ["setup_django", "summary", "emit", "statistics", "git_state", "ROOT", "OUT", "BENCH_DB"]
+__all__ = ["setup_django", "summary", "emit", "statistics", "git_state", "timed", "captured", "sql_times",
+           "sql_execution_ms", "framework_floor", "floor_ratio", "measure_page", "find_elements", "ROOT", "OUT",
+           "BENCH_DB"]

@@ -4,7 +4,10 @@ of its own with one line of 8 stages ("Bench 10k", "Bench 100k").
     .venv/bin/python bench/generate_deals.py [--scale 1]   # after generate_clients.py (needs clients)
 
 --scale shrinks both sets (CI: --scale 0.01 makes 100 and 1,000 deals); the funnels keep their
-names, which board.py looks for.
+names, which board.py looks for. Deals go to the bench users at random (bench-manager0 holds about
+1/22 of them at the full size). Both funnels are opened to the Manager role (django-guardian's
+deals.access_funnel for its group, as the default funnel is), so bench-manager0, with own
+visibility, sees the board with their own deals.
 """
 
 import argparse
@@ -24,7 +27,11 @@ def main():
     args = parser.parse_args()
     started = time.perf_counter()
     setup_django()
+    from django.contrib.auth.models import Group
+    from guardian.shortcuts import assign_perm
+
     from clients.models import Client
+    from crm import permissions as gate
     from crm.models import User
     from deals.models import Deal, Funnel, Line, Stage
 
@@ -42,6 +49,7 @@ def main():
         funnel = Funnel.objects.create(name=name, position=100)
         line = Line.objects.create(funnel=funnel, name="Line", position=1)
         stages = [Stage.objects.create(line=line, name=f"Stage {i}", position=i) for i in range(1, 9)]
+        assign_perm(gate.ACCESS_FUNNEL, Group.objects.get(name="Manager"), funnel)
         load = time.perf_counter()
         with psycopg.connect(BENCH_DB, autocommit=True) as conn:
             columns = ("client_id, stage_id, name, budget, responsible_id, channel, sales_count, sales_sum, custom, "
