@@ -72,7 +72,8 @@ TEMPLATES = [
     },
 ]
 
-# SQLite when DATABASE_URL is unset (the embedded default), PostgreSQL when it is set.
+# SQLite when DATABASE_URL is unset (the embedded default), PostgreSQL when it is set. A new
+# connection per request here; production keeps them (prod.py, DB_CONN_MAX_AGE).
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),

@@ -26,3 +26,16 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]  # noqa: F405
 
 MAILERS = mailers("django.core.mail.backends.smtp.EmailBackend")
+
+# Persistent database connections (issue 13, point 3). Opening a PostgreSQL connection costs a
+# request several milliseconds (a backend process forked, authentication; more with TLS) - more
+# than the framework's whole floor. Each web worker and each Celery worker process keeps its
+# connection for DB_CONN_MAX_AGE seconds; CONN_HEALTH_CHECKS checks a kept connection before the
+# first query of each request, so one the database dropped (a restart, a failover) is replaced
+# instead of failing the request. Not psycopg's pool (OPTIONS["pool"]): psycopg_pool is not a
+# dependency, and with gunicorn's single-threaded sync workers a pool holds one connection per
+# process anyway. Size PostgreSQL's max_connections for web workers + worker concurrency + beat.
+# Only for PostgreSQL: the embedded SQLite database opens a file, not a connection to a server.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 600)  # noqa: F405
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
