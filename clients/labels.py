@@ -30,3 +30,8 @@ def label(kind: str, value: str) -> str:
     if not value:
         return ""
     return _table(kind, translation.get_language() or "en").get(value, value)
+
+
+def labels(kind: str) -> dict[str, str]:
+    """The whole table in the active language: for a page that labels many values."""
+    return _table(kind, translation.get_language() or "en")

@@ -165,3 +165,35 @@ class Sale(models.Model):
 
     def __str__(self):
         return f"sale {self.amount} on deal #{self.deal_id}"
+
+
+class StageLoad(models.Model):
+    """What a stage holds, per responsible: live deals, their budget and sales sums, and a change
+    counter. Kept exact by a statement-level trigger on deals_deal (migration 0004) that runs in the
+    same statement as every insert, move, edit, delete and restore, however it is issued (a card
+    move, an import's COPY, a bulk change of responsible). The board's column totals and its poll
+    read these few rows (stages × responsibles) instead of aggregating the deals: their cost does not
+    grow with the number of deals. PostgreSQL only; on SQLite (the embedded demo) the board
+    aggregates the deals."""
+
+    # No foreign key constraints: a stage's rows go with it by a trigger of their own, and a row
+    # outlives a deleted user (with zeros: their deals were reassigned to nobody by the same delete).
+    stage = models.ForeignKey(Stage, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    responsible = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
+    )
+    deals = models.IntegerField(default=0)
+    budget = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+    sales = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+    # Grows by one for every deal row a statement writes in this group: the board's change token.
+    changes = models.BigIntegerField(default=0)
+
+    class Meta:
+        required_db_vendor = "postgresql"
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "responsible"], name="stageload_unique", nulls_distinct=False),
+        ]
+
+    def __str__(self):
+        return f"stage {self.stage_id}, responsible {self.responsible_id}: {self.deals}"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connection
-from django.db.models import Count, F, Max, Q, QuerySet, Sum, Window, prefetch_related_objects
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.http import Http404, QueryDict
 
@@ -15,13 +16,18 @@ from clients.labels import label
 from crm import permissions as gate
 from crm.exports import ExportRows, whole_result
 
+from .cards import CARD_FIELDS, Card, CardMaker
 from .filters import DealFilter
-from .models import Deal, Line, Sale, Stage
+from .models import Deal, Line, Sale, Stage, StageLoad
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import Group
 
-COLUMN_PAGE = 30  # cards a column renders before "load more as it scrolls"
+# Cards a column shows when the board opens: about two screens of a column (a card is ~110 px
+# high); more arrive COLUMN_PAGE at a time as the column scrolls. The rest would be rendered for
+# nobody: at 8 stages, 240 cards cost the page 2.5 times the 120 it needs.
+FIRST_CARDS = 15
+COLUMN_PAGE = 30
 TABLE_PAGE = 50
 
 
@@ -82,58 +88,69 @@ def filtered_deals(user, params: QueryDict, *, stages=None, deleted=False) -> tu
     return filterset.qs, filterset
 
 
+BOARD_PARAMS = ("line", "after", "since", "view")
+
+
+def board_unfiltered(params: QueryDict) -> bool:
+    """No filter narrows the board: its totals and change token come from the counters."""
+    return not any(value for key, values in params.lists() if key not in BOARD_PARAMS for value in values)
+
+
+def _counted(params: QueryDict) -> bool:
+    return connection.vendor == "postgresql" and board_unfiltered(params)
+
+
 @dataclass
 class Column:
     stage: Stage
     count: int
     budget: Decimal
     sales: Decimal
-    cards: list
-    more: bool
+    cards: list[Card]
+    more_after: str | None  # the cursor "load more" continues from, None when the column is complete
 
 
-def _card_qs(qs: QuerySet) -> QuerySet:
-    return qs.select_related("client", "responsible").prefetch_related("tags")
+def first_cards(qs: QuerySet, stages: list[Stage]) -> list[dict]:
+    """The first FIRST_CARDS cards of each stage as plain rows (cards.CARD_FIELDS), in one query.
 
-
-def first_cards(qs: QuerySet, stages: list[Stage]) -> list:
-    """The first COLUMN_PAGE cards of each stage, in one query.
-
-    On PostgreSQL a UNION ALL of one small ordered LIMIT per stage: each part walks the
-    (stage, position, id) index and stops after 30 rows, however big the column. Elsewhere
-    (SQLite) a ROW_NUMBER() window over the line does the same job.
+    On PostgreSQL a LATERAL join over the stage ids: the filtered queryset is compiled and planned
+    once, and each stage walks the (stage, position, id) index and stops after FIRST_CARDS rows,
+    however big the column. Elsewhere (SQLite) a ROW_NUMBER() window over the line does the job.
     """
     if not stages:
         return []
     order = ("position", "id")
-    related = ("client", "responsible")
-    if connection.features.supports_slicing_ordering_in_compound:
-        parts = [qs.filter(stage_id=stage.pk).select_related(*related).order_by(*order)[:COLUMN_PAGE] for stage in stages]
-        rows = list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
+    if connection.vendor == "postgresql":
+        inner = qs.filter(stage_id=RawSQL("stage_ids.id", ())).order_by(*order).values(*CARD_FIELDS)[:FIRST_CARDS]
+        sql, params = inner.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT cards.* FROM unnest(%s::bigint[]) AS stage_ids(id) CROSS JOIN LATERAL ({sql}) AS cards",
+                [[stage.pk for stage in stages], *params],
+            )
+            names = [column.name for column in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     else:
         ranked = qs.annotate(
             rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=[F("position").asc(), F("id").asc()])
-        ).filter(rank__lte=COLUMN_PAGE)
-        rows = list(ranked.select_related(*related).order_by("stage_id", *order))
-    rows.sort(key=lambda deal: (deal.stage_id, deal.position, deal.pk))
-    prefetch_related_objects(rows, "tags")
-    for deal in rows:
-        deal.channel_label = label("channel", deal.channel)
-        deal.country_label = label("country", deal.client.country)
+        ).filter(rank__lte=FIRST_CARDS)
+        rows = list(ranked.order_by("stage_id", *order).values(*CARD_FIELDS))
+    rows.sort(key=lambda row: (row["stage_id"], row["position"], row["id"]))
     return rows
 
 
-def board_columns(user, stages: list[Stage], params: QueryDict) -> Totals:
-    """Every column of a line: totals from one grouped query, first cards from one windowed query."""
+def board_columns(user, stages: list[Stage], params: QueryDict, maker: CardMaker) -> Totals:
+    """Every column of a line: totals from the counters (or one grouped query when filtered),
+    the first cards of every column from one query, their tags from one more."""
     totals = board_totals(user, stages, params)
     columns = totals.columns
     qs, _filterset = filtered_deals(user, params, stages=stages)
-    cards: dict[int, list] = {}
-    for deal in first_cards(qs, [c.stage for c in columns if c.count]):
-        cards.setdefault(deal.stage_id, []).append(deal)
+    cards: dict[int, list[Card]] = {}
+    for card in maker.cards(first_cards(qs, [c.stage for c in columns if c.count])):
+        cards.setdefault(int(card["stage_id"]), []).append(card)
     for column in columns:
         column.cards = cards.get(column.stage.pk, [])
-        column.more = column.count > len(column.cards)
+        column.more_after = column.cards[-1]["cursor"] if column.count > len(column.cards) else None
     return totals
 
 
@@ -144,23 +161,47 @@ class Totals:
 
 
 def board_totals(user, stages: list[Stage], params: QueryDict) -> Totals:
-    """The column headers (counts and sums) and the board's change token: one grouped query."""
-    qs, _filterset = filtered_deals(user, params, stages=stages)
-    rows = qs.order_by().values("stage_id").annotate(
-        n=Count("id"), budget=Sum("budget"), sales=Sum("sales_sum"), last=Max("modified_at")
-    )
-    totals = {row["stage_id"]: row for row in rows}
-    last = max((row["last"] for row in totals.values()), default=None)
-    token = f"{last.isoformat() if last else '-'}|{sum(row['n'] for row in totals.values())}"
+    """The column headers (counts and sums) and the board's change token, in one query: from the
+    counters the deals' triggers keep (a few rows per stage, whatever the number of deals), or,
+    when filters narrow the board (or on SQLite), one grouped query over the matching deals."""
+    totals: dict[int, dict[str, Any]]
+    if _counted(params):
+        loads = gate.scope_to_user(user, StageLoad.objects.filter(stage_id__in=[s.pk for s in stages]))
+        counted = loads.order_by().values("stage_id").annotate(
+            n=Sum("deals"), budget=Sum("budget"), sales=Sum("sales"), changes=Sum("changes"))
+        totals = {row["stage_id"]: dict(row) for row in counted}
+        token = f"v{sum(row['changes'] for row in totals.values())}"
+    else:
+        qs, _filterset = filtered_deals(user, params, stages=stages)
+        aggregated = qs.order_by().values("stage_id").annotate(
+            n=Count("id"), budget=Sum("budget"), sales=Sum("sales_sum"), last=Max("modified_at"))
+        totals = {row["stage_id"]: dict(row) for row in aggregated}
+        last = max((row["last"] for row in totals.values()), default=None)
+        token = f"{last.isoformat() if last else '-'}|{sum(row['n'] for row in totals.values())}"
     columns = [
         Column(stage=s, count=totals.get(s.pk, {}).get("n", 0), budget=totals.get(s.pk, {}).get("budget") or Decimal(0),
-               sales=totals.get(s.pk, {}).get("sales") or Decimal(0), cards=[], more=False)
+               sales=totals.get(s.pk, {}).get("sales") or Decimal(0), cards=[], more_after=None)
         for s in stages
     ]
     return Totals(columns=columns, token=token)
 
 
-def column_more(user, stage: Stage, params: QueryDict) -> tuple[list, str | None]:
+def line_token(user, funnel_pk: int, line_pk) -> str | None:
+    """The unfiltered board's change token for one line, from its counters, in one query (the
+    board's poll); None when the user may not open that line's funnel (or there is no such line)."""
+    lines = Line.objects.filter(pk=line_pk, funnel_id=funnel_pk)
+    if not gate.can(user, gate.CONFIGURE_FUNNELS):
+        lines = lines.filter(funnel__in=gate.visible_funnels(user).values("pk"))
+    loads = gate.scope_to_user(user, StageLoad.objects.filter(stage__line_id=OuterRef("pk")))
+    changes = loads.order_by().values("stage__line_id").annotate(total=Sum("changes")).values("total")
+    row = lines.annotate(changes=Subquery(changes)).values_list("changes", flat=True)
+    found = list(row)
+    if not found:
+        return None
+    return f"v{found[0] or 0}"
+
+
+def column_more(user, stage: Stage, params: QueryDict, maker: CardMaker) -> tuple[list[Card], str | None]:
     """The next cards of one column after the cursor "<position>_<id>"."""
     qs, _filterset = filtered_deals(user, params, stages=[stage])
     cursor = params.get("after", "")
@@ -171,22 +212,10 @@ def column_more(user, stage: Stage, params: QueryDict) -> tuple[list, str | None
         except ValueError:
             raise Http404 from None
         qs = qs.filter(Q(position__gt=position_value) | Q(position=position_value, pk__gt=pk_value))
-    rows = list(_card_qs(qs).order_by("position", "id")[: COLUMN_PAGE + 1])
+    rows = list(qs.order_by("position", "id").values(*CARD_FIELDS)[: COLUMN_PAGE + 1])
     more = len(rows) > COLUMN_PAGE
-    rows = rows[:COLUMN_PAGE]
-    for deal in rows:
-        deal.channel_label = label("channel", deal.channel)
-        deal.country_label = label("country", deal.client.country)
-    return rows, (card_cursor(rows[-1]) if more and rows else None)
-
-
-def card_cursor(deal) -> str:
-    return f"{deal.position!r}_{deal.pk}"
-
-
-def deal_card(user, pk):
-    """One deal as the board shows it (after a refused move, the current state)."""
-    return _card_qs(gate.visible_deals(user)).filter(pk=pk).first()
+    cards = maker.cards(rows[:COLUMN_PAGE])
+    return cards, (cards[-1]["cursor"] if more and cards else None)
 
 
 def deals_table(user, params: QueryDict, *, funnel, deleted=False) -> tuple[list, str | None, DealFilter]:
