@@ -150,3 +150,17 @@ def test_table_view_query_count(deals, admin_client, stages, django_assert_num_q
     with django_assert_num_queries(9):  # session, user, perms, funnels, lines, stages, stages of funnel, rows, line
         response = admin_client.get(reverse("deals:table", args=[stages[0].line.funnel_id]))
     assert len(response.context["rows"]) == min(deals, 50)
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_card_sums_read_as_the_column_totals_do(language):
+    """Cards format sums in Python; they must read as the template's floatformat:"0g" does."""
+    from django.template.defaultfilters import floatformat
+    from django.utils import translation
+
+    from deals.cards import Money
+
+    with translation.override(language):
+        money = Money()
+        for value in ("0", "0.5", "1.49", "2.5", "999.99", "1234567.50", "-1500.5"):
+            assert money(Decimal(value)) == floatformat(Decimal(value), "0g"), value
