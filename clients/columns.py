@@ -21,8 +21,13 @@ DEFAULT_COLUMNS = ["name", "phone", "email", "responsible", "tags", "lifecycle",
 class Column:
     key: str
     label: "StrOrPromise"
-    value: Callable  # client -> display value
+    value: Callable  # a client (or its values as a named tuple) -> display value
     needs: str = ""  # a related name to select or prefetch when the column is shown
+    reads: str = ""  # the client field value() reads, when it is not the field named `key`
+
+    @property
+    def field(self) -> str:
+        return self.reads or self.key
 
 
 def _date(value):
@@ -61,7 +66,7 @@ SYSTEM_COLUMNS = [
 
 def custom_column(field: CustomField) -> Column:
     key = field.key
-    return Column(field.column_key, field.label, lambda c: c.custom.get(key, ""))
+    return Column(field.column_key, field.label, lambda c: c.custom.get(key, ""), reads="custom")
 
 
 def all_columns(custom_fields) -> dict[str, Column]:

@@ -2,15 +2,22 @@
 
 import functools
 import hashlib
+import operator
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, StringAgg, Value
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 
 from crm import permissions as gate
 from crm.exports import ExportRows, whole_result
@@ -76,13 +83,32 @@ def _cursor(value: str | None) -> tuple[datetime, int] | None:
     return moment, int(pk)
 
 
-def cursor_of(client) -> str:
-    return f"{client.modified_at.isoformat()}_{client.pk}"
+def cursor_of(row) -> str:
+    """The keyset cursor of a row (a client, or its values as a named tuple)."""
+    return f"{row.modified_at.isoformat()}_{row.id}"
+
+
+class TagChip(TypedDict):
+    name: str
+    color: str
+
+
+class TableRow(TypedDict):
+    """One row of the clients table with every value ready to print. A dict, so the template's
+    lookups succeed at the first try."""
+
+    pk: int
+    name: str
+    url: str  # the card
+    deals_url: str  # the deals row the "+" button expands under this one
+    select_label: str  # aria-label of the row's checkbox
+    deals_label: str  # aria-label of the "+" button
+    cells: list[tuple[str, object]]  # (column key, display value) in the user's order
 
 
 @dataclass
 class TablePage:
-    rows: list
+    rows: list[TableRow]
     columns: list[Column]
     total: int | None  # None: more than one page; the count arrives in its own request
     total_capped: bool
@@ -91,17 +117,73 @@ class TablePage:
     filterset: ClientFilter | None = None
 
 
-def clients_table(user, params: QueryDict) -> TablePage:
-    """One page of the clients table: newest modification first, keyset-paginated, capped count."""
+PEOPLE = ("responsible", "created_by", "modified_by")
+
+
+def url_maker(name: str) -> Callable[[int], str]:
+    """reverse() once per page: a function from a pk to the URL (the pattern's only argument)."""
+    marker = 987654321
+    return reverse(name, args=[marker]).replace(str(marker), "{}").format
+
+
+def person_name(first: str | None, last: str | None, username: str | None) -> str:
+    """A user as User.__str__ shows one (full name, else username) from values joined in the
+    row's query; "" for nobody."""
+    if username is None:
+        return ""
+    return f"{first} {last}".strip() or username
+
+
+def tags_of(client_ids: list[int]) -> dict[int, list[TagChip]]:
+    """The tags of many clients in one query, each client's in name order."""
+    if not client_ids:
+        return {}
+    links = (
+        Client.tags.through.objects.filter(client_id__in=client_ids)
+        .order_by("tag__name").values_list("client_id", "tag__name", "tag__color")
+    )
+    chips: dict[int, list[TagChip]] = defaultdict(list)
+    for client_id, name, color in links:
+        chips[client_id].append(TagChip(name=name, color=color))
+    return chips
+
+
+def _row_fields(columns: list[Column]) -> list[str]:
+    """What the page's query selects: only what its columns show, the people's names joined in."""
+    fields = ["id", "name", "modified_at"]
+    for col in columns:
+        if col.key in PEOPLE:
+            fields += [f"{col.key}__first_name", f"{col.key}__last_name", f"{col.key}__username"]
+        elif col.key != "tags":
+            fields.append(col.field)
+    return list(dict.fromkeys(fields))
+
+
+def _cell_values(columns: list[Column], tags: dict[int, list[TagChip]]) -> list[Callable]:
+    """One function per column from a selected row to the cell's display value."""
+    values: list[Callable] = []
+    for col in columns:
+        if col.key in PEOPLE:
+            parts = operator.attrgetter(f"{col.key}__first_name", f"{col.key}__last_name", f"{col.key}__username")
+            values.append(lambda row, parts=parts: person_name(*parts(row)))
+        elif col.key == "tags":
+            values.append(lambda row: tags.get(row.id, []))
+        else:
+            values.append(col.value)
+    return values
+
+
+def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
+    """One page of the clients table: newest modification first, keyset-paginated, capped count.
+
+    The rows are plain values (one `values_list` row per client with the people joined in, the
+    tags from one query) and each cell is formatted here once; URLs come from prefixes reversed
+    once per page, the aria labels are translated once per page. `return_to` is the page's own
+    address, where the deals row sends the user back."""
     custom_fields = custom_fields_active()
     columns, _available = table_columns_for(user, custom_fields)
     qs, filterset = filtered_clients(user, params, custom_fields)
-
-    needs = {c.needs for c in columns if c.needs}
-    related = [n for n in ("responsible", "created_by", "modified_by") if n in needs]
-    page_qs = qs.select_related(*related) if related else qs
-    if "tags" in needs:
-        page_qs = page_qs.prefetch_related("tags")
+    page_qs = qs.values_list(*_row_fields(columns), named=True)
 
     size = settings.CLIENTS_PAGE_SIZE
     after, before = _cursor(params.get("after")), _cursor(params.get("before"))
@@ -113,39 +195,53 @@ def clients_table(user, params: QueryDict) -> TablePage:
         recency = ExpressionWrapper(F("modified_at") + timedelta(0), output_field=DateTimeField())
     if before:
         moment, pk = before
-        rows = list(
+        found = list(
             page_qs.filter(Q(modified_at__gt=moment) | Q(modified_at=moment, pk__gt=pk))
             .order_by(recency.asc(), "pk")[: size + 1]
         )
-        has_more_before = len(rows) > size
-        rows = rows[:size][::-1]
+        has_more_before = len(found) > size
+        found = found[:size][::-1]
         has_more_after = True
     else:
         if after:
             moment, pk = after
             page_qs = page_qs.filter(Q(modified_at__lt=moment) | Q(modified_at=moment, pk__lt=pk))
-        rows = list(page_qs.order_by(recency.desc(), "-pk")[: size + 1])
-        has_more_after = len(rows) > size
-        rows = rows[:size]
+        found = list(page_qs.order_by(recency.desc(), "-pk")[: size + 1])
+        has_more_after = len(found) > size
+        found = found[:size]
         has_more_before = after is not None
 
     first_page = not after and not before
     if first_page and not has_more_after:
-        total = len(rows)  # the whole result is on this page
+        total = len(found)  # the whole result is on this page
     else:
         total = None  # deferred: clients_count() answers the count partial
 
-    for client in rows:
-        client.cells = [(col, col.value(client)) for col in columns]
     return TablePage(
-        rows=rows,
+        rows=_table_rows(found, columns, return_to=return_to),
         columns=columns,
         total=total,
         total_capped=False,
-        next_cursor=cursor_of(rows[-1]) if rows and has_more_after else None,
-        prev_cursor=cursor_of(rows[0]) if rows and has_more_before else None,
+        next_cursor=cursor_of(found[-1]) if found and has_more_after else None,
+        prev_cursor=cursor_of(found[0]) if found and has_more_before else None,
         filterset=filterset,
     )
+
+
+def _table_rows(found: list, columns: list[Column], *, return_to: str) -> list[TableRow]:
+    tags = tags_of([row.id for row in found]) if any(col.key == "tags" for col in columns) else {}
+    keyed_values = [(col.key, value) for col, value in zip(columns, _cell_values(columns, tags), strict=True)]
+    card_url, deals_url = url_maker("clients:detail"), url_maker("deals:client-row")
+    expand = f"?colspan={len(columns)}&next={quote(return_to, safe='/')}"  # quoted as the urlencode filter does
+    select, deals_of = gettext("Select %(name)s"), gettext("Deals of %(name)s")
+    return [
+        TableRow(
+            pk=row.id, name=row.name, url=card_url(row.id), deals_url=deals_url(row.id) + expand,
+            select_label=select % {"name": row.name}, deals_label=deals_of % {"name": row.name},
+            cells=[(key, value(row)) for key, value in keyed_values],
+        )
+        for row in found
+    ]
 
 
 def clients_count(user, params: QueryDict) -> tuple[int, bool]:

@@ -25,7 +25,7 @@ from .models import DocumentTemplate
 @require_GET
 def client_list(request):
     gate.require(request.user, gate.VIEW_CLIENTS)
-    page = selectors.clients_table(request.user, request.GET)
+    page = selectors.clients_table(request.user, request.GET, return_to=request.get_full_path())
     query = table_query(request.GET)
     filter_query = table_query(request.GET, drop=PAGING_PARAMS + ("q", "view", "tab"))
     ctx = {

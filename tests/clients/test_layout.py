@@ -140,7 +140,7 @@ def test_hidden_fields_filters_are_ignored_for_managers(manager_client, manager,
     ClientFactory(name="Match", responsible=manager, custom={secret.key: "x"})
     ClientFactory(name="Other", responsible=manager, custom={secret.key: "y"})
     response = manager_client.get(reverse("clients:list"), {secret.key: "x"})
-    assert sorted(c.name for c in response.context["page"].rows) == ["Match", "Other"]  # not a probe
+    assert sorted(row["name"] for row in response.context["page"].rows) == ["Match", "Other"]  # not a probe
 
 
 def test_manager_cannot_open_the_editor(manager_client):

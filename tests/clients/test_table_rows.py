@@ -1,0 +1,64 @@
+"""The clients table's rows: plain values built once per page, the same markup as before."""
+
+import html
+import re
+
+import pytest
+from django.urls import reverse
+
+from clients.models import Client
+from crm.models import TableSettings
+from tests.conftest import HX
+from tests.factories import ClientFactory, TagFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_row_links_its_card_and_its_deals_and_labels_both_in_the_readers_language(client, admin):
+    admin.language = "ru"
+    admin.save()
+    person = ClientFactory(name="Анна <Смирнова>")
+    client.force_login(admin)
+    url = reverse("clients:list")
+    page = client.get(url, {"q": "Анна"}).content.decode()
+    card = reverse("clients:detail", args=[person.pk])
+    deals = reverse("deals:client-row", args=[person.pk])
+    assert f'<td class="name"><a href="{card}">Анна &lt;Смирнова&gt;</a></td>' in page
+    assert f'data-expand="{deals}?colspan=7&amp;next=/clients/%3Fq%3D%25D0%2590%25D0%25BD%25D0%25BD%25D0%25B0"' in page
+    assert 'aria-label="Выбрать Анна &lt;Смирнова&gt;"' in page
+    assert 'aria-label="Сделки клиента Анна &lt;Смирнова&gt;"' in page
+
+
+def test_people_tags_and_money_cells(admin_client, admin):
+    boss = UserFactory(first_name="Ирина", last_name="Котова")
+    plain = UserFactory(first_name="", last_name="", username="plainuser")
+    vip, wholesale = TagFactory(name="VIP", color="red"), TagFactory(name="Опт", color="green")
+    rich = ClientFactory(name="Rich", responsible=boss, created_by=plain, sales_sum=1234567)
+    rich.tags.set([wholesale, vip])
+    ClientFactory(name="Nobody's", responsible=None)
+    TableSettings.objects.create(user=admin, table="clients",
+                                 columns=["name", "responsible", "created_by", "tags", "sales_sum"])
+    rows = {row["name"]: dict(row["cells"]) for row in admin_client.get(reverse("clients:list")).context["page"].rows}
+    assert rows["Rich"]["responsible"] == "Ирина Котова" and rows["Rich"]["created_by"] == "plainuser"
+    assert {(t["name"], t["color"]) for t in rows["Rich"]["tags"]} == {("VIP", "red"), ("Опт", "green")}
+    assert rows["Nobody's"]["responsible"] == "" and rows["Nobody's"]["tags"] == []
+    assert rows["Rich"]["sales_sum"].replace("\xa0", " ").replace(",", " ") == "1 234 567"
+
+
+@pytest.mark.parametrize("rows", [3, 120])
+@pytest.mark.parametrize("q", ["Клиент", "916"])
+def test_search_page_query_count_does_not_grow(rows, q, admin_client, admin, django_assert_num_queries):
+    tag = TagFactory()
+    clients = [ClientFactory(name=f"Клиент {i}", phone=f"+7916{i:07d}") for i in range(rows)]
+    Client.tags.through.objects.bulk_create([Client.tags.through(client_id=c.pk, tag_id=tag.pk) for c in clients])
+    # session, user, permissions, custom fields, table settings, rows, tags
+    with django_assert_num_queries(7):
+        response = admin_client.get(reverse("clients:list"), {"q": q}, headers=HX)
+    assert len(response.context["page"].rows) == min(rows, 50)
+
+
+def test_names_in_rows_are_escaped_once(admin_client):
+    ClientFactory(name="O'Brien & Co")
+    page = admin_client.get(reverse("clients:list")).content.decode()
+    cell = re.search(r'<td class="name"><a href="[^"]+">([^<]*)</a></td>', page).group(1)
+    assert html.unescape(cell) == "O'Brien & Co" and "&amp;amp;" not in page
