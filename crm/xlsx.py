@@ -4,15 +4,13 @@ import tempfile
 from datetime import date, datetime
 from decimal import Decimal
 
+import xlsxwriter
 from django.http import FileResponse
 from django.utils import timezone
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 # A cell a spreadsheet would read as a formula or a command (OWASP "CSV injection").
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
-_ERROR_CODES = frozenset(ERROR_CODES)
 
 
 def plain_value(value):
@@ -28,25 +26,47 @@ def plain_value(value):
     return str(value)
 
 
-def safe_cell(sheet, value):
-    """A typed value as is; text as a text cell, so "=…" is never a formula nor "#N/A" an error.
+def clean_text(value: str) -> str:
+    """Text without the control characters an .xlsx may not hold (tab and newlines are kept)."""
+    if value.isprintable():  # most cells: only then can it hold control characters
+        return value
+    return ILLEGAL_CHARACTERS_RE.sub("", value)
 
-    Text that starts like a formula gets Excel's quotePrefix style instead of a literal apostrophe:
-    the cell holds the exact text ("+7 916 …"), and Excel shows it without ever evaluating it.
+
+class SafeSheet:
+    """Rows into an XlsxWriter worksheet, every value typed as it should be read.
+
+    Text is always written as text (write_string), so "=…" is never a formula and "#N/A" never an
+    error. Text that starts like a formula gets Excel's quotePrefix style instead of a literal
+    apostrophe: the cell holds the exact text ("+7 916 …"), and Excel shows it without ever
+    evaluating it. Numbers stay numbers; dates and date-times are real dates, in the reader's zone.
     """
-    if type(value) is not str:  # text first: most cells of an export are (a million per 100,000 clients)
-        value = plain_value(value)
-        if not isinstance(value, str):
-            return value
-    if not value.isprintable():  # only then can it hold control characters openpyxl refuses to write
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    dangerous = value.startswith(DANGEROUS_START)
-    if not dangerous and value not in _ERROR_CODES:
-        return value  # plain text: openpyxl writes it as a text cell (a cell object per value costs 60% more time)
-    cell = WriteOnlyCell(sheet, value=value)
-    cell.data_type = "s"  # openpyxl guessed "f" for "=…" and "e" for "#N/A"
-    cell.quotePrefix = dangerous
-    return cell
+
+    def __init__(self, book, sheet):
+        self.sheet = sheet
+        self.quoted = book.add_format({"quote_prefix": True})
+        self.day = book.add_format({"num_format": "dd.mm.yyyy"})
+        self.moment = book.add_format({"num_format": "dd.mm.yyyy hh:mm"})
+        self.row = 0
+
+    def append(self, values) -> None:
+        sheet, row = self.sheet, self.row
+        for column, raw in enumerate(values):
+            value = raw if type(raw) is str else plain_value(raw)
+            if isinstance(value, str):
+                if value:
+                    value = clean_text(value)
+                    if value.startswith(DANGEROUS_START):
+                        sheet.write_string(row, column, value, self.quoted)
+                    else:
+                        sheet.write_string(row, column, value)
+            elif isinstance(value, datetime):
+                sheet.write_datetime(row, column, value, self.moment)
+            elif isinstance(value, date):
+                sheet.write_datetime(row, column, value, self.day)
+            else:
+                sheet.write_number(row, column, value)
+        self.row += 1
 
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -54,19 +74,20 @@ SPOOL_BYTES = 8 * 1024 * 1024  # a small workbook stays in memory; a larger one 
 
 
 def write_xlsx(out, *, header: list[str], rows) -> int:
-    """Write rows (an iterator, read once) into a write-only workbook saved to `out`; the row count.
+    """Write rows (an iterator, read once) into a workbook saved to `out`; the row count.
 
-    openpyxl's write-only sheet writes each row to its own temporary file as it is appended, and
-    text goes out as inline strings (no shared-strings table in memory): memory stays flat
-    whatever the number of rows."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet()
-    sheet.append([safe_cell(sheet, h) for h in header])
+    XlsxWriter in constant-memory mode writes each row out as soon as the next one starts, text as
+    inline strings (no shared-strings table in memory): memory stays flat whatever the number of
+    rows, and it writes about twice as fast as openpyxl's write-only mode."""
+    book = xlsxwriter.Workbook(out, {"constant_memory": True, "in_memory": False, "tmpdir": tempfile.gettempdir(),
+                                     "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False})
+    sheet = SafeSheet(book, book.add_worksheet())
+    sheet.append(header)
     count = 0
     for row in rows:
-        sheet.append([safe_cell(sheet, v) for v in row])
+        sheet.append(row)
         count += 1
-    book.save(out)
+    book.close()
     return count
 
 
