@@ -2,10 +2,13 @@
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from clients.filters import search_q
 from clients.models import Client
 from crm.models import TableSettings
 from tests.conftest import HX
@@ -46,13 +49,14 @@ def test_people_tags_and_money_cells(admin_client, admin):
 
 
 @pytest.mark.parametrize("rows", [3, 120])
-@pytest.mark.parametrize("q", ["Клиент", "916"])
-def test_search_page_query_count_does_not_grow(rows, q, admin_client, admin, django_assert_num_queries):
+@pytest.mark.parametrize("q,queries", [("Клиент", 8), ("916", 8), ("9160000", 7)])
+def test_search_page_query_count_does_not_grow(rows, q, queries, admin_client, admin, django_assert_num_queries):
     tag = TagFactory()
     clients = [ClientFactory(name=f"Клиент {i}", phone=f"+7916{i:07d}") for i in range(rows)]
     Client.tags.through.objects.bulk_create([Client.tags.through(client_id=c.pk, tag_id=tag.pk) for c in clients])
-    # session, user, permissions, custom fields, table settings, rows, tags
-    with django_assert_num_queries(7):
+    # session, user, permissions, custom fields, table settings, [the search's boundary,] rows, tags;
+    # a phone search of 4+ digits goes to the trigram index directly (no boundary)
+    with django_assert_num_queries(queries):
         response = admin_client.get(reverse("clients:list"), {"q": q}, headers=HX)
     assert len(response.context["page"].rows) == min(rows, 50)
 
@@ -62,3 +66,54 @@ def test_names_in_rows_are_escaped_once(admin_client):
     page = admin_client.get(reverse("clients:list")).content.decode()
     cell = re.search(r'<td class="name"><a href="[^"]+">([^<]*)</a></td>', page).group(1)
     assert html.unescape(cell) == "O'Brien & Co" and "&amp;amp;" not in page
+
+
+@pytest.fixture
+def spread(db):
+    """Clients named "Смирнова …" and others, modified over a year, several at the same moment."""
+    now = timezone.now()
+    ages = [0, 0, 0, 1, 2, 5, 20, 25, 30, 40, 60, 26 * 24, 26 * 24, 30 * 24, 100 * 24, 100 * 24, 400 * 24]  # hours
+    made = []
+    for i, hours in enumerate(ages * 3):
+        person = ClientFactory(name=f"{'Смирнова' if i % 2 else 'Иванов'} {i}", phone=f"+7916{i:07d}")
+        Client.objects.filter(pk=person.pk).update(modified_at=now - timedelta(hours=hours))
+        made.append(person)
+    return made
+
+
+@pytest.mark.parametrize("q", ["Смирнова", "Иванов", "916", "Смирнова 1"])
+def test_search_by_windows_pages_like_one_ordered_query(q, spread, admin_client, settings, monkeypatch):
+    """The windowed search (clients.selectors.search_newest_first) gives, page after page, exactly
+    the rows of one query ordered newest first."""
+    monkeypatch.setattr("clients.selectors.NEWEST_COVERED", 4)
+    settings.CLIENTS_PAGE_SIZE = 4
+    expected = list(Client.objects.alive().filter(search_q(q)).order_by("-modified_at", "-pk").values_list("pk", flat=True))
+    assert len(expected) > 8
+    seen, params = [], {"q": q}
+    while True:
+        page = admin_client.get(reverse("clients:list"), params, headers=HX).context["page"]
+        seen += [row["pk"] for row in page.rows]
+        if not page.next_cursor:
+            break
+        params["after"] = page.next_cursor
+    assert seen == expected
+
+
+@pytest.mark.parametrize("rows", [3, 60])
+def test_windowed_search_query_count_does_not_grow(rows, admin_client, monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr("clients.selectors.NEWEST_COVERED", 2)
+    tag = TagFactory()
+    clients = [ClientFactory(name=f"Клиент {i}") for i in range(rows)]
+    Client.tags.through.objects.bulk_create([Client.tags.through(client_id=c.pk, tag_id=tag.pk) for c in clients])
+    # session, user, permissions, custom fields, table settings, the search's boundary, rows, tags
+    with django_assert_num_queries(8):
+        response = admin_client.get(reverse("clients:list"), {"q": "Клиент"}, headers=HX)
+    assert len(response.context["page"].rows) == min(rows, 50)
+
+
+def test_a_manager_searches_only_their_own_clients_by_windows(manager_client, manager, other_manager, monkeypatch):
+    monkeypatch.setattr("clients.selectors.NEWEST_COVERED", 2)
+    mine = [ClientFactory(name=f"Смирнова {i}", responsible=manager) for i in range(5)]
+    ClientFactory.create_batch(5, name="Смирнова чужая", responsible=other_manager)
+    rows = manager_client.get(reverse("clients:list"), {"q": "Смирнова"}, headers=HX).context["page"].rows
+    assert sorted(row["pk"] for row in rows) == sorted(c.pk for c in mine)
