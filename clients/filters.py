@@ -4,7 +4,9 @@ import django_filters as df
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Concat
+from django.db.models.lookups import Contains, IContains, Regex
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -29,22 +31,29 @@ def is_selective_phone_search(value: str) -> bool:
     return len(digits_of(value)) >= SELECTIVE_PHONE_DIGITS and not any(ch.isalpha() for ch in value)
 
 
-def search_q(value: str) -> Q:
+def search_q(value: str, *, indexed: bool = True) -> Q:
     """A name, or any 3+ consecutive digits of a phone (seed 002: name and phone).
 
     A query with a letter is a name ("Анна 4242" included); digits and phone punctuation
     alone ("+7 916-12") are a phone. Each branch has its own trigram index, and never an OR
     of both: a short digit pattern matches thousands of phones and would drag name searches.
+    `indexed=False`: the same condition in a form no index serves, for a walk of the newest
+    clients that must not turn into a scan of every match (clients.selectors.search_newest_first).
     """
     value = value.strip()
     if any(ch.isalpha() for ch in value):
-        return name_words_q(value)
+        return name_words_q(value, indexed=indexed)
     if len(digits_of(value)) >= MIN_SEARCH_DIGITS:
-        return phone_q(value)
-    return name_words_q(value)
+        return phone_q(value, indexed=indexed)
+    return name_words_q(value, indexed=indexed)
 
 
-def name_words_q(value: str, field: str = "name") -> Q:
+def _unindexed(field: str):
+    """The column as an expression no index is on (concatenated with ''), same value."""
+    return Concat(F(field), Value(""))
+
+
+def name_words_q(value: str, field: str = "name", *, indexed: bool = True) -> Q:
     """Every word somewhere in the name, in any order: "Егор Назаров" finds "Назаров Егор".
 
     An AND of one icontains per word: on PostgreSQL each is UPPER(name::text) LIKE UPPER(…),
@@ -52,11 +61,11 @@ def name_words_q(value: str, field: str = "name") -> Q:
     """
     query = Q()
     for word in dict.fromkeys(value.split()):
-        query &= Q(**{f"{field}__icontains": word})
+        query &= Q(**{f"{field}__icontains": word}) if indexed else Q(IContains(_unindexed(field), word))
     return query
 
 
-def phone_q(value: str) -> Q:
+def phone_q(value: str, *, indexed: bool = True) -> Q:
     """A phone or a fragment of one, as clients.phones.phone_search reads it (an empty Q: no digits).
 
     The trigram index on phone_digits serves each pattern. "Begins with" is one regular
@@ -66,9 +75,10 @@ def phone_q(value: str) -> Q:
     search = phone_search(value)
     query = Q()
     for digits in search.anywhere:
-        query |= Q(phone_digits__contains=digits)
+        query |= Q(phone_digits__contains=digits) if indexed else Q(Contains(_unindexed("phone_digits"), digits))
     for digits in search.at_start:
-        query |= Q(phone_digits__regex=f"(^| ){digits}")
+        pattern = f"(^| ){digits}"
+        query |= Q(phone_digits__regex=pattern) if indexed else Q(Regex(_unindexed("phone_digits"), pattern))
     return query
 
 
@@ -213,10 +223,23 @@ class ClientFilter(df.FilterSet):
             ]
         return self
 
+    def search_condition(self, value: str, *, indexed: bool = True) -> Q:
+        """What the search box looks for (names only when the phone is hidden from the user:
+        no phone is revealed by a match)."""
+        return name_words_q(value.strip(), indexed=indexed) if self.phone_hidden else search_q(value, indexed=indexed)
+
     def filter_q(self, qs, name, value):
         if not value.strip():
             return qs
-        return qs.filter(name_words_q(value.strip()) if self.phone_hidden else search_q(value))
+        return qs.filter(self.search_condition(value))
+
+    def qs_without_search(self):
+        """The queryset with every filter but the search box's (call is_valid() first)."""
+        queryset = self.queryset
+        for name, value in self.form.cleaned_data.items():
+            if name != "q":
+                queryset = self.filters[name].filter(queryset, value)
+        return queryset
 
     def filter_name(self, qs, name, value):
         from deals.models import Deal

@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, StringAgg, Value
+from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, StringAgg, Value
+from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -183,7 +184,8 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
     custom_fields = custom_fields_active()
     columns, _available = table_columns_for(user, custom_fields)
     qs, filterset = filtered_clients(user, params, custom_fields)
-    page_qs = qs.values_list(*_row_fields(columns), named=True)
+    fields = _row_fields(columns)
+    page_qs = qs.values_list(*fields, named=True)
 
     size = settings.CLIENTS_PAGE_SIZE
     after, before = _cursor(params.get("after")), _cursor(params.get("before"))
@@ -203,13 +205,16 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
         found = found[:size][::-1]
         has_more_after = True
     else:
-        scope = gate.visible_clients(user, deleted=(params.get("view") == "deleted"))
+        older = Q()
         if after:
             moment, pk = after
             older = Q(modified_at__lt=moment) | Q(modified_at=moment, pk__lt=pk)
-            page_qs, scope = page_qs.filter(older), scope.filter(older)
-        if params.get("q", "").strip() and not is_selective_phone_search(params.get("q", "")):
-            found = search_newest_first(page_qs, scope=scope, limit=size + 1)
+        page_qs = page_qs.filter(older)
+        q = params.get("q", "")
+        if q.strip() and filterset.is_valid() and not is_selective_phone_search(q):
+            scope = gate.visible_clients(user, deleted=(params.get("view") == "deleted")).filter(older)
+            walked = filterset.qs_without_search().filter(older, filterset.search_condition(q, indexed=False))
+            found = search_newest_first(page_qs, walked=walked.values_list(*fields, named=True), scope=scope, limit=size + 1)
         else:
             found = list(page_qs.order_by(recency.desc(), "-pk")[: size + 1])
         has_more_after = len(found) > size
@@ -233,50 +238,58 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
     )
 
 
-# A search looks at the newest clients and the span of time before them by the trigram index
-# first, then further back (see search_newest_first).
-NEWEST_COVERED = 2000
+# A search walks the newest clients, then looks through spans of time before them by the trigram
+# index, then further back (see search_newest_first).
+NEWEST_WALKED = 2000
 SEARCH_SPANS = (timedelta(days=1), timedelta(days=64))
 
 
-def search_newest_first(matches: QuerySet, *, scope: QuerySet, limit: int) -> list:
+def search_newest_first(matches: QuerySet, *, walked: QuerySet, scope: QuerySet, limit: int) -> list:
     """The first `limit` of a search's `matches`, newest modification first, fast also when the
     newest clients hold no match. For a fragment common in its statistics PostgreSQL walks the
-    recency index until it has a page: after an import of 200,000 clients with other names, it
+    recency index until it has a page: after an import of 200,000 clients with other names it
     reads all of them first (0.2-0.6 s at 1,000,000 clients); sorting every match of a common
     fragment instead costs as much (its rows are all over the table).
 
-    One statement of consecutive windows of modified_at, newest first; PostgreSQL runs a UNION
+    One statement of consecutive windows of modified_at, newest first. PostgreSQL runs a UNION
     ALL's branches in order and the outer LIMIT stops it as soon as it has enough, so a branch not
     needed never runs:
-      1. from the NEWEST_COVERED-th newest client of `scope` (one short index walk finds it) back
-         by each span of SEARCH_SPANS in turn, each sorted on an expression equal to modified_at so
-         that the recency index cannot be walked: the trigram index finds the matches and a bitmap
-         AND with the window's range of the recency index drops the clients that do not match,
-         however many were written in it;
-      2. everything older, as the planner likes (a walk for common fragments, the trigram index for
+      1. the NEWEST_WALKED newest clients of `scope` (one short index walk finds where they end),
+         walked in order: `walked` is the same search in a form no index serves, so the planner
+         cannot swap the walk of a few thousand rows for a trigram scan of every match;
+      2. each span of SEARCH_SPANS before them, sorted on an expression equal to modified_at so
+         that the recency index cannot be walked: the trigram index finds the matches, and a
+         bitmap AND with the window's range of the recency index drops the clients that do not
+         match, however many a bulk write left there;
+      3. everything older, as the planner likes (a walk for common fragments, the trigram index for
          rare ones): the bulk writes are behind it.
     The windows split the clients on modified_at alone, so their concatenation is in order.
     """
     order = ("-modified_at", "-pk")
     if not connection.features.supports_slicing_ordering_in_compound:  # SQLite: no trigram indexes either
         return list(matches.order_by(*order)[:limit])
-    newest = scope.order_by(*order).values_list("modified_at", flat=True)[NEWEST_COVERED:NEWEST_COVERED + 1]
+    newest = scope.order_by(*order).values_list("modified_at", "pk")[NEWEST_WALKED:NEWEST_WALKED + 1]
     boundary = next(iter(newest), None)
     if boundary is None:  # few clients in scope: any plan is fast
         return list(matches.order_by(*order)[:limit])
+    moment, _pk = boundary
     by_index = ExpressionWrapper(F("modified_at") + timedelta(0), output_field=DateTimeField())
-    branches, upper = [], None
+    branches = [walked.filter(_recency_compare(">", boundary)).order_by(*order)[:limit]]
+    before: Q | RawSQL = _recency_compare("<=", boundary)
     for span in SEARCH_SPANS:
-        lower = boundary - span
-        window = matches.filter(modified_at__gte=lower)
-        if upper is not None:
-            window = window.filter(modified_at__lt=upper)
+        window = matches.filter(before, modified_at__gte=moment - span)
         branches.append(window.order_by(by_index.desc(), "-pk")[:limit])
-        upper = lower
-    branches.append(matches.filter(modified_at__lt=upper).order_by(*order)[:limit])
+        before = Q(modified_at__lt=moment - span)
+    branches.append(matches.filter(before).order_by(*order)[:limit])
     rows = list(branches[0].union(*branches[1:], all=True)[:limit])
     return sorted(rows, key=lambda row: (row.modified_at, row.id), reverse=True)
+
+
+def _recency_compare(op: str, boundary: tuple[datetime, int]) -> RawSQL:
+    """(modified_at, id) compared with a keyset position as one row comparison: a range of the
+    recency index, where a walk stops (two conditions joined by OR would only filter it)."""
+    table = connection.ops.quote_name(Client._meta.db_table)
+    return RawSQL(f'({table}."modified_at", {table}."id") {op} (%s, %s)', boundary, output_field=BooleanField())
 
 
 def _table_rows(found: list, columns: list[Column], *, return_to: str) -> list[TableRow]:

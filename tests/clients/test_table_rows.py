@@ -85,7 +85,7 @@ def spread(db):
 def test_search_by_windows_pages_like_one_ordered_query(q, spread, admin_client, settings, monkeypatch):
     """The windowed search (clients.selectors.search_newest_first) gives, page after page, exactly
     the rows of one query ordered newest first."""
-    monkeypatch.setattr("clients.selectors.NEWEST_COVERED", 4)
+    monkeypatch.setattr("clients.selectors.NEWEST_WALKED", 4)
     settings.CLIENTS_PAGE_SIZE = 4
     expected = list(Client.objects.alive().filter(search_q(q)).order_by("-modified_at", "-pk").values_list("pk", flat=True))
     assert len(expected) > 8
@@ -101,7 +101,7 @@ def test_search_by_windows_pages_like_one_ordered_query(q, spread, admin_client,
 
 @pytest.mark.parametrize("rows", [3, 60])
 def test_windowed_search_query_count_does_not_grow(rows, admin_client, monkeypatch, django_assert_num_queries):
-    monkeypatch.setattr("clients.selectors.NEWEST_COVERED", 2)
+    monkeypatch.setattr("clients.selectors.NEWEST_WALKED", 2)
     tag = TagFactory()
     clients = [ClientFactory(name=f"Клиент {i}") for i in range(rows)]
     Client.tags.through.objects.bulk_create([Client.tags.through(client_id=c.pk, tag_id=tag.pk) for c in clients])
@@ -112,7 +112,7 @@ def test_windowed_search_query_count_does_not_grow(rows, admin_client, monkeypat
 
 
 def test_a_manager_searches_only_their_own_clients_by_windows(manager_client, manager, other_manager, monkeypatch):
-    monkeypatch.setattr("clients.selectors.NEWEST_COVERED", 2)
+    monkeypatch.setattr("clients.selectors.NEWEST_WALKED", 2)
     mine = [ClientFactory(name=f"Смирнова {i}", responsible=manager) for i in range(5)]
     ClientFactory.create_batch(5, name="Смирнова чужая", responsible=other_manager)
     rows = manager_client.get(reverse("clients:list"), {"q": "Смирнова"}, headers=HX).context["page"].rows
