@@ -102,7 +102,17 @@ def template_context(request) -> dict:
 
 
 def can(user, perm: str) -> bool:
-    return bool(user and user.is_authenticated and user.has_perm(perm))
+    """Whether the user holds the permission. Answers are kept on the user object, which lives for
+    one request (the role's permissions are read once per request too): a page asks 70 times."""
+    if not (user and user.is_authenticated):
+        return False
+    answers = getattr(user, "_can_answers", None)
+    if answers is None:
+        answers = {}
+        user._can_answers = answers
+    if perm not in answers:
+        answers[perm] = user.has_perm(perm)
+    return answers[perm]
 
 
 def require(user, perm: str) -> None:
