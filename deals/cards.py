@@ -49,16 +49,11 @@ class Card(TypedDict):
     tags: list[TagChip]
 
 
-def money(value) -> str:
-    """A sum rounded to whole units with grouping, as the board shows it (floatformat:"0g")."""
-    whole = Decimal(value or 0).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return formats.number_format(whole, 0, use_l10n=True, force_grouping=True)
-
-
 class Money:
-    """money() for a whole page: the locale's separators looked up once, each sum formatted once."""
+    """Sums rounded to whole units with grouping, as the column totals show them (floatformat:"0g"),
+    for a whole page: the locale's separators looked up once, each sum formatted once."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.separator = formats.get_format("THOUSAND_SEPARATOR")
         self.grouping = formats.get_format("NUMBER_GROUPING")
         self._done: dict[Decimal, str] = {}

@@ -191,7 +191,7 @@ class StageLoad(models.Model):
 
     class Meta:
         required_db_vendor = "postgresql"
-        required_db_features = {"supports_nulls_distinct_unique_constraints"}
+        required_db_features = ["supports_nulls_distinct_unique_constraints"]
         constraints = [
             models.UniqueConstraint(fields=["stage", "responsible"], name="stageload_unique", nulls_distinct=False),
         ]

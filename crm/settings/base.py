@@ -155,6 +155,13 @@ CACHES = {
     )
 }
 
+# Sessions: with Redis, read from the cache and written through to the database, so a request
+# costs no session query (the board's poll answers in three: the user, the permissions and the
+# line's change token) and a flushed cache loses nobody's session. Without Redis, the database
+# alone: a cache in local memory is one per process, and a session ended in one would live on in
+# another's copy.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
+
 # Celery: Redis in production and tests; a broker on disk for the embedded default.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (

@@ -108,7 +108,7 @@ def test_feed_is_newest_first_paginated_and_filtered(admin_client, admin):
 def test_feed_query_count(entries, admin_client, admin, django_assert_num_queries):
     obj = ClientFactory()
     Activity.objects.bulk_create(Activity(client=obj, actor=admin, kind="stage", old_value="1", new_value="2") for _ in range(entries))
-    with django_assert_num_queries(6):  # session, user, perms, client, feed page, stage names
+    with django_assert_num_queries(5):  # user, perms, client, feed page, stage names
         admin_client.get(reverse("clients:feed", args=[obj.pk]), headers=HX)
 
 
@@ -149,7 +149,7 @@ def test_notifications_bell_list_and_read(client, manager, admin):
 def test_bell_query_count(count, client, manager, django_assert_num_queries):
     Notification.objects.bulk_create(Notification(user=manager, kind="mention", text="x") for _ in range(count))
     client.force_login(manager)
-    with django_assert_num_queries(3):  # session, user, unread count
+    with django_assert_num_queries(2):  # user, unread count
         client.get(reverse("crm:bell"), headers=HX)
 
 

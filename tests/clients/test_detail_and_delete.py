@@ -34,9 +34,9 @@ def test_card_query_count_flat(size, admin_client, admin, django_assert_num_quer
         deal = DealFactory(client=obj)
         Sale.objects.create(deal=deal, client=obj, player_id="p", amount=10)
     Activity.objects.bulk_create(Activity(client=obj, actor=admin, kind="comment", text=f"c{i}") for i in range(size * 5))
-    # session, user, perms, client (+responsible, authors), deals, card layout, note, feed page,
+    # user, perms, client (+responsible, authors), deals, card layout, note, feed page,
     # last contact, tags, sales, tasks
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(11):
         response = admin_client.get(obj.get_absolute_url())
     assert response.status_code == 200
 

@@ -188,5 +188,5 @@ def test_poll_costs_the_same_queries_at_any_volume(deals, admin_client, stages, 
     Deal.objects.bulk_create(Deal(client=client, stage=stages[i % 8], name=f"d{i}", position=i) for i in range(deals))
     funnel, line = stages[0].line.funnel, stages[0].line
     token = board_token(admin_client, funnel)
-    with django_assert_num_queries(4):  # session, user, permissions, the line's change token
+    with django_assert_num_queries(3):  # user, permissions, the line's change token
         assert poll(admin_client, funnel, line, token).status_code == 204

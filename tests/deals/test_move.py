@@ -85,9 +85,9 @@ def test_move_query_count(others, client, django_assert_num_queries):
     client.force_login(UserFactory(role=role("Admin")))
     deal = DealFactory(stage=stages[0])
     neighbours = [DealFactory(stage=stages[1], position=i) for i in range(others)]
-    # session, user, perms, deal, one statement: the conditional update with the neighbours'
+    # user, perms, deal, one statement: the conditional update with the neighbours'
     # positions inside it and the feed entry written by the same statement
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         response = move(client, deal, stages[1], before=neighbours[0].pk, after=neighbours[-1].pk if others > 1 else "")
     assert response.status_code == 200
     deal.refresh_from_db()

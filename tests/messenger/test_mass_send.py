@@ -406,15 +406,15 @@ def test_send_partials_query_counts(size, admin_client, admin, django_assert_num
     ids = [c.pk for c in clients]
     confirm = admin_client.post(reverse("messenger:send"), {"channel": "email", "scope": "ids", "ids": ids}, headers=HX)
     digest = re.search(r'name="digest" value="([0-9a-f]+)"', confirm.content.decode()).group(1)
-    # session, user, perms, the selection, savepoint, lock it, read its addresses, the job, the send,
+    # user, perms, the selection, savepoint, lock it, read its addresses, the job, the send,
     # the deliveries, release, the summary
-    with django_capture_on_commit_callbacks(execute=False), django_assert_num_queries(12):
+    with django_capture_on_commit_callbacks(execute=False), django_assert_num_queries(11):
         admin_client.post(reverse("messenger:send"), {"channel": "email", "scope": "ids", "ids": ids, "digest": digest,
                                                       "confirm": "1", "subject": "s", "body": "b"}, headers=HX)
     send = MassSend.objects.get()
     Delivery.objects.filter(mass_send=send, pk__in=Delivery.objects.filter(mass_send=send).values("pk")[: size // 2]).update(status="sent")
     url = reverse("messenger:send-progress", args=[send.pk])
-    with django_assert_num_queries(4):  # session, user, the send with its job, the summary
+    with django_assert_num_queries(3):  # user, the send with its job, the summary
         admin_client.get(url, headers=HX)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         admin_client.get(url)
