@@ -363,3 +363,29 @@ def stage_delete(*, actor, stage: Stage, move_to: Stage | None) -> int:
     stage.delete()
     return moved
 
+
+
+RECOUNT_SQL = """
+    LOCK TABLE deals_deal IN SHARE MODE;
+    DELETE FROM deals_stageload;
+    INSERT INTO deals_stageload (stage_id, responsible_id, deals, budget, sales, changes)
+    SELECT stage_id, responsible_id, count(*) FILTER (WHERE deleted_at IS NULL),
+           coalesce(sum(budget) FILTER (WHERE deleted_at IS NULL), 0),
+           coalesce(sum(sales_sum) FILTER (WHERE deleted_at IS NULL), 0), count(*)
+    FROM deals_deal GROUP BY stage_id, responsible_id;
+"""
+
+
+@transaction.atomic
+def board_counters_rebuild() -> int:
+    """Count the board's counters (deals.StageLoad) afresh from the deals; the groups written.
+
+    The triggers keep them exact for every write; this is for after writes that bypass triggers
+    (a data-only pg_restore with --disable-triggers, session_replication_role = replica). Deals
+    cannot be written meanwhile (the lock), the board can be read. PostgreSQL only."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(RECOUNT_SQL)
+        cursor.execute("SELECT count(*) FROM deals_stageload")
+        return cursor.fetchone()[0]

@@ -1,5 +1,6 @@
 """The board's counters (deals.StageLoad) and the O(1) poll built on them."""
 
+import io
 import random
 import threading
 from decimal import Decimal
@@ -190,3 +191,18 @@ def test_poll_costs_the_same_queries_at_any_volume(deals, admin_client, stages, 
     token = board_token(admin_client, funnel)
     with django_assert_num_queries(3):  # user, permissions, the line's change token
         assert poll(admin_client, funnel, line, token).status_code == 204
+
+
+@pytest.mark.django_db
+def test_recount_board_repairs_counters_a_trigger_bypass_left_wrong(stages):
+    from django.core.management import call_command
+
+    DealFactory(stage=stages[0], budget=10)
+    DealFactory(stage=stages[1], budget=5, deleted_at=timezone.now())
+    with connection.cursor() as cursor:  # what a data-only restore with --disable-triggers leaves
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("UPDATE deals_deal SET stage_id = %s", [stages[2].pk])
+        cursor.execute("SET session_replication_role = origin")
+    assert counters() != fresh_aggregate()
+    call_command("recount_board", stdout=io.StringIO())
+    assert counters() == fresh_aggregate() == {(stages[2].pk, None): (1, 10, 0)}
