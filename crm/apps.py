@@ -8,14 +8,24 @@ class CrmConfig(AppConfig):
     verbose_name = _("CRM")
 
     def ready(self):
+        from django.contrib.auth import get_user_model
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+        from guardian.models import GroupObjectPermission, UserObjectPermission
 
         from . import sqlite
+        from .permissions import grants_changed
         from .roles import on_post_migrate
 
         connection_created.connect(sqlite.install, dispatch_uid="crm.sqlite_unicode_like")
         # After a flush (transactional tests) the built-in roles come back with the permissions.
         post_migrate.connect(on_post_migrate, dispatch_uid="crm.builtin_roles")
+        # The poll's cached answer to "may this user open the funnel" (gate.may_open_funnel) ends
+        # with any change of an object grant or of a user's groups.
+        for model in (UserObjectPermission, GroupObjectPermission):
+            post_save.connect(grants_changed, sender=model, dispatch_uid=f"crm.grants.save.{model.__name__}")
+            post_delete.connect(grants_changed, sender=model, dispatch_uid=f"crm.grants.delete.{model.__name__}")
+        m2m_changed.connect(grants_changed, sender=get_user_model().groups.through, dispatch_uid="crm.grants.groups")
         # Each app's jobs.py registers the handlers of its job kinds (crm.jobs.handler).
         from django.utils.module_loading import autodiscover_modules
 

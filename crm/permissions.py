@@ -5,6 +5,8 @@ A record the user may not see is *missing* (404): "not yours" and "does not exis
 same. An action the user may not take raises PermissionDenied (403) before anything is written.
 """
 
+import time
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -179,6 +181,42 @@ def visible_funnels(user) -> QuerySet:
     if can(user, CONFIGURE_FUNNELS):
         return Funnel.objects.all()
     return get_objects_for_user(user, ACCESS_FUNNEL, Funnel.objects.all(), accept_global_perms=False)
+
+
+# Which funnels a user may open, kept in the cache for the board's poll (every 4 s per open
+# board): guardian's queryset costs the poll more than the rest of it. Any change of a grant or of
+# a user's groups moves GRANTS_VERSION_KEY on (crm.apps connects the signals), so no answer outlives
+# a change; FUNNEL_IDS_TTL bounds one the cache missed.
+GRANTS_VERSION_KEY = "gate:grants-version"
+FUNNEL_IDS_TTL = 300
+
+
+def grants_changed(**_kwargs) -> None:
+    """Signal receiver: a funnel grant or a user's groups changed."""
+    from django.core.cache import cache
+
+    cache.set(GRANTS_VERSION_KEY, time.time_ns(), None)
+
+
+def may_open_funnel(user, funnel_pk: int) -> bool:
+    """visible_funnels(user).filter(pk=funnel_pk).exists(), answered from the cache when it can."""
+    from django.core.cache import cache
+
+    if not can(user, VIEW_DEALS):
+        return False
+    if can(user, CONFIGURE_FUNNELS):
+        return True
+    version = cache.get(GRANTS_VERSION_KEY)
+    if version is None:
+        version = time.time_ns()
+        cache.add(GRANTS_VERSION_KEY, version, None)
+        version = cache.get(GRANTS_VERSION_KEY, version)
+    key = f"gate:funnels:{user.pk}:{version}"
+    granted = cache.get(key)
+    if granted is None:
+        granted = frozenset(visible_funnels(user).values_list("pk", flat=True))
+        cache.set(key, granted, FUNNEL_IDS_TTL)
+    return int(funnel_pk) in granted
 
 
 def funnel_or_404(user, pk):

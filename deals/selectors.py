@@ -189,9 +189,9 @@ def board_totals(user, stages: list[Stage], params: QueryDict) -> Totals:
 def line_token(user, funnel_pk: int, line_pk) -> str | None:
     """The unfiltered board's change token for one line, from its counters, in one query (the
     board's poll); None when the user may not open that line's funnel (or there is no such line)."""
+    if not gate.may_open_funnel(user, funnel_pk):
+        return None
     lines = Line.objects.filter(pk=line_pk, funnel_id=funnel_pk)
-    if not gate.can(user, gate.CONFIGURE_FUNNELS):
-        lines = lines.filter(funnel__in=gate.visible_funnels(user).values("pk"))
     loads = gate.scope_to_user(user, StageLoad.objects.filter(stage__line_id=OuterRef("pk")))
     changes = loads.order_by().values("stage__line_id").annotate(total=Sum("changes")).values("total")
     row = lines.annotate(changes=Subquery(changes)).values_list("changes", flat=True)

@@ -206,3 +206,29 @@ def test_recount_board_repairs_counters_a_trigger_bypass_left_wrong(stages):
     assert counters() != fresh_aggregate()
     call_command("recount_board", stdout=io.StringIO())
     assert counters() == fresh_aggregate() == {(stages[2].pk, None): (1, 10, 0)}
+
+
+@pytest.mark.django_db
+def test_a_managers_poll_answers_from_the_cache_and_a_revoked_grant_ends_it_at_once(
+        client, manager, stages, django_assert_num_queries):
+    from guardian.shortcuts import assign_perm, remove_perm
+
+    funnel = FunnelFactory()
+    line = funnel.lines.get()
+    assign_perm("deals.access_funnel", manager, funnel)
+    client.force_login(manager)
+    token = board_token(client, funnel)
+    assert poll(client, funnel, line, token).status_code == 204  # the grants read into the cache
+    with django_assert_num_queries(3):  # user, permissions, the line's change token
+        assert poll(client, funnel, line, token).status_code == 204
+    remove_perm("deals.access_funnel", manager, funnel)
+    assert poll(client, funnel, line, token).status_code == 404
+    assign_perm("deals.access_funnel", manager, funnel)
+    assert poll(client, funnel, line, token).status_code == 204
+    manager.groups.clear()  # a grant through the role's group is gone with the group
+    group = manager.role.group
+    assign_perm("deals.access_funnel", group, funnel)
+    remove_perm("deals.access_funnel", manager, funnel)
+    assert poll(client, funnel, line, token).status_code == 404
+    manager.groups.add(group)
+    assert poll(client, funnel, line, token).status_code == 204
