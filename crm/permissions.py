@@ -272,19 +272,29 @@ def sees_every_field(user) -> bool:
     return can(user, CONFIGURE_FIELDS)
 
 
-def _layout_rows(block: str, rows=None):
+def _layout_rows(block: str, rows=None, user=None):
+    """The block's layout rows: those given, else read once per request (kept on the user object,
+    which lives for one request, as the permissions are)."""
     if rows is not None:
         return rows
     from clients.layout import block_rows
 
-    return block_rows(block)
+    if user is None:
+        return block_rows(block)
+    read = getattr(user, "_layout_rows", None)
+    if read is None:
+        read = {}
+        user._layout_rows = read
+    if block not in read:
+        read[block] = block_rows(block)
+    return read[block]
 
 
 def hidden_fields(user, block: str = CONTACT, rows=None) -> set[str]:
     """Keys of the block's fields the user may not see (none in Admin mode)."""
     if sees_every_field(user):
         return set()
-    return {row.key for row in _layout_rows(block, rows) if row.hidden or not row.manager_visible}
+    return {row.key for row in _layout_rows(block, rows, user) if row.hidden or not row.manager_visible}
 
 
 def hidden_by_block(user) -> dict[str, set[str]]:
@@ -302,7 +312,7 @@ def locked_fields(user, block: str = CONTACT, rows=None) -> set[str]:
     if sees_every_field(user):
         return set()
     return {
-        row.key for row in _layout_rows(block, rows)
+        row.key for row in _layout_rows(block, rows, user)
         if row.hidden or not row.manager_visible or not row.manager_editable
     }
 
