@@ -40,7 +40,10 @@ def lines_of(funnel) -> list[Line]:
 
 
 def stages_of(line) -> list[Stage]:
-    return list(Stage.objects.filter(line=line).order_by("position", "pk"))
+    stages = list(Stage.objects.filter(line=line).order_by("position", "pk"))
+    for stage in stages:
+        stage.line = line  # known already: stage.line.funnel_id costs no query
+    return stages
 
 
 def stages_of_funnel(funnel) -> QuerySet:
@@ -77,9 +80,8 @@ def pick_line(lines: list[Line], line_id) -> Line | None:
 
 
 def filtered_deals(user, params: QueryDict, *, stages=None, deleted=False) -> tuple[QuerySet, DealFilter]:
-    qs = gate.visible_deals(user, deleted=deleted)
-    if stages is not None:
-        qs = qs.filter(stage__in=[s.pk for s in stages])
+    """The deals of the stages (Stage objects with their line) the user may see, filtered."""
+    qs = gate.visible_deals(user, deleted=deleted, stages=stages)
     # A filter on a field the user may not see is dropped (asked only when one is used).
     layout_filtered = any(params.get(name) for name in DealFilter.LAYOUT_FIELDS)
     filterset = DealFilter(params, queryset=qs, hidden=gate.hidden_by_block(user) if layout_filtered else None)
