@@ -171,20 +171,19 @@ def client_or_404(user, pk, *, include_deleted: bool = False):
 
 def visible_funnels(user) -> QuerySet:
     """Funnels the user may open: all for those who configure funnels, else those granted to the
-    user or one of their groups (django-guardian object permission deals.access_funnel)."""
-    from guardian.shortcuts import get_objects_for_user
-
+    user or one of their groups (django-guardian object permission deals.access_funnel), by ids
+    read from the cache (granted_funnel_ids)."""
     from deals.models import Funnel
 
     if not can(user, VIEW_DEALS):
         return Funnel.objects.none()
     if can(user, CONFIGURE_FUNNELS):
         return Funnel.objects.all()
-    return get_objects_for_user(user, ACCESS_FUNNEL, Funnel.objects.all(), accept_global_perms=False)
+    return Funnel.objects.filter(pk__in=sorted(granted_funnel_ids(user)))
 
 
-# Which funnels a user may open, kept in the cache for the board's poll (every 4 s per open
-# board): guardian's queryset costs the poll more than the rest of it. Any change of a grant or of
+# Which funnels a user may open, kept in the cache: guardian's queryset cost the board's poll
+# (every 4 s per open board) more than the rest of it, and every deals page ~2 ms. Any change of a grant or of
 # a user's groups moves GRANTS_VERSION_KEY on (crm.apps connects the signals), so no answer outlives
 # a change; FUNNEL_IDS_TTL bounds one the cache missed.
 GRANTS_VERSION_KEY = "gate:grants-version"
@@ -198,14 +197,14 @@ def grants_changed(**_kwargs) -> None:
     cache.set(GRANTS_VERSION_KEY, time.time_ns(), None)
 
 
-def may_open_funnel(user, funnel_pk: int) -> bool:
-    """visible_funnels(user).filter(pk=funnel_pk).exists(), answered from the cache when it can."""
+def granted_funnel_ids(user) -> frozenset[int]:
+    """The funnels granted to the user or one of their groups (guardian's deals.access_funnel),
+    from the cache; read with guardian's queryset on a miss."""
     from django.core.cache import cache
+    from guardian.shortcuts import get_objects_for_user
 
-    if not can(user, VIEW_DEALS):
-        return False
-    if can(user, CONFIGURE_FUNNELS):
-        return True
+    from deals.models import Funnel
+
     version = cache.get(GRANTS_VERSION_KEY)
     if version is None:
         version = time.time_ns()
@@ -214,9 +213,19 @@ def may_open_funnel(user, funnel_pk: int) -> bool:
     key = f"gate:funnels:{user.pk}:{version}"
     granted = cache.get(key)
     if granted is None:
-        granted = frozenset(visible_funnels(user).values_list("pk", flat=True))
+        funnels = get_objects_for_user(user, ACCESS_FUNNEL, Funnel.objects.all(), accept_global_perms=False)
+        granted = frozenset(funnels.values_list("pk", flat=True))
         cache.set(key, granted, FUNNEL_IDS_TTL)
-    return int(funnel_pk) in granted
+    return granted
+
+
+def may_open_funnel(user, funnel_pk: int) -> bool:
+    """visible_funnels(user).filter(pk=funnel_pk).exists(), answered from the cache."""
+    if not can(user, VIEW_DEALS):
+        return False
+    if can(user, CONFIGURE_FUNNELS):
+        return True
+    return int(funnel_pk) in granted_funnel_ids(user)
 
 
 def funnel_or_404(user, pk):
