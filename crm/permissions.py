@@ -141,6 +141,20 @@ def scope_to_user[QS: QuerySet](user, qs: QS, *, field: str = "responsible") -> 
     return qs.filter(mine)
 
 
+def scope_sql(user, column: str) -> tuple[str, list]:
+    """scope_to_user as an SQL condition on a responsible-user column, for the few statements
+    written by hand (the board's poll): the same rule, checked equal to it by the tests."""
+    from django.contrib.auth import get_user_model
+
+    scope = visibility(user)
+    if scope == Role.Visibility.ALL:
+        return "TRUE", []
+    if scope == Role.Visibility.TEAM and user.team_id:
+        users = get_user_model()._meta.db_table
+        return f"({column} = %s OR {column} IN (SELECT id FROM {users} WHERE team_id = %s))", [user.pk, user.team_id]
+    return f"{column} = %s", [user.pk]
+
+
 def visible_clients(user, *, deleted: bool = False) -> QuerySet:
     """Clients the user may see: live ones, or (for those who may restore) deleted ones."""
     from clients.models import Client

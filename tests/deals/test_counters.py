@@ -232,3 +232,28 @@ def test_a_managers_poll_answers_from_the_cache_and_a_revoked_grant_ends_it_at_o
     assert poll(client, funnel, line, token).status_code == 404
     manager.groups.add(group)
     assert poll(client, funnel, line, token).status_code == 204
+
+
+@pytest.mark.django_db
+def test_the_polls_hand_written_scope_is_the_gates_scope(stages, team):
+    """gate.scope_sql (the poll's statement) selects the same counter rows as gate.scope_to_user."""
+    from crm import permissions as gate
+
+    mate, stranger = UserFactory(team=team, role=role("Manager")), UserFactory(role=role("Manager"))
+    owners = [mate, stranger, None]
+    for i in range(9):
+        DealFactory(stage=stages[i % 3], responsible=owners[i % 3])
+    from django.contrib.auth.models import Group
+
+    from crm.models import Role
+
+    team_role = Role.objects.create(group=Group.objects.create(name="Team lead"), visibility=Role.Visibility.TEAM)
+    viewers = [UserFactory(role=role("Admin")), UserFactory(role=role("Manager")),
+               UserFactory(team=team, role=team_role), UserFactory(team=None, role=team_role)]
+    for viewer in viewers:
+        viewer = type(viewer).objects.select_related("role", "team").get(pk=viewer.pk)
+        by_orm = sorted(gate.scope_to_user(viewer, StageLoad.objects.all()).values_list("pk", flat=True))
+        condition, params = gate.scope_sql(viewer, "responsible_id")
+        by_sql = sorted(StageLoad.objects.extra(where=[condition], params=params).values_list("pk", flat=True))
+        assert by_sql == by_orm, viewer
+    assert len({len(sorted(gate.scope_to_user(v, StageLoad.objects.all()).values_list("pk", flat=True))) for v in viewers}) > 1
