@@ -122,7 +122,8 @@ class Deal(models.Model):
             models.Index(fields=["stage", "position", "id"], name="deal_board_idx", condition=ALIVE),
             models.Index(fields=["stage", "-modified_at"], name="deal_stage_changed_idx"),
             models.Index(fields=["client", "-created_at"], name="deal_client_idx"),
-            models.Index(fields=["responsible", "stage"], name="deal_resp_idx", condition=ALIVE),
+            # a manager's own cards, in board order: their column walks only their deals
+            models.Index(fields=["responsible", "stage", "position", "id"], name="deal_resp_idx", condition=ALIVE),
             models.Index(fields=["-created_at", "-id"], name="deal_created_idx", condition=ALIVE),
             models.Index(fields=["last_sale_at"], name="deal_last_sale_idx"),
             models.Index(fields=["registration_date"], name="deal_registered_idx"),
