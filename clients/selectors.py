@@ -135,18 +135,24 @@ def person_name(first: str | None, last: str | None, username: str | None) -> st
     return f"{first} {last}".strip() or username
 
 
-def tags_of(client_ids: list[int]) -> dict[int, list[TagChip]]:
-    """The tags of many clients in one query, each client's in name order."""
-    if not client_ids:
+def tag_chips(through, owner: str, ids: list[int]) -> dict[int, list[TagChip]]:
+    """The tags of many records (clients or deals) from their tags' through model, in one query,
+    each record's in name order."""
+    if not ids:
         return {}
     links = (
-        Client.tags.through.objects.filter(client_id__in=client_ids)
-        .order_by("tag__name").values_list("client_id", "tag__name", "tag__color")
+        through.objects.filter(**{f"{owner}__in": ids})
+        .order_by("tag__name").values_list(owner, "tag__name", "tag__color")
     )
     chips: dict[int, list[TagChip]] = defaultdict(list)
-    for client_id, name, color in links:
-        chips[client_id].append(TagChip(name=name, color=color))
+    for record_id, name, color in links:
+        chips[record_id].append(TagChip(name=name, color=color))
     return chips
+
+
+def tags_of(client_ids: list[int]) -> dict[int, list[TagChip]]:
+    """The tags of many clients in one query, each client's in name order."""
+    return tag_chips(Client.tags.through, "client_id", client_ids)
 
 
 def _row_fields(columns: list[Column]) -> list[str]:

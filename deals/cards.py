@@ -7,7 +7,6 @@ reversed once per page, and the tags of all the cards come from one query.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TypedDict
@@ -17,6 +16,7 @@ from django.utils import formats, numberformat, timezone
 from django.utils.translation import gettext as _
 
 from clients.labels import labels
+from clients.selectors import TagChip, person_name, tag_chips
 
 from .models import Deal
 
@@ -26,11 +26,6 @@ CARD_FIELDS = (
     "responsible_id", "responsible__first_name", "responsible__last_name", "responsible__username",
     "created_at", "sales_count", "sales_sum",
 )
-
-
-class TagChip(TypedDict):
-    name: str
-    color: str
 
 
 class Card(TypedDict):
@@ -111,8 +106,7 @@ class CardMaker:
             return ""
         if row["responsible_id"] is None:
             return "—"
-        full = f"{row['responsible__first_name']} {row['responsible__last_name']}".strip()
-        return full or row["responsible__username"]
+        return person_name(row["responsible__first_name"], row["responsible__last_name"], row["responsible__username"])
 
     def cards(self, rows: list[dict]) -> list[Card]:
         tags = tags_of([row["id"] for row in rows])
@@ -132,13 +126,4 @@ class CardMaker:
 
 def tags_of(deal_ids: list[int]) -> dict[int, list[TagChip]]:
     """The tags of many deals in one query, each deal's in name order."""
-    if not deal_ids:
-        return {}
-    links = (
-        Deal.tags.through.objects.filter(deal_id__in=deal_ids)
-        .order_by("tag__name").values_list("deal_id", "tag__name", "tag__color")
-    )
-    chips: dict[int, list[TagChip]] = defaultdict(list)
-    for deal_id, name, color in links:
-        chips[deal_id].append(TagChip(name=name, color=color))
-    return chips
+    return tag_chips(Deal.tags.through, "deal_id", deal_ids)
