@@ -16,12 +16,12 @@ from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrap
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from crm import permissions as gate
 from crm.exports import ExportRows, whole_result
+from crm.http import url_maker
 from crm.models import TableSettings
 
 from .columns import Column, all_columns, chosen_columns
@@ -119,12 +119,6 @@ class TablePage:
 
 
 PEOPLE = ("responsible", "created_by", "modified_by")
-
-
-def url_maker(name: str) -> Callable[[int], str]:
-    """reverse() once per page: a function from a pk to the URL (the pattern's only argument)."""
-    marker = 987654321
-    return reverse(name, args=[marker]).replace(str(marker), "{}").format
 
 
 def person_name(first: str | None, last: str | None, username: str | None) -> str:

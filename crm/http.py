@@ -1,6 +1,10 @@
-"""Small HTTP helpers every app's views share: HTMX redirects, return URLs, table query strings."""
+"""Small HTTP helpers every app's views share: HTMX redirects, return URLs, table query strings,
+URLs for many rows of a page."""
+
+from collections.abc import Callable
 
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -28,3 +32,9 @@ def table_query(params: QueryDict, *, drop=PAGING_PARAMS) -> str:
     for key in drop:
         kept.pop(key, None)
     return kept.urlencode()
+
+
+def url_maker(name: str) -> Callable[[int], str]:
+    """reverse() once per page: a function from a pk to the URL (the pattern's only argument)."""
+    marker = 987654321
+    return reverse(name, args=[marker]).replace(str(marker), "{}").format

@@ -103,15 +103,21 @@ def template_context(request) -> dict:
     return {"may": Abilities(getattr(request, "user", None))}
 
 
+def _per_request(user, name: str) -> dict:
+    """A dict kept on the user object, which lives for one request (as the role's permissions the
+    auth backend reads once): what the gate answers more than once per page is worked out once."""
+    kept = getattr(user, name, None)
+    if kept is None:
+        kept = {}
+        setattr(user, name, kept)
+    return kept
+
+
 def can(user, perm: str) -> bool:
-    """Whether the user holds the permission. Answers are kept on the user object, which lives for
-    one request (the role's permissions are read once per request too): a page asks 70 times."""
+    """Whether the user holds the permission (a page asks 70 times: answered once per request)."""
     if not (user and user.is_authenticated):
         return False
-    answers = getattr(user, "_can_answers", None)
-    if answers is None:
-        answers = {}
-        user._can_answers = answers
+    answers = _per_request(user, "_can_answers")
     if perm not in answers:
         answers[perm] = user.has_perm(perm)
     return answers[perm]
@@ -304,18 +310,14 @@ def sees_every_field(user) -> bool:
 
 
 def _layout_rows(block: str, rows=None, user=None):
-    """The block's layout rows: those given, else read once per request (kept on the user object,
-    which lives for one request, as the permissions are)."""
+    """The block's layout rows: those given, else read once per request."""
     if rows is not None:
         return rows
     from clients.layout import block_rows
 
     if user is None:
         return block_rows(block)
-    read = getattr(user, "_layout_rows", None)
-    if read is None:
-        read = {}
-        user._layout_rows = read
+    read = _per_request(user, "_layout_rows")
     if block not in read:
         read[block] = block_rows(block)
     return read[block]

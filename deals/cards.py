@@ -11,12 +11,12 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TypedDict
 
-from django.urls import reverse
 from django.utils import formats, numberformat, timezone
 from django.utils.translation import gettext as _
 
 from clients.labels import labels
 from clients.selectors import TagChip, person_name, tag_chips
+from crm.http import url_maker
 
 from .models import Deal
 
@@ -58,13 +58,6 @@ class Money:
         if whole not in self._done:
             self._done[whole] = numberformat.format(whole, "", 0, self.grouping, self.separator, force_grouping=True)
         return self._done[whole]
-
-
-def url_maker(name: str):
-    """reverse() once: a function from a pk to the URL (the pattern's only argument)."""
-    marker = 987654321
-    template = reverse(name, args=[marker]).replace(str(marker), "{}")
-    return template.format
 
 
 def cursor_of(position: float, pk: int) -> str:

@@ -93,13 +93,11 @@ def filtered_deals(user, params: QueryDict, *, stages=None, deleted=False) -> tu
 BOARD_PARAMS = ("line", "after", "since", "view")
 
 
-def board_unfiltered(params: QueryDict) -> bool:
-    """No filter narrows the board: its totals and change token come from the counters."""
-    return not any(value for key, values in params.lists() if key not in BOARD_PARAMS for value in values)
-
-
-def _counted(params: QueryDict) -> bool:
-    return connection.vendor == "postgresql" and board_unfiltered(params)
+def board_counted(params: QueryDict) -> bool:
+    """The counters serve this board (its totals and change token): no filter narrows it, and the
+    database is PostgreSQL, whose triggers keep them."""
+    filtered = any(value for key, values in params.lists() if key not in BOARD_PARAMS for value in values)
+    return connection.vendor == "postgresql" and not filtered
 
 
 @dataclass
@@ -167,7 +165,7 @@ def board_totals(user, stages: list[Stage], params: QueryDict) -> Totals:
     counters the deals' triggers keep (a few rows per stage, whatever the number of deals), or,
     when filters narrow the board (or on SQLite), one grouped query over the matching deals."""
     totals: dict[int, dict[str, Any]]
-    if _counted(params):
+    if board_counted(params):
         loads = gate.scope_to_user(user, StageLoad.objects.filter(stage_id__in=[s.pk for s in stages]))
         counted = loads.order_by().values("stage_id").annotate(
             n=Sum("deals"), budget=Sum("budget"), sales=Sum("sales"), changes=Sum("changes"))
