@@ -107,7 +107,8 @@ class runner_holding:
         return self
 
     def __exit__(self, *exc):
-        self.conn.close()
+        self.conn.execute("SELECT pg_advisory_unlock(%s)", [locks.key(jobs._lock_name(self.job.pk))])
+        self.conn.close()  # a closed connection frees its locks only when its backend has ended
 
 
 def test_too_many_interruptions_fail_the_job_with_a_message(admin, calls, settings):
