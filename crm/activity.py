@@ -129,6 +129,21 @@ def notification_text(notification: Notification) -> str:
     if about == "deal":
         return _("%(actor)s made you responsible for the deal #%(n)s %(name)s") % {
             "actor": actor, "n": p.get("deal_id", ""), "name": p.get("deal", "")}
+    if about == "distributed":
+        n = p.get("n", 1)
+        if n == 1:
+            return _("A new deal is yours: #%(n)s %(name)s (%(line)s)") % {
+                "n": p.get("deal_id", ""), "name": p.get("deal", ""), "line": p.get("line", "")}
+        return ngettext("%(n)s new deal is yours in %(line)s", "%(n)s new deals are yours in %(line)s", n) % {
+            "n": formats.number_format(n), "line": p.get("line", "")}
+    if kind == Notification.Kind.SHIFT:
+        sentence = _("Your shift was closed after %(hours)s hours without activity.") % {"hours": p.get("hours", "")}
+        handed = p.get("handed", 0)
+        if handed:
+            sentence += " " + ngettext("%(n)s deal not yet worked went to a colleague or back to the queue.",
+                                       "%(n)s deals not yet worked went to colleagues or back to the queue.", handed) % {
+                "n": formats.number_format(handed)}
+        return sentence
     if about == "task":
         return _("%(actor)s gave you a task: %(text)s") % {"actor": actor, "text": text}
     if about == "tasks":

@@ -20,6 +20,8 @@ app.conf.beat_schedule = {
     "imports-cleanup": {"task": "imports.tasks.imports_cleanup", "schedule": 24 * 3600.0},
     # Jobs whose heartbeat stopped (their worker died) are queued again (crm.jobs.resume).
     "jobs-resume": {"task": "crm.tasks.jobs_resume", "schedule": 30.0},
+    # Shifts left open past the idle limit are closed; queues are drained (deals.shifts.sweep).
+    "shifts-sweep": {"task": "deals.tasks.shifts_sweep", "schedule": 60.0},
 }
 app.autodiscover_tasks()
 

@@ -23,7 +23,7 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = get_user_model()
-        fields = ["first_name", "last_name", "email", "language", "time_zone", "email_reminders"]
+        fields = ["first_name", "last_name", "email", "language", "time_zone", "email_reminders", "notification_sound"]
 
 
 class UserForm(SetPasswordMixin, forms.ModelForm):

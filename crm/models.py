@@ -77,6 +77,7 @@ class User(AbstractUser):
     )
     time_zone = models.CharField(_("time zone"), max_length=60, default=settings.TIME_ZONE)
     email_reminders = models.BooleanField(_("task reminders by email"), default=False)
+    notification_sound = models.BooleanField(_("a sound for new notifications"), default=True)
 
     class Meta:
         ordering = ["first_name", "last_name", "username"]
@@ -122,6 +123,7 @@ class Activity(models.Model):
         RESTORED = "restored", _("Restored")
         TASK = "task", _("Task")
         MESSAGE = "message", _("Message")
+        ASSIGNED = "assigned", _("Assignment")
 
     # no index of its own: activity_feed_idx (client, id) and activity_kind_idx lead with it
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities", db_index=False)
@@ -160,6 +162,7 @@ class Notification(models.Model):
         ASSIGNED = "assigned", _("Made responsible")
         REMINDER = "reminder", _("Reminder")
         JOB = "job", _("Job finished")
+        SHIFT = "shift", _("Shift")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind)

@@ -38,7 +38,7 @@ FEED_FILTERS = {
     "comments": ["comment"],
     "changes": ["created", "change", "deleted", "restored"],
     "notes": ["note"],
-    "deals": ["deal", "stage", "sale"],
+    "deals": ["deal", "stage", "sale", "assigned"],
     "tasks": ["task"],
     "messages": ["message"],
 }

@@ -10,6 +10,8 @@ STAGES_1ST_LINE = [
     ("Deal: first sale", "green", "first_sale"),
     ("Transfer to 2nd line", "blue", "to_2nd_line"),
 ]
+# Stages where a deal is done with: not counted among a manager's open deals (a line's cap).
+CLOSING_CODES = {"ignore", "first_sale", "to_2nd_line"}
 STAGES_2ND_LINE = [
     ("Not processed", "grey", "not_processed"),
     ("In conversation", "blue", "in_conversation"),
@@ -24,11 +26,17 @@ def ensure_default_funnel(apps) -> None:
         return
     Line = apps.get_model("deals", "Line")
     Stage = apps.get_model("deals", "Stage")
+    # The migration that creates the first funnel runs before Stage.closes exists (0008 marks those).
+    has_closes = any(field.name == "closes" for field in Stage._meta.get_fields())
+
+    def closing(code):
+        return {"closes": code in CLOSING_CODES} if has_closes else {}
+
     funnel = Funnel.objects.create(name="Sales", position=1, is_default_name=True)
     for position, (line_name, stages) in enumerate((("1st line", STAGES_1ST_LINE), ("2nd line", STAGES_2ND_LINE)), 1):
         line = Line.objects.create(funnel=funnel, name=line_name, position=position, is_default_name=True)
         Stage.objects.bulk_create(
-            Stage(line=line, name=name, color=color, code=code, position=index, is_default_name=True)
+            Stage(line=line, name=name, color=color, code=code, position=index, is_default_name=True, **closing(code))
             for index, (name, color, code) in enumerate(stages, 1)
         )
     grant_funnel_to_group(apps, funnel, "Manager")

@@ -1,13 +1,14 @@
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.validators import MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from clients.forms import CustomFieldsMixin
 from clients.models import Channel, Tag
 from crm import permissions as gate
 
-from .models import Color, Deal
+from .models import Color, Deal, Line
 
 
 class QuickDealForm(forms.Form):
@@ -17,11 +18,14 @@ class QuickDealForm(forms.Form):
     budget = forms.DecimalField(label=_("Deal budget"), max_digits=14, decimal_places=2, min_value=0, initial=0)
     stage = forms.TypedChoiceField(label=_("Stage"), coerce=int)
 
-    def __init__(self, *args, stage_choices=(), locked=(), **kwargs):
+    def __init__(self, *args, stage_choices=(), locked=(), distributes=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["stage"].choices = list(stage_choices)
         if "budget" in locked:
             del self.fields["budget"]
+        if distributes:  # issue 14: the line's distribution finds the manager (or the deal waits in its queue)
+            self.fields["distribute"] = forms.BooleanField(
+                label=_("Give it to the next manager on shift (the line's distribution)"), required=False)
 
 
 class DealForm(CustomFieldsMixin, forms.ModelForm):
@@ -85,3 +89,34 @@ class FunnelAccessForm(forms.Form):
     groups = forms.ModelMultipleChoiceField(
         label=_("Roles"), queryset=Group.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
+
+
+class LineDistributionForm(forms.ModelForm):
+    """Issue 14: how the line's new deals find a manager, the cap, the end of a shift, who may
+    receive them, and which stages close a deal (not counted towards the cap). The teams are read
+    once for every line's form (`teams`); the stages are the line's own (prefetched)."""
+
+    team_ids = forms.TypedMultipleChoiceField(
+        label=_("Only members of these teams receive deals"), coerce=int, required=False,
+        widget=forms.CheckboxSelectMultiple, help_text=_("None chosen: everyone who may open the funnel."),
+    )
+    closing = forms.TypedMultipleChoiceField(
+        label=_("Stages that close a deal"), coerce=int, required=False,
+        widget=forms.CheckboxSelectMultiple, help_text=_("Deals there are not counted among a manager's open deals."),
+    )
+
+    class Meta:
+        model = Line
+        fields = ["distribution", "cap", "shift_end"]
+        widgets = {"cap": forms.NumberInput(attrs={"min": 1, "placeholder": "—"})}
+
+    def __init__(self, *args, teams=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cap"].validators.append(MinValueValidator(1))
+        self.fields["cap"].widget.attrs["min"] = 1
+        self.fields["team_ids"].choices = [(team.pk, team.name) for team in teams]
+        stages = list(self.instance.stages.all())
+        self.fields["closing"].choices = [(stage.pk, str(stage)) for stage in stages]
+        if not self.is_bound:
+            self.initial["team_ids"] = [team.pk for team in self.instance.teams.all()]
+            self.initial["closing"] = [stage.pk for stage in stages if stage.closes]

@@ -53,10 +53,32 @@ class Funnel(Labelled, models.Model):
 
 
 class Line(Labelled, models.Model):
+    class Distribution(models.TextChoices):
+        OFF = "off", _("Off: new deals stay unassigned")
+        ROUND_ROBIN = "round_robin", _("Round robin")
+        LEAST_LOADED = "least_loaded", _("Least loaded")
+
+    class ShiftEnd(models.TextChoices):
+        KEEP = "keep", _("The manager keeps their deals")
+        HAND_BACK = "hand_back", _("Deals not yet worked are handed to the next manager")
+
     funnel = models.ForeignKey(Funnel, on_delete=models.CASCADE, related_name="lines")
     name = models.CharField(_("name"), max_length=60)
     position = models.PositiveIntegerField(default=0)
     is_default_name = models.BooleanField(default=False, editable=False)
+    # Lead distribution (issue 14, deals.distribution): who gets a deal nobody is responsible for.
+    distribution = models.CharField(_("distribution"), max_length=12, choices=Distribution, default=Distribution.OFF)
+    cap = models.PositiveIntegerField(
+        _("open deals per manager at most"), null=True, blank=True,
+        help_text=_("Deals in stages that close a deal do not count. Empty: no limit."),
+    )
+    shift_end = models.CharField(_("at the end of a shift"), max_length=10, choices=ShiftEnd, default=ShiftEnd.KEEP)
+    # Who may receive this line's deals, besides having the funnel: members of these teams (none: anyone).
+    teams = models.ManyToManyField("crm.Team", verbose_name=_("teams"), blank=True, related_name="lines")
+    # Round robin's pointer: the manager served last (read and moved under the line's row lock).
+    served_last = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+    )
 
     class Meta:
         ordering = ["position", "pk"]
@@ -72,6 +94,9 @@ class Stage(Labelled, models.Model):
     # A stable name for stages later features look for ("back_from_ignore"); empty for the rest.
     code = models.CharField(max_length=30, blank=True, editable=False)
     is_default_name = models.BooleanField(default=False, editable=False)
+    # A deal here is done with (a sale, ignored, handed to the 2nd line): it is not one of the
+    # manager's open deals, which the line's cap counts.
+    closes = models.BooleanField(_("closes the deal"), default=False)
 
     class Meta:
         ordering = ["position", "pk"]
@@ -110,6 +135,10 @@ class Deal(models.Model):
     )
     # Deleted together with its client ("with deals"): "restore with deals" brings it back.
     deleted_with_client = models.BooleanField(default=False)
+    # Distribution (issue 14): when the responsible got it, and since when it waits in its line's
+    # queue (set only while nobody is responsible and nobody eligible was on shift).
+    assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
+    queued_at = models.DateTimeField(_("queued"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("deal")
@@ -128,6 +157,7 @@ class Deal(models.Model):
             models.Index(fields=["last_sale_at"], name="deal_last_sale_idx"),
             models.Index(fields=["registration_date"], name="deal_registered_idx"),
             models.Index(fields=["channel", "stage"], name="deal_channel_idx"),
+            models.Index(fields=["queued_at", "id"], name="deal_queue_idx", condition=Q(queued_at__isnull=False)),
         ]
         constraints = [models.CheckConstraint(condition=~Q(name=""), name="deal_name_not_empty")]
 
@@ -199,3 +229,61 @@ class StageLoad(models.Model):
 
     def __str__(self):
         return f"stage {self.stage_id}, responsible {self.responsible_id}: {self.deals}"
+
+
+class Shift(models.Model):
+    """One working shift of a user (seed 000: «Начать смену»): deals are distributed only to
+    managers on shift and not paused. Kept after it ends: the shift log and the reports read it."""
+
+    class Ended(models.TextChoices):
+        USER = "user", _("Ended by the manager")
+        IDLE = "idle", _("Closed after the idle limit")
+        ADMIN = "admin", _("Ended by an administrator")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="shifts")
+    started_at = models.DateTimeField(_("started"))
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    ended_how = models.CharField(max_length=8, choices=Ended, blank=True)
+    ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Set while the shift is paused (a break): a paused manager receives no deals.
+    paused_at = models.DateTimeField(_("paused"), null=True, blank=True)
+    paused_seconds = models.PositiveIntegerField(default=0)  # the breaks that ended, in total
+    # The last sign of life (a page opened, a shift button pressed): the idle limit counts from it.
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = _("shift")
+        verbose_name_plural = _("shifts")
+        indexes = [models.Index(fields=["user", "-started_at"], name="shift_user_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["user"], condition=Q(ended_at__isnull=True), name="shift_one_open_per_user"),
+        ]
+
+    def __str__(self):
+        return f"shift of user {self.user_id} from {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+    def worked_seconds(self, now=None) -> int:
+        """Time on shift without the breaks, up to now for an open one."""
+        from django.utils import timezone
+
+        end = self.ended_at or self.paused_at or now or timezone.now()
+        return max(0, int((end - self.started_at).total_seconds()) - self.paused_seconds)
+
+
+class ShiftPause(models.Model):
+    """One break within a shift (the shift log shows them)."""
+
+    shift = models.ForeignKey(Shift, on_delete=models.CASCADE, related_name="pauses")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+
+    def __str__(self):
+        return f"pause of shift {self.shift_id}"

@@ -332,3 +332,8 @@ def deals_held(stages: QuerySet) -> int:
     """How many deals the stages hold, deleted ones too (they block deleting a stage, line or
     funnel as well), in one query: what a delete confirmation says."""
     return stages.aggregate(deals=Count("deals"))["deals"]
+
+
+def any_line_distributes() -> bool:
+    """Whether the quick deal offers "give it to the next manager on shift" (issue 14)."""
+    return Line.objects.exclude(distribution=Line.Distribution.OFF).exists()

@@ -18,6 +18,7 @@ from crm import activity
 from crm import permissions as gate
 from crm.models import Activity, Notification
 
+from . import distribution
 from .models import Deal, Funnel, Line, Sale, Stage
 
 POSITION_GAP = 1024.0
@@ -36,20 +37,26 @@ def new_position() -> float:
 
 
 @transaction.atomic
-def deal_create(*, actor, client: Client, stage: Stage, name: str, budget: Decimal = Decimal(0), **fields) -> Deal:
-    """Quick deal (seed 002): the author becomes responsible."""
+def deal_create(*, actor, client: Client, stage: Stage, name: str, budget: Decimal = Decimal(0),
+                distribute: bool = False, **fields) -> Deal:
+    """Quick deal (seed 002): the author becomes responsible; with `distribute`, the line's
+    distribution decides (deals.distribution), in this transaction, or the deal waits in its queue."""
     gate.require(actor, gate.ADD_DEAL)
     if not gate.visible_funnels(actor).filter(pk=stage.line.funnel_id).exists():
         raise PermissionDenied
     gate.require_field_writes(actor, gate.DEAL, None, {"budget": budget, **{k: v for k, v in fields.items() if k == "channel"}})
     deal = Deal(
-        client=client, stage=stage, name=name, budget=budget, responsible=actor, created_by=actor,
+        client=client, stage=stage, name=name, budget=budget, responsible=None if distribute else actor, created_by=actor,
         channel=fields.get("channel") or client.channel, position=new_position(),
     )
     deal.full_clean()
+    if distribute:
+        distribution.assign_new(deal, line=stage.line, actor=actor)
     deal.save()
     activity.record(client_id=client.pk, deal_id=deal.pk, actor=actor, kind=Activity.Kind.DEAL,
                     new=f"#{deal.pk} {deal.name} · {stage}")
+    if distribute:
+        distribution.after_insert([deal], actor=actor)
     return deal
 
 
@@ -114,7 +121,16 @@ def deal_move(*, actor, deal: Deal, to_stage_id: int, seen_stage_id: int, seen_v
         if not Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id).exists():
             raise ValidationError(_("Choose a stage of this deal's funnel."))
         raise StaleMove
+    _room_made(deal)
     return int(seen_version) + 1
+
+
+def _room_made(deal: Deal) -> None:
+    """The deal may have left its responsible's open deals in a distributing line (moved on,
+    closed, deleted, given to someone else): the line's queue gets the room once this commits."""
+    line = deal.stage.line
+    if line.distribution != Line.Distribution.OFF and deal.responsible_id is not None and not deal.stage.closes:
+        distribution.drain_after_commit(line.pk)
 
 
 def _neighbour_id(value):
@@ -171,6 +187,10 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
             label = cast(Field, Deal._meta.get_field(field)).verbose_name
             entries.append((field, label, getattr(current, field), data[field]))
         setattr(current, field, data[field])
+    if any(field == "responsible" for field, *_ in entries):
+        current.assigned_at = timezone.now() if current.responsible is not None else None
+        current.queued_at = None
+        _room_made(deal)
     current.version = F("version") + 1
     current.save()
     if "tags" in data:
@@ -198,6 +218,7 @@ def deal_soft_delete(*, actor, deal: Deal) -> None:
     ):
         activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.DELETED,
                         new=f"#{deal.pk} {deal.name}")
+        _room_made(deal)
 
 
 @transaction.atomic
@@ -301,6 +322,19 @@ def line_create(*, actor, funnel: Funnel, name: str) -> Line:
 def line_rename(*, actor, line: Line, name: str) -> None:
     _configure(actor)
     Line.objects.filter(pk=line.pk).update(name=name, is_default_name=False)
+
+
+@transaction.atomic
+def line_set_distribution(*, actor, line: Line, mode: str, cap: int | None, shift_end: str, team_ids: list[int],
+                          closing: list[int]) -> None:
+    """Issue 14: the line's distribution settings and the stages that close a deal. Once saved, the
+    queue gets whatever room the new settings make (a cap raised, distribution turned on)."""
+    _configure(actor)
+    Line.objects.filter(pk=line.pk).update(distribution=mode, cap=cap, shift_end=shift_end)
+    line.teams.set(team_ids)
+    Stage.objects.filter(line=line).exclude(pk__in=closing).update(closes=False)
+    Stage.objects.filter(line=line, pk__in=closing).update(closes=True)
+    distribution.drain_after_commit(line.pk)
 
 
 @transaction.atomic

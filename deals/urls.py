@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import shift_views, views
 
 app_name = "deals"
 urlpatterns = [
@@ -20,6 +20,11 @@ urlpatterns = [
     path("deal/<int:pk>/restore/", views.deal_restore, name="restore"),
     path("client/<int:client_pk>/quick/", views.quick_deal, name="quick"),
     path("client/<int:client_pk>/row/", views.client_deals_row, name="client-row"),
+    path("shifts/", shift_views.shifts_now, name="shifts"),
+    path("shifts/log/", shift_views.shift_log, name="shift-log"),
+    path("shifts/mine/", shift_views.shift_widget, name="shift"),
+    path("shifts/mine/<slug:action>/", shift_views.shift_action, name="shift-action"),
+    path("shifts/<int:user_pk>/end/", shift_views.shift_end_for, name="shift-end-for"),
     path("settings/", views.funnel_list, name="funnels"),
     path("settings/<int:funnel_pk>/", views.funnel_settings, name="settings"),
     path("settings/<int:funnel_pk>/rename/", views.funnel_rename, name="funnel-rename"),
@@ -29,6 +34,7 @@ urlpatterns = [
     path("settings/<int:funnel_pk>/lines/order/", views.lines_reorder, name="lines-order"),
     path("settings/<int:funnel_pk>/lines/<int:line_pk>/rename/", views.line_rename, name="line-rename"),
     path("settings/<int:funnel_pk>/lines/<int:line_pk>/delete/", views.line_delete, name="line-delete"),
+    path("settings/<int:funnel_pk>/lines/<int:line_pk>/distribution/", views.line_distribution, name="line-distribution"),
     path("settings/<int:funnel_pk>/lines/<int:line_pk>/stages/new/", views.stage_create, name="stage-create"),
     path("settings/<int:funnel_pk>/lines/<int:line_pk>/stages/order/", views.stages_reorder, name="stages-order"),
     path("settings/<int:funnel_pk>/stages/<int:stage_pk>/", views.stage_update, name="stage-update"),

@@ -6,6 +6,7 @@ from typing import cast
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,7 +21,7 @@ from clients.selectors import custom_fields_active
 from crm import exports
 from crm import permissions as gate
 from crm.http import hx_redirect, local_url, table_query
-from crm.models import Job
+from crm.models import Job, Team
 
 from . import selectors, services
 from .cards import CardMaker
@@ -28,6 +29,7 @@ from .filters import DealFilter
 from .forms import (
     DealForm,
     FunnelAccessForm,
+    LineDistributionForm,
     MoveForm,
     NameForm,
     QuickDealForm,
@@ -259,13 +261,13 @@ def quick_deal(request, client_pk):
         gate.refuse_posted_fields(request, locked & {"budget"})
     form = QuickDealForm(
         request.POST if request.method == "POST" else None, stage_choices=choices, initial={"name": client.name},
-        locked=locked,
+        locked=locked, distributes=selectors.any_line_distributes(),
     )
     if request.method == "POST" and form.is_valid():
         stage = selectors.stage_for_user_or_404(request.user, form.cleaned_data["stage"])
         deal = services.deal_create(
             actor=request.user, client=client, stage=stage, name=form.cleaned_data["name"],
-            budget=form.cleaned_data.get("budget") or Decimal(0),
+            budget=form.cleaned_data.get("budget") or Decimal(0), distribute=form.cleaned_data.get("distribute", False),
         )
         messages.success(request, _("Deal #%(n)s created.") % {"n": deal.pk})
         return hx_redirect(local_url(request, request.POST.get("next"), client.get_absolute_url()))
@@ -309,7 +311,7 @@ def funnel_list(request):
 def funnel_settings(request, funnel_pk):
     gate.require(request.user, gate.CONFIGURE_FUNNELS)
     funnel = gate.funnel_or_404(request.user, funnel_pk)
-    ctx = {"funnel": funnel, "lines": selectors.lines_with_stages(funnel), "colors": COLORS}
+    ctx = {"funnel": funnel, "lines": _with_forms(selectors.lines_with_stages(funnel)), "colors": COLORS}
     return render(request, "deals/settings.html", ctx)
 
 
@@ -426,7 +428,7 @@ def _line_with_stages(funnel, line_pk):
     line = next((line for line in selectors.lines_with_stages(funnel) if line.pk == line_pk), None)
     if line is None:
         raise Http404
-    return line
+    return _with_forms([line])[0]
 
 
 @require_POST
@@ -453,6 +455,38 @@ def line_rename(request, funnel_pk, line_pk):
         services.line_rename(actor=request.user, line=line, name=name)
         line = selectors.line_or_404(funnel, line_pk)
     return _settings_piece(request, template, {"funnel": funnel, "line": line}, text=_("Line renamed."))
+
+
+@require_POST
+def line_distribution(request, funnel_pk, line_pk):
+    """Issue 14: the line's distribution settings (the form in the line's card)."""
+    funnel = _configurable_funnel(request, funnel_pk)
+    line = _line_with_stages(funnel, line_pk)
+    teams = list(Team.objects.all())
+    form = LineDistributionForm(request.POST, instance=line, teams=teams, prefix=f"line-{line.pk}")
+    if form.is_valid():
+        data = form.cleaned_data
+        services.line_set_distribution(actor=request.user, line=line, mode=data["distribution"], cap=data["cap"],
+                                       shift_end=data["shift_end"], team_ids=data["team_ids"], closing=data["closing"])
+        if not request.htmx:
+            return _settings_redirect(request, funnel_pk, text=_("Distribution saved."))
+        line = _line_with_stages(funnel, line_pk)
+        return _settings_piece(request, "deals/settings.html#line-card", {"funnel": funnel, "line": line},
+                               text=_("Distribution saved."))
+    if not request.htmx:
+        return _settings_redirect(request, funnel_pk, error=_form_error(form, _("Check the distribution settings.")))
+    line.distribution_form = form
+    return _settings_piece(request, "deals/settings.html#line-card", {"funnel": funnel, "line": line, "distribution_open": True},
+                           error=_form_error(form, _("Check the distribution settings.")), error_name="distribution_error")
+
+
+def _with_forms(lines: list, teams=None) -> list:
+    """Each line with its distribution form (the teams read once for all of them)."""
+    teams = list(Team.objects.all()) if teams is None else teams
+    prefetch_related_objects(lines, "teams")
+    for line in lines:
+        line.distribution_form = LineDistributionForm(instance=line, teams=teams, prefix=f"line-{line.pk}")
+    return lines
 
 
 @require_http_methods(["GET", "POST"])

@@ -96,6 +96,11 @@ class ChunkWriter:
         self.validator = validator
         self.mode = job.duplicates
         self.first_stage = stages[0] if stages else None
+        # Rows without a responsible get their deal from the line's distribution (issue 14), if it has one.
+        from deals.models import Line
+
+        self.distributes = job.deal_line_id is not None and Line.objects.filter(pk=job.deal_line_id).exclude(
+            distribution=Line.Distribution.OFF).exists()
         self.new_client = instance_factory(Client)
         self.inflight: Plan | None = None  # the last prepared chunk (perhaps not yet committed)
 
@@ -344,23 +349,38 @@ class ChunkWriter:
         """A deal per created row (and per updated row whose deal cells are filled), in the chosen line."""
         if not self.job.deal_line_id or self.first_stage is None:
             return
-        from deals.models import Deal
+        from deals import distribution
+        from deals.models import Deal, Line
         from deals.services import new_position
 
-        deals = []
+        deals, given, fresh = [], [], set()
         for result in results:
             row = result.row
             if result.outcome == Outcome.UPDATED and not row.deal:
                 continue
             client = result.landed.client
+            # A client this import created is the importer's only until its deal finds a manager.
+            responsible = row.responsible_id or (None if result.landed.new else client.responsible_id)
+            if responsible is None and not self.distributes:
+                responsible = client.responsible_id or self.actor.pk
             result.deal = Deal(client_id=client.pk, stage=row.deal.get("stage") or self.first_stage,
                                name=row.deal.get("name") or client.name, budget=row.deal.get("budget") or 0,
-                               responsible_id=row.responsible_id or client.responsible_id or self.actor.pk,
-                               created_by=self.actor, position=new_position())
+                               responsible_id=responsible, created_by=self.actor, position=new_position())
             deals.append(result.deal)
+            if responsible is None:
+                given.append(result.deal)
+                if result.landed.new:
+                    fresh.add(client.pk)
+        if given:
+            distribution.assign_many(given, Line(pk=self.job.deal_line_id), actor=self.actor)
         Deal.objects.bulk_create(deals, batch_size=1000)
         activity.record_bulk(rows=[(d.client_id, d.pk, f"#{d.pk} {d.name} · {d.stage}") for d in deals], actor=self.actor,
                              kind=Activity.Kind.DEAL)
+        if given:
+            distribution.after_insert(given, actor=self.actor,
+                                      previous={d.pk: self.actor.pk for d in given if d.client_id in fresh})
+            waiting = {d.client_id for d in given if d.responsible_id is None} & fresh
+            Client.objects.filter(pk__in=waiting, responsible_id=self.actor.pk).update(responsible_id=None)
 
     def _suggestions(self, fresh: list[Result]) -> None:
         pairs = [

@@ -207,6 +207,8 @@ IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 2000)  # rows per committed chu
 # JOB_STALE_SECONDS; a job started more than JOB_MAX_ATTEMPTS times fails with a message.
 JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 5)
 JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 60)
+# Shifts (issue 14): an open shift with no sign of life for this long is closed by the beat's sweep.
+SHIFT_IDLE_HOURS = env_int("SHIFT_IDLE_HOURS", 12)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
 # Exports above this many rows, and documents for more than this many clients, are made by the
 # worker as a job (crm/exports.py); the owner is notified with the download link.

@@ -22,3 +22,18 @@ def comment_html(text, autoescape=True):
             parts[index] = MENTION.sub(lambda m: str(format_html('<span class="mention">@{}</span>', m.group(1))), part)
     html = "".join(parts).replace("\n", "<br>")
     return mark_safe(html)  # built from escaped text above
+
+
+@register.filter
+def duration(seconds) -> str:
+    """Seconds as hours and minutes ("7 h 05 min", "45 min"), in the reader's language."""
+    from django.utils.translation import gettext as _
+
+    try:
+        total = max(0, int(seconds)) // 60
+    except (TypeError, ValueError):
+        return ""
+    hours, minutes = divmod(total, 60)
+    if hours:
+        return _("%(h)s h %(m)02d min") % {"h": hours, "m": minutes}
+    return _("%(m)s min") % {"m": minutes}

@@ -155,6 +155,57 @@
     window.htmx.ajax("GET", button.dataset.expand, { target: row, swap: "afterend" });
   });
 
+  // Shifts (issue 14): the running clock, and what a shift button did, said in a toast.
+  function tickShiftClocks() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll("[data-shift-clock]").forEach(function (clock) {
+      var worked = Math.max(0, Math.floor((now - Number(clock.dataset.started) - Number(clock.dataset.paused || 0)) / 60));
+      var hours = Math.floor(worked / 60), minutes = worked % 60;
+      var ru = document.documentElement.lang === "ru";
+      var mm = (minutes < 10 ? "0" : "") + minutes;
+      clock.textContent = hours ? hours + (ru ? " ч " : " h ") + mm + (ru ? " мин" : " min") : minutes + (ru ? " мин" : " min");
+    });
+  }
+  setInterval(tickShiftClocks, 30000);
+  var toastTimer = null;
+  function toast(text, isError) {
+    var box = document.getElementById("app-toast");
+    if (!box || !text) return;
+    box.textContent = text;
+    box.classList.toggle("error", !!isError);
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { box.hidden = true; }, 4000);
+  }
+  document.addEventListener("shift-changed", function (event) {
+    var detail = event.detail || {};
+    toast(detail.text, detail.ok === false);
+  });
+
+  // A new notification (a deal given to me…): a short sound, if My settings allow it.
+  var lastUnread = null;
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var bell = event.detail.target && event.detail.target.id === "bell-count" ? event.detail.target : document.getElementById("bell-count");
+    if (!bell || bell.dataset.unread === undefined) return;
+    var unread = Number(bell.dataset.unread);
+    if (lastUnread !== null && unread > lastUnread && document.body.dataset.sound === "on") chime();
+    lastUnread = unread;
+  });
+  function chime() {
+    try {
+      var Audio = window.AudioContext || window.webkitAudioContext;
+      var context = new Audio();
+      var tone = context.createOscillator(), gain = context.createGain();
+      tone.frequency.value = 880;
+      gain.gain.setValueAtTime(0.08, context.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.0001, context.currentTime + 0.4);
+      tone.connect(gain).connect(context.destination);
+      tone.start();
+      tone.stop(context.currentTime + 0.4);
+      document.body.dataset.chimed = String(Number(document.body.dataset.chimed || 0) + 1);
+    } catch (error) { /* no sound where audio is not allowed */ }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     initSortables(document);
     initBulk();

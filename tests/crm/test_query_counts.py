@@ -38,7 +38,7 @@ PAGES = [
     ("deals:detail", lambda w: [w["deal"].pk], HX, 6),  # user, perms, deal, sales, tags, custom fields
     ("deals:edit", lambda w: [w["deal"].pk], HX, 7),
     ("deals:sale", lambda w: [w["deal"].pk], HX, 3),
-    ("deals:quick", lambda w: [w["client"].pk], HX, 4),
+    ("deals:quick", lambda w: [w["client"].pk], HX, 5),  # … and whether a line distributes
     ("deals:funnels", lambda w: [], {}, 3),
     ("deals:funnel-access", lambda w: [w["funnel"].pk], HX, 7),
     ("deals:stage-delete", lambda w: [w["funnel"].pk, w["stage"].pk], HX, 6),

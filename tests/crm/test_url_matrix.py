@@ -13,7 +13,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from clients.models import CardField, ClientNote, CustomField, SavedFilter, Tag
 from crm.models import Activity, Notification, Role, TableSettings, Team, User
-from deals.models import Deal, Funnel, Line, Sale, Stage
+from deals.models import Deal, Funnel, Line, Sale, Shift, Stage
 from tasks.models import Task, TaskType
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, role
 
@@ -30,7 +30,7 @@ ADMIN_ONLY = {
 FUNNEL_SETTINGS = {
     "deals:funnels", "deals:settings", "deals:funnel-rename", "deals:funnel-delete", "deals:funnel-access",
     "deals:line-create", "deals:line-rename", "deals:line-delete", "deals:lines-order", "deals:stage-create",
-    "deals:stage-update", "deals:stages-order", "deals:stage-delete",
+    "deals:stage-update", "deals:stages-order", "deals:stage-delete", "deals:line-distribution",
 }
 ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add", "tasks:types", "tasks:bulk",
                                 "messenger:send", "imports:upload", "imports:sheet", "clients:templates",
@@ -45,7 +45,8 @@ JOB_RECORD = {"crm:job", "crm:job-download"}  # someone else's job: 404
 SELF |= {"crm:jobs"}  # one's own jobs
 FUNNEL_RECORD = {"deals:board", "deals:changes", "deals:totals", "deals:filters", "deals:table", "deals:more",
                  "deals:export"}
-DEALS_SECTION = {"deals:home", "tasks:list"}
+DEALS_SECTION = {"deals:home", "tasks:list", "deals:shifts", "deals:shift-log", "deals:shift", "deals:shift-action"}
+ADMIN_ONLY |= {"deals:shift-end-for"}  # ending someone else's shift: those who manage users
 CLIENT_SECTION = {
     "clients:list", "clients:count", "clients:filters", "clients:filter-save", "clients:filter-delete", "clients:search",
     "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run", "clients:export",
@@ -82,7 +83,8 @@ def fingerprint():
         list(Tag.objects.values_list("name", flat=True)),
         list(Deal.objects.order_by("pk").values_list("pk", "stage_id", "version", "deleted_at", "sales_count", "name")),
         list(Funnel.objects.order_by("pk").values_list("pk", "name")),
-        list(Line.objects.order_by("pk").values_list("pk", "name", "position")),
+        list(Line.objects.order_by("pk").values_list("pk", "name", "position", "distribution", "cap", "shift_end")),
+        list(Shift.objects.order_by("pk").values_list("pk", "user", "ended_at", "paused_at")),
         list(Stage.objects.order_by("pk").values_list("pk", "name", "position", "color")),
         list(Sale.objects.values_list("pk", flat=True)),
         list(GroupObjectPermission.objects.values_list("group", "object_pk")),
@@ -125,7 +127,7 @@ def world(db, admin, manager, nobody):
         "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk, "deals": secret_deal.pk,
         "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
         "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
-        "tasks:complete": admins_task.pk,
+        "tasks:complete": admins_task.pk, "user_pk": admin.pk, "action": "start",
         "messenger:send-progress": str(admins_send.pk),
         "crm:job": str(admins_job.pk), "crm:job-download": str(admins_job.pk),
         **{name: str(admins_import.pk) for name in ("imports:sheet", "imports:map", "imports:preview",
@@ -136,7 +138,7 @@ def world(db, admin, manager, nobody):
 
 def url_for(name, route, objects):
     kwargs = {}
-    for key in re.findall(r"<(?:int|str|uuid):(\w+)>", route):
+    for key in re.findall(r"<(?:int|str|uuid|slug):(\w+)>", route):
         kwargs[key] = (objects.get(name) or objects[name.split(":")[0]]) if key == "pk" else objects[key]
     return reverse(name, kwargs=kwargs)
 
@@ -208,7 +210,7 @@ def test_no_leaks_for_lesser_roles(who, name, route, client, world):
     else:
         # the section opens; an action the role lacks (e.g. deleting "with deals") is 403
         assert get.status_code in (200, 302, 405) and post.status_code in (200, 204, 302, 403, 405), url
-    if name not in {"clients:filter-save", "clients:columns", "clients:create"} or who == "nobody":
+    if name not in {"clients:filter-save", "clients:columns", "clients:create", "deals:shift-action"} or who == "nobody":
         assert fingerprint() == before, f"{who} changed data through {url}"
 
 

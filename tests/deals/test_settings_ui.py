@@ -256,7 +256,7 @@ def grow(funnel, size):
 @pytest.mark.parametrize("size", [1, 8])
 def test_settings_page_queries_do_not_grow(size, admin_client, sales_funnel, django_assert_num_queries):
     grow(sales_funnel, size)
-    with django_assert_num_queries(5):  # user, perms, funnel, lines, stages
+    with django_assert_num_queries(7):  # user, perms, funnel, lines, stages, teams, the lines' teams
         response = admin_client.get(reverse("deals:settings", args=[sales_funnel.pk]))
     assert response.status_code == 200
 
