@@ -222,10 +222,11 @@ def column_more(user, stage: Stage, params: QueryDict, maker: CardMaker) -> tupl
     return cards, (cards[-1]["cursor"] if more and cards else None)
 
 
-def deals_table(user, params: QueryDict, *, funnel, deleted=False) -> tuple[list, str | None, DealFilter]:
+def deals_table(user, params: QueryDict, *, funnel, deleted=False, stages=None) -> tuple[list, str | None, DealFilter]:
     """The Table view of the board: newest first, keyset paging by (created_at, id).
     Deleted deals (for those who may restore them) are listed with ?view=deleted."""
-    qs, filterset = filtered_deals(user, params, stages=list(stages_of_funnel(funnel)), deleted=deleted)
+    stages = list(stages_of_funnel(funnel)) if stages is None else stages
+    qs, filterset = filtered_deals(user, params, stages=stages, deleted=deleted)
     qs = qs.select_related("client", "responsible", "stage__line")
     after = params.get("after", "")
     stamp, _sep, pk = after.rpartition("_")

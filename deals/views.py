@@ -94,7 +94,10 @@ def board_changes(request, funnel_pk):
     the permissions, three in all), whatever the number of deals; a filtered board's is recomputed."""
     gate.require(request.user, gate.VIEW_DEALS)
     line_pk = request.GET.get("line", "")
-    if line_pk.isdigit() and selectors.board_counted(request.GET):
+    if request.GET.get("view") == "table":  # the table view: every line of the funnel
+        ctx = _board_context(request, funnel_pk)
+        token = _table_token(request, ctx["funnel"])
+    elif line_pk.isdigit() and selectors.board_counted(request.GET):
         token = selectors.line_token(request.user, funnel_pk, int(line_pk))
         if token is None:
             raise Http404
@@ -140,10 +143,20 @@ def filter_panel(request, funnel_pk):
 def deals_table(request, funnel_pk):
     ctx = _board_context(request, funnel_pk)
     deleted = request.GET.get("view") == "deleted"
-    rows, cursor, _filterset = selectors.deals_table(request.user, request.GET, funnel=ctx["funnel"], deleted=deleted)
+    stages = list(selectors.stages_of_funnel(ctx["funnel"]))
+    rows, cursor, _filterset = selectors.deals_table(request.user, request.GET, funnel=ctx["funnel"], deleted=deleted,
+                                                     stages=stages)
     ctx.update(rows=rows, cursor=cursor, query=table_query(request.GET, drop=("after",)), deleted=deleted)
+    if not deleted and not request.GET.get("after"):  # the first page follows changes (issue 14: new deals appear)
+        ctx["token"] = _table_token(request, ctx["funnel"], stages)
     template = "deals/table.html#deals-rows" if request.htmx and request.htmx.target == "deals-table" else "deals/table.html"
     return render(request, template, ctx)
+
+
+def _table_token(request, funnel, stages=None) -> str:
+    """The table's change token: the board's, over every stage of the funnel."""
+    stages = list(selectors.stages_of_funnel(funnel)) if stages is None else stages
+    return selectors.board_totals(request.user, stages, request.GET).token
 
 
 @require_POST

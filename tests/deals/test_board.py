@@ -147,7 +147,7 @@ def test_poll_and_totals_query_counts(deals, admin_client, stages, django_assert
 def test_table_view_query_count(deals, admin_client, stages, django_assert_num_queries):
     client = ClientFactory()
     Deal.objects.bulk_create(Deal(client=client, stage=stages[i % 3], name=f"d{i}", position=i) for i in range(deals))
-    with django_assert_num_queries(8):  # user, perms, funnels, lines, stages, stages of funnel, rows, line
+    with django_assert_num_queries(9):  # user, perms, funnels, lines, stages, stages of funnel, rows, line, change token
         response = admin_client.get(reverse("deals:table", args=[stages[0].line.funnel_id]))
     assert len(response.context["rows"]) == min(deals, 50)
 
