@@ -131,11 +131,12 @@ def notification_text(notification: Notification) -> str:
             "actor": actor, "n": p.get("deal_id", ""), "name": p.get("deal", "")}
     if about == "distributed":
         n = p.get("n", 1)
+        line = _(p["line"]) if p.get("line") else ""  # a default line's name ("1st line") in the reader's language
         if n == 1:
             return _("A new deal is yours: #%(n)s %(name)s (%(line)s)") % {
-                "n": p.get("deal_id", ""), "name": p.get("deal", ""), "line": p.get("line", "")}
+                "n": p.get("deal_id", ""), "name": p.get("deal", ""), "line": line}
         return ngettext("%(n)s new deal is yours in %(line)s", "%(n)s new deals are yours in %(line)s", n) % {
-            "n": formats.number_format(n), "line": p.get("line", "")}
+            "n": formats.number_format(n), "line": line}
     if kind == Notification.Kind.SHIFT:
         sentence = _("Your shift was closed after %(hours)s hours without activity.") % {"hours": p.get("hours", "")}
         handed = p.get("handed", 0)

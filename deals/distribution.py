@@ -32,6 +32,7 @@ from .models import Deal, Line, Shift, Stage
 log = logging.getLogger(__name__)
 
 QUEUE = "queue"  # the feed's word for "nobody eligible: it waits"
+OFF = "off"  # distribution is off in the line: the deal stays without a responsible, outside any queue
 HANDBACK = "handback"
 
 
@@ -115,7 +116,9 @@ def decide(line: Line, candidates: list[Candidate], count: int) -> list[Decision
     the candidates' loads as it goes. Round robin: the next candidate after the one served last
     (by user id, wrapping), passing over those at the cap. Least loaded: the fewest open deals,
     ties broken in round robin order. Nobody under the cap: the deal waits (assignee None)."""
-    if line.distribution == Line.Distribution.OFF or not candidates:
+    if line.distribution == Line.Distribution.OFF:
+        return [Decision(None, OFF) for _ in range(count)]
+    if not candidates:
         return [Decision(None, QUEUE) for _ in range(count)]
     ring = sorted(candidates, key=lambda c: c.pk)
     decisions = []
@@ -149,7 +152,7 @@ def lock(line_id: int) -> Line:
 def _feed_rows(deals: list[Deal], decisions: list[Decision], line: Line, actor) -> list[Activity]:
     return [
         activity.entry(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.ASSIGNED,
-                       field=decision.mode, field_label=str(line), new=decision.assignee.name if decision.assignee else "",
+                       field=decision.mode, field_label=line.name, new=decision.assignee.name if decision.assignee else "",
                        text="; ".join(decision.at_cap))
         for deal, decision in zip(deals, decisions, strict=True)
     ]
@@ -166,7 +169,8 @@ def _notify(deals: list[Deal], decisions: list[Decision], line: Line, actor) -> 
         if actor is not None and actor.pk == user_id:
             continue  # nobody is told of their own doing
         first = theirs[0]
-        params = {"about": "distributed", "n": len(theirs), "line": str(line), "deal_id": first.pk, "deal": first.name}
+        # the line's stored name: a default one ("1st line") is translated when read
+        params = {"about": "distributed", "n": len(theirs), "line": line.name, "deal_id": first.pk, "deal": first.name}
         url = first.get_absolute_url() if len(theirs) == 1 else line.funnel.get_absolute_url() + f"?line={line.pk}"
         rows.append(Notification(user_id=user_id, kind=Notification.Kind.ASSIGNED, actor=actor, params=params, url=url))
     Notification.objects.bulk_create(rows)
@@ -210,7 +214,7 @@ def _apply_to_unsaved(deal: Deal, decision: Decision) -> None:
     now = timezone.now()
     deal.responsible_id = decision.assignee.pk if decision.assignee else None
     deal.assigned_at = now if decision.assignee else None
-    deal.queued_at = None if decision.assignee else now
+    deal.queued_at = now if decision.mode == QUEUE else None
 
 
 def after_insert(deals: list[Deal], *, actor=None, previous: dict[int, int | None] | None = None) -> None:
@@ -251,13 +255,15 @@ def _record(line: Line, deals: list[Deal], decisions: list[Decision], actor, pre
 def _reassign(line: Line, deals: list[Deal], decisions: list[Decision], actor, previous: dict[int, int | None]) -> None:
     """Write decisions about deals already saved (the queue, the deals handed back)."""
     now = timezone.now()
-    groups: dict[int | None, list[int]] = defaultdict(list)
+    groups: dict[int | str, list[int]] = defaultdict(list)
     for deal, decision in zip(deals, decisions, strict=True):
-        groups[decision.assignee.pk if decision.assignee else None].append(deal.pk)
+        groups[decision.assignee.pk if decision.assignee else decision.mode].append(deal.pk)
     for user_id, ids in groups.items():
-        if user_id is None:
+        if user_id == QUEUE:  # waits (a deal handed back joins the queue now; a queued one keeps its place)
             Deal.objects.filter(pk__in=ids).update(responsible_id=None, assigned_at=None,
                                                    queued_at=Coalesce("queued_at", Value(now)), modified_at=now)
+        elif user_id == OFF:
+            Deal.objects.filter(pk__in=ids).update(responsible_id=None, assigned_at=None, queued_at=None, modified_at=now)
         else:
             Deal.objects.filter(pk__in=ids).update(responsible_id=user_id, assigned_at=now, queued_at=None, modified_at=now)
     _record(line, deals, decisions, actor, previous)
@@ -353,7 +359,7 @@ def hand_back(user, *, actor=None) -> int:
                 continue
             activity.record_many([
                 activity.entry(client_id=d.client_id, deal_id=d.pk, actor=actor, kind=Activity.Kind.ASSIGNED,
-                               field=HANDBACK, field_label=str(line), old=str(user))
+                               field=HANDBACK, field_label=line.name, old=str(user))
                 for d in deals
             ])
             decisions = decide(line, eligible(line), len(deals))
