@@ -432,6 +432,32 @@ class Seeder:
         self.save_deals(plans)
         self.comments_tasks_notes(clients, plans)
         self.save_feed()
+        self.shifts()
+
+    def shifts(self) -> None:
+        """Issue 14: the 1st line hands new deals out by round robin; the managers' last two weeks
+        of shifts (9:00 to 18:00 with a half-hour break, weekdays) are in the log, and Emily is on
+        shift now, so "On shift now" is not empty."""
+        from deals.models import Line, Shift, ShiftPause
+
+        Line.objects.filter(funnel__name="Sales", position=1).update(distribution=Line.Distribution.ROUND_ROBIN)
+        managers = [u for u in self.users if u.role and u.role.group.name == Role.MANAGER]
+        today = timezone.localdate()
+        for user in managers:
+            for back in range(14, 0, -1):
+                day = today - timedelta(days=back)
+                if day.weekday() >= 5:
+                    continue
+                start = timezone.make_aware(datetime.combine(day, time(9, self.rnd.randint(0, 20))))
+                end = timezone.make_aware(datetime.combine(day, time(18, self.rnd.randint(0, 40))))
+                pause = timezone.make_aware(datetime.combine(day, time(13, self.rnd.randint(0, 30))))
+                shift = Shift.objects.create(user=user, started_at=start, ended_at=end, ended_how=Shift.Ended.USER,
+                                             paused_seconds=1800, seen_at=end)
+                ShiftPause.objects.create(shift=shift, started_at=pause, ended_at=pause + timedelta(minutes=30))
+        on_shift = next((u for u in managers if u.language == "en"), None)
+        if on_shift is not None:
+            started = self.now - timedelta(hours=3)
+            Shift.objects.create(user=on_shift, started_at=started, seen_at=self.now)
 
     # Clients ------------------------------------------------------------------------------------
 
