@@ -89,3 +89,46 @@ def test_eight_processes_distribute_two_thousand_deals_fairly_and_exactly_once(t
     theirs = set(Deal.objects.filter(responsible=managers[5]).values_list("pk", flat=True))
     assert theirs == set(queue[:100])
     assert Deal.objects.filter(stage__line=second, responsible=None).count() == DEALS - 600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_starting_at_once_never_receive_the_same_deal():
+    """Both starts drain the queue at the same moment (two connections, two threads): the line's
+    row lock serialises them, so each queued deal goes to exactly one of them."""
+    import threading
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    admin = UserFactory(username="race-admin", role=role("Admin"))
+    line = Line.objects.filter(funnel__name="Sales").order_by("position").first()
+    Line.objects.filter(pk=line.pk).update(distribution=Line.Distribution.ROUND_ROBIN)
+    stage = line.stages.order_by("position").first()
+    from deals import services
+
+    clients = Client.objects.bulk_create(Client(name=f"q {i}", phone_digits="") for i in range(200))
+    for client in clients:
+        services.deal_create(actor=admin, client=client, stage=stage, name=client.name, distribute=True)
+    assert Deal.objects.filter(queued_at__isnull=False, responsible=None).count() == 200
+    first, second = (UserFactory(username=f"starter{i}", role=role("Manager")) for i in range(2))
+    barrier, errors = threading.Barrier(2), []
+
+    def start(user):
+        try:
+            barrier.wait(10)
+            shifts.start(user=user)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start, args=(user,)) for user in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    per_manager = Counter(Deal.objects.filter(stage__line=line).values_list("responsible_id", flat=True))
+    assert sum(per_manager.values()) == 200 and None not in per_manager
+    assert set(per_manager) <= {first.pk, second.pk}
+    handed = Counter(Activity.objects.filter(kind=Activity.Kind.ASSIGNED).exclude(field="queue").values_list("deal_id", flat=True))
+    assert len(handed) == 200 and set(handed.values()) == {1}

@@ -132,3 +132,17 @@ def test_two_truly_concurrent_moves_one_wins_nothing_lost():
     winner = alice if results[alice.pk] == 2 else bob
     deal.refresh_from_db()
     assert deal.version == 2 and deal.stage == (second if winner is alice else third)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_move_in_a_distributing_line_asks_once_whether_its_queue_waits(client, django_assert_num_queries):
+    """Issue 14: a move may make room under the line's cap; with nothing queued it costs one query more."""
+    from deals.models import Line, Stage
+
+    stages = list(Stage.objects.filter(line__funnel__name="Sales", line__position=1).order_by("position"))
+    Line.objects.filter(pk=stages[0].line_id).update(distribution=Line.Distribution.ROUND_ROBIN)
+    user = UserFactory(role=role("Admin"))
+    client.force_login(user)
+    deal = DealFactory(stage=stages[0], responsible=user)
+    with django_assert_num_queries(5):  # user, perms, deal, the move, is anything queued in the line
+        assert move(client, deal, stages[1]).status_code == 200
