@@ -161,6 +161,20 @@ def scope_sql(user, column: str) -> tuple[str, list]:
     return f"{column} = %s", [user.pk]
 
 
+def visible_users(viewer) -> QuerySet:
+    """The users whose records the viewer's visibility reaches (their shifts, their load): everyone,
+    their team, or themselves; scope_to_user applied to users themselves."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.all()
+    scope = visibility(viewer)
+    if scope == Role.Visibility.ALL:
+        return users
+    if scope == Role.Visibility.TEAM and viewer.team_id:
+        return users.filter(Q(pk=viewer.pk) | Q(team_id=viewer.team_id))
+    return users.filter(pk=viewer.pk)
+
+
 def visible_clients(user, *, deleted: bool = False) -> QuerySet:
     """Clients the user may see: live ones, or (for those who may restore) deleted ones."""
     from clients.models import Client

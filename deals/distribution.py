@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
@@ -56,19 +57,22 @@ class Decision:
 # correlated EXISTS over guardian's and the roles' tables) cost PostgreSQL 7 ms to plan on every
 # deal, ten times what it takes to run. Tested equal to the gate (test_funnel_access_is_the_gates_rule).
 RECEIVERS_SQL = """
+WITH perm AS (SELECT p.id, p.codename FROM {permission} p JOIN {content_type} ct ON ct.id = p.content_type_id
+               WHERE ct.app_label = 'deals' AND p.codename IN (%(view)s, %(configure)s, %(access)s))
 SELECT u.id, u.first_name, u.last_name, u.username, {open_deals} AS open_deals
   FROM {user} u
   JOIN {shift} s ON s.user_id = u.id AND s.ended_at IS NULL AND s.paused_at IS NULL
  WHERE u.is_active {only_user}
    AND (u.is_superuser OR (
         EXISTS (SELECT 1 FROM {role} r JOIN {group_perm} gp ON gp.group_id = r.group_id
-                 WHERE r.id = u.role_id AND gp.permission_id = %(view)s)
+                 WHERE r.id = u.role_id AND gp.permission_id = (SELECT id FROM perm WHERE codename = %(view)s))
         AND (EXISTS (SELECT 1 FROM {role} r JOIN {group_perm} gp ON gp.group_id = r.group_id
-                      WHERE r.id = u.role_id AND gp.permission_id = %(configure)s)
-             OR EXISTS (SELECT 1 FROM {user_grant} g
-                         WHERE g.user_id = u.id AND g.permission_id = %(access)s AND g.object_pk = %(funnel)s)
+                      WHERE r.id = u.role_id AND gp.permission_id = (SELECT id FROM perm WHERE codename = %(configure)s))
+             OR EXISTS (SELECT 1 FROM {user_grant} g WHERE g.user_id = u.id AND g.object_pk = %(funnel)s
+                           AND g.permission_id = (SELECT id FROM perm WHERE codename = %(access)s))
              OR EXISTS (SELECT 1 FROM {group_grant} g JOIN {user_group} ug ON ug.group_id = g.group_id
-                         WHERE ug.user_id = u.id AND g.permission_id = %(access)s AND g.object_pk = %(funnel)s))))
+                         WHERE ug.user_id = u.id AND g.object_pk = %(funnel)s
+                           AND g.permission_id = (SELECT id FROM perm WHERE codename = %(access)s)))))
    AND (NOT EXISTS (SELECT 1 FROM {line_team} lt WHERE lt.line_id = %(line)s)
         OR u.team_id IN (SELECT lt.team_id FROM {line_team} lt WHERE lt.line_id = %(line)s))
  ORDER BY u.id
@@ -80,20 +84,6 @@ LOAD_COUNTED = """COALESCE((SELECT sum(c.deals) FROM {load} c WHERE c.responsibl
 LOAD_AGGREGATED = """(SELECT count(*) FROM {deal} d WHERE d.responsible_id = u.id AND d.deleted_at IS NULL AND d.stage_id IN
     (SELECT st.id FROM {stage} st WHERE st.line_id = %(line)s AND NOT st.closes))"""
 
-_permission_ids: dict[str, dict[str, int]] = {}
-
-
-def _permissions() -> dict[str, int]:
-    """The ids of the three permissions the rule reads, once per database."""
-    name = connection.settings_dict["NAME"]
-    if name not in _permission_ids:
-        wanted = {gate.VIEW_DEALS: "view", gate.CONFIGURE_FUNNELS: "configure", gate.ACCESS_FUNNEL: "access"}
-        rows = Permission.objects.filter(content_type__app_label="deals", codename__in=[p.split(".")[1] for p in wanted])
-        by_code = {f"deals.{codename}": pk for pk, codename in rows.values_list("pk", "codename")}
-        _permission_ids[name] = {key: by_code[perm] for perm, key in wanted.items()}
-    return _permission_ids[name]
-
-
 def _receivers(line: Line, user_id: int | None = None) -> list[Candidate]:
     from .models import StageLoad
 
@@ -103,11 +93,14 @@ def _receivers(line: Line, user_id: int | None = None) -> list[Candidate]:
         "group_perm": Group.permissions.through._meta.db_table, "user_grant": UserObjectPermission._meta.db_table,
         "group_grant": GroupObjectPermission._meta.db_table, "user_group": User.groups.through._meta.db_table,
         "line_team": Line.teams.through._meta.db_table, "stage": Stage._meta.db_table, "deal": Deal._meta.db_table,
-        "load": StageLoad._meta.db_table,
+        "load": StageLoad._meta.db_table, "permission": Permission._meta.db_table,
+        "content_type": ContentType._meta.db_table,
     }
     load = (LOAD_COUNTED if connection.vendor == "postgresql" else LOAD_AGGREGATED).format(**tables)
     sql = RECEIVERS_SQL.format(open_deals=load, only_user="AND u.id = %(user)s" if user_id else "", **tables)
-    params = {**_permissions(), "funnel": str(line.funnel_id), "line": line.pk, "user": user_id}
+    codes = {key: perm.split(".")[1] for key, perm in
+             (("view", gate.VIEW_DEALS), ("configure", gate.CONFIGURE_FUNNELS), ("access", gate.ACCESS_FUNNEL))}
+    params = {**codes, "funnel": str(line.funnel_id), "line": line.pk, "user": user_id}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -199,22 +192,13 @@ def _client_follows(deals: list[Deal], decisions: list[Decision], previous: dict
     with the deal: the manager who receives it can open the client to work it."""
     from clients.models import Client
 
-    by_user: dict[int | None, list[int]] = defaultdict(list)
+    groups: dict[tuple[int, int | None], set[int]] = defaultdict(set)  # (new owner, previous) → clients
     for deal, decision in zip(deals, decisions, strict=True):
         if decision.assignee is not None:
-            by_user[decision.assignee.pk].append(deal.pk)
-    for user_id, deal_ids in by_user.items():
-        for before, ids in _group_by(deal_ids, previous).items():
-            clients = Deal.objects.filter(pk__in=ids).values("client_id")
-            who = Q(responsible__isnull=True) if before is None else Q(responsible__isnull=True) | Q(responsible_id=before)
-            Client.objects.filter(who, pk__in=clients).update(responsible_id=user_id)
-
-
-def _group_by(deal_ids, previous) -> dict:
-    groups: dict = defaultdict(list)
-    for pk in deal_ids:
-        groups[previous.get(pk)].append(pk)
-    return groups
+            groups[(decision.assignee.pk, previous.get(deal.pk))].add(deal.client_id)
+    for (user_id, before), client_ids in groups.items():
+        who = Q(responsible__isnull=True) if before is None else Q(responsible__isnull=True) | Q(responsible_id=before)
+        Client.objects.filter(who, pk__in=sorted(client_ids)).update(responsible_id=user_id)
 
 
 def assign_new(deal: Deal, *, line: Line | None = None, actor=None) -> Decision:

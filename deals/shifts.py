@@ -137,16 +137,8 @@ def end_for(*, actor, user) -> tuple[Shift, int]:
 
 
 def visible_users(viewer):
-    """Whose shifts the viewer sees: the role's visibility (own / team / all) over users."""
-    from django.contrib.auth import get_user_model
-
-    users = get_user_model().objects.all()
-    scope = gate.visibility(viewer)
-    if scope == "all":
-        return users
-    if scope == "team" and viewer.team_id:
-        return users.filter(team_id=viewer.team_id)
-    return users.filter(pk=viewer.pk)
+    """Whose shifts the viewer sees: the gate's reach over users (own / team / all)."""
+    return gate.visible_users(viewer)
 
 
 def close_idle(now=None) -> list[int]:
