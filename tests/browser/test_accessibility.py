@@ -31,7 +31,7 @@ def test_main_pages_have_no_serious_violations(new_page):
     sign_in(page, "boss")
     for name, path in [("clients", "/clients/"), ("card", f"/clients/{client.pk}/"), ("board", f"/deals/{stage.line.funnel_id}/"),
                        ("tasks", "/tasks/?view=all"), ("import", "/clients/import/"), ("settings", f"/deals/settings/{stage.line.funnel_id}/"),
-                       ("roles", "/settings/roles/1/")]:
+                       ("roles", "/settings/roles/1/"), ("shifts", "/deals/shifts/"), ("shift-log", "/deals/shifts/log/")]:
         page.goto(page.base + path)
         page.wait_for_load_state("networkidle")
         found[name] = violations(page)
