@@ -30,7 +30,9 @@ DONE = {
 
 def _widget(request, *, status=200):
     page = request.htmx.current_url_abs_path if request.htmx else ""
-    ctx = {"shift": shifts.current(request.user), "next": page or ""}
+    # the top bar's compact widget (?place=bar) or the board's and table's panel
+    compact = (request.GET.get("place") or request.POST.get("place")) == "bar"
+    ctx = {"shift": shifts.current(request.user), "next": page or "", "compact": compact}
     return render(request, "deals/shifts.html#shift-widget", ctx, status=status)
 
 

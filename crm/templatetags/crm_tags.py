@@ -37,3 +37,12 @@ def duration(seconds) -> str:
     if hours:
         return _("%(h)s h %(m)02d min") % {"h": hours, "m": minutes}
     return _("%(m)s min") % {"m": minutes}
+
+
+@register.filter
+def elapsed(value, now) -> int:
+    """Seconds from a moment to now (for `duration`): how long something has waited."""
+    try:
+        return max(0, int((now - value).total_seconds()))
+    except TypeError:
+        return 0

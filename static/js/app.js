@@ -185,7 +185,8 @@
   // A new notification (a deal given to me…): a short sound, if My settings allow it.
   var lastUnread = null;
   document.addEventListener("htmx:afterSwap", function (event) {
-    var bell = event.detail.target && event.detail.target.id === "bell-count" ? event.detail.target : document.getElementById("bell-count");
+    // the bell is swapped outerHTML: the element now in the page is the new one, not event.detail.target
+    var bell = document.getElementById("bell-count");
     if (!bell || bell.dataset.unread === undefined) return;
     var unread = Number(bell.dataset.unread);
     if (lastUnread !== null && unread > lastUnread && document.body.dataset.sound === "on") chime();
