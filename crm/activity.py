@@ -46,11 +46,17 @@ def record(**kwargs) -> Activity:
     return activity
 
 
+COPY_FROM = 50  # below this many rows one INSERT is fewer round trips than a COPY
+
+
 def record_many(activities: list[Activity]) -> None:
-    """Many feed entries at once (a mass action): COPY on PostgreSQL."""
+    """Many feed entries at once (a mass action): COPY on PostgreSQL; a handful in one INSERT."""
     from .bulk import copy_insert
 
-    copy_insert(Activity, activities)
+    if len(activities) < COPY_FROM:
+        Activity.objects.bulk_create(activities)
+    else:
+        copy_insert(Activity, activities)
 
 
 def record_bulk(*, rows: list[tuple], actor, kind, field="", field_label="") -> None:

@@ -154,7 +154,7 @@ def decide(line: Line, candidates: list[Candidate], count: int) -> list[Decision
 
 def lock(line_id: int) -> Line:
     """The line, its row locked until the transaction ends: the one place distribution waits."""
-    return Line.objects.select_for_update().select_related("funnel").get(pk=line_id)
+    return Line.objects.select_for_update(of=("self",)).select_related("funnel").get(pk=line_id)
 
 
 # Writing the decisions ----------------------------------------------------------------------------
@@ -280,27 +280,44 @@ def queued(line: Line) -> QuerySet:
                                deleted_at__isnull=True).order_by("queued_at", "pk")
 
 
+DRAIN_BATCH = 500  # deals handed out per transaction: a long queue does not hold the line's lock for seconds
+
+
 def drain(line_id: int, *, actor=None) -> int:
     """Hand the line's queued deals, oldest first, to those eligible now, as far as their caps
-    allow. Returns how many were handed out. Idempotent; safe to call from any process at any time."""
+    allow, DRAIN_BATCH at a time (each batch its own transaction: a deal created meanwhile waits
+    for one batch, not for the whole queue). Returns how many were handed out. Idempotent; safe to
+    call from any process at any time."""
+    handed = 0
+    while True:
+        batch, more = _drain_batch(line_id, actor)
+        handed += batch
+        if not more:
+            return handed
+
+
+def _drain_batch(line_id: int, actor) -> tuple[int, bool]:
+    """One batch: (deals handed out, whether another batch may find room)."""
     with transaction.atomic():
         line = lock(line_id)
         if line.distribution == Line.Distribution.OFF:
-            return 0
+            return 0, False
         candidates = eligible(line)
         if line.cap is None:
             room = None if candidates else 0
         else:
             room = sum(max(0, line.cap - c.load) for c in candidates)
         if room == 0:
-            return 0
+            return 0, False
+        take = DRAIN_BATCH if room is None else min(room, DRAIN_BATCH)
         waiting = queued(line).select_related(None).only("pk", "client_id", "name", "stage_id")
-        deals = list((waiting[:room] if room is not None else waiting).select_for_update(of=("self",)))
+        deals = list(waiting[:take].select_for_update(of=("self",)))
         if not deals:
-            return 0
+            return 0, False
         decisions = decide(line, candidates, len(deals))
         _reassign(line, deals, decisions, actor, previous={})
-        return sum(1 for d in decisions if d.assignee)
+        handed = sum(1 for d in decisions if d.assignee)
+        return handed, handed == DRAIN_BATCH  # a short batch: the queue or everyone's room ran out
 
 
 def lines_with_queue() -> list[int]:

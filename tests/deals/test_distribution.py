@@ -340,3 +340,53 @@ def test_feed_reasons_are_in_the_readers_language(language, expected, admin, lin
     with translation.override(language):
         page = client.get(reverse("clients:feed", args=[deal.client_id])).content.decode()
     assert expected in page and ("по кругу" in page) == (language == "ru")
+
+
+def test_a_long_queue_is_handed_out_in_batches_in_order(admin, line, stages, monkeypatch):
+    monkeypatch.setattr(distribution, "DRAIN_BATCH", 2)
+    waiting = [new_deal(admin, stages[0], f"Lead {i}") for i in range(5)]
+    (mary,) = managers(1)
+    shifts.start(user=mary)
+    assert [Deal.objects.get(pk=d.pk).responsible_id for d in waiting] == [mary.pk] * 5
+    assert Activity.objects.filter(kind=Activity.Kind.ASSIGNED, field="round_robin").count() == 5
+    # with a cap, the batches stop where the room ends
+    otto = UserFactory(username="otto2", role=role("Manager"))
+    more = [new_deal(admin, stages[0], f"More {i}") for i in range(4)]  # mary is still on shift: hers
+    assert {Deal.objects.get(pk=d.pk).responsible_id for d in more} == {mary.pk}
+    shifts.end(user=mary)
+    Line.objects.filter(pk=line.pk).update(cap=3)
+    extra = [new_deal(admin, stages[0], f"Extra {i}") for i in range(5)]
+    assert distribution.drain(line.pk) == 0  # nobody on shift
+    shifts.start(user=otto)
+    assert [Deal.objects.get(pk=d.pk).responsible_id for d in extra] == [otto.pk] * 3 + [None, None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_distributing_locks_the_line_not_its_funnel(stages):
+    """Lines of one funnel distribute side by side, and the funnel's settings stay writable."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from deals.models import Funnel
+
+    first, second = Line.objects.filter(funnel__name="Sales").order_by("position")
+    answers = []
+
+    def other_connection():
+        try:
+            with transaction.atomic():
+                Funnel.objects.select_for_update(nowait=True).get(pk=first.funnel_id)
+                Line.objects.select_for_update(nowait=True).get(pk=second.pk)
+                answers.append("free")
+        except Exception as error:
+            answers.append(type(error).__name__)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        distribution.lock(first.pk)
+        thread = threading.Thread(target=other_connection)
+        thread.start()
+        thread.join(20)
+    assert answers == ["free"]
