@@ -59,8 +59,8 @@ class Line(Labelled, models.Model):
         LEAST_LOADED = "least_loaded", _("Least loaded")
 
     class ShiftEnd(models.TextChoices):
-        KEEP = "keep", _("The manager keeps their deals")
-        HAND_BACK = "hand_back", _("Deals not yet worked are handed to the next manager")
+        KEEP = "keep", _("Deals stay with the manager")
+        HAND_BACK = "hand_back", _("Unworked deals go to the next manager")
 
     funnel = models.ForeignKey(Funnel, on_delete=models.CASCADE, related_name="lines")
     name = models.CharField(_("name"), max_length=60)
