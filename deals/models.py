@@ -263,10 +263,6 @@ class Shift(models.Model):
     def __str__(self):
         return f"shift of user {self.user_id} from {self.started_at:%Y-%m-%d %H:%M}"
 
-    @property
-    def is_open(self) -> bool:
-        return self.ended_at is None
-
     def worked_seconds(self, now=None) -> int:
         """Time on shift without the breaks, up to now for an open one."""
         from django.utils import timezone

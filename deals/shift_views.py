@@ -28,12 +28,12 @@ DONE = {
 }
 
 
-def _widget(request, *, status=200):
+def _widget(request):
     page = request.htmx.current_url_abs_path if request.htmx else ""
     # the top bar's compact widget (?place=bar) or the board's and table's panel
     compact = (request.GET.get("place") or request.POST.get("place")) == "bar"
     ctx = {"shift": shifts.current(request.user), "next": page or "", "compact": compact}
-    return render(request, "deals/shifts.html#shift-widget", ctx, status=status)
+    return render(request, "deals/shifts.html#shift-widget", ctx)
 
 
 @require_GET
@@ -86,7 +86,7 @@ def shifts_now(request):
 def shift_end_for(request, user_pk):
     """An administrator ends a shift someone left open."""
     gate.require(request.user, gate.MANAGE_USERS)
-    user = shifts.visible_users(request.user).filter(pk=user_pk).first()
+    user = gate.visible_users(request.user).filter(pk=user_pk).first()
     if user is None:
         raise Http404
     try:
@@ -112,7 +112,7 @@ def shift_log(request):
     if until < since:
         since, until = until, since
     zone = timezone.get_current_timezone()
-    users = list(shifts.visible_users(request.user).filter(is_active=True).order_by("first_name", "last_name", "username"))
+    users = list(gate.visible_users(request.user).filter(is_active=True).order_by("first_name", "last_name", "username"))
     user_id = request.GET.get("user", "")
     user_id = int(user_id) if user_id.isdigit() and any(u.pk == int(user_id) for u in users) else None
     page, totals = shifts.shift_log(

@@ -131,14 +131,9 @@ def end_for(*, actor, user) -> tuple[Shift, int]:
     """An administrator ends someone's shift (they went home and forgot): who may see the user's
     shifts and manages users."""
     gate.require(actor, gate.MANAGE_USERS)
-    if not visible_users(actor).filter(pk=user.pk).exists():
+    if not gate.visible_users(actor).filter(pk=user.pk).exists():
         raise PermissionDenied
     return end(user=user, actor=actor, how=Shift.Ended.ADMIN)
-
-
-def visible_users(viewer):
-    """Whose shifts the viewer sees: the gate's reach over users (own / team / all)."""
-    return gate.visible_users(viewer)
 
 
 def close_idle(now=None) -> list[int]:
@@ -194,7 +189,7 @@ def open_deal_counts(user_ids) -> dict[int, int]:
 def on_shift_now(viewer) -> list[Shift]:
     """Open shifts of the users the viewer sees, the longest running first, each with its user's
     open deals (`open_deals`)."""
-    shifts = list(Shift.objects.filter(ended_at__isnull=True, user__in=visible_users(viewer).values("pk"))
+    shifts = list(Shift.objects.filter(ended_at__isnull=True, user__in=gate.visible_users(viewer).values("pk"))
                   .select_related("user").order_by("started_at", "pk"))
     counts = open_deal_counts(s.user_id for s in shifts)
     for shift in shifts:
@@ -237,7 +232,7 @@ def shift_log(viewer, *, user_id=None, since=None, until=None, page: int = 1):
     from django.core.paginator import Paginator
     from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum, Value
 
-    qs = Shift.objects.filter(user__in=visible_users(viewer).values("pk"))
+    qs = Shift.objects.filter(user__in=gate.visible_users(viewer).values("pk"))
     if user_id:
         qs = qs.filter(user_id=user_id)
     if since:

@@ -16,7 +16,6 @@ from clients.models import Client
 from crm.models import Activity
 from deals import shifts
 from deals.models import Deal, Line
-from tests.conftest import wait_for
 from tests.factories import UserFactory, role
 
 PROCESSES = 8
@@ -24,26 +23,27 @@ DEALS = 2000
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def race(tmp_path, actor, stage, tag: str) -> None:
+def race(actor, stage, tag: str) -> None:
     """PROCESSES processes, DEALS new clients between them, a deal each, all started at once."""
-    clients = Client.objects.bulk_create(Client(name=f"{tag} {i}", phone_digits="") for i in range(DEALS))
+    clients = Client.objects.bulk_create(Client(name=f"Клиент {tag} {i}", phone_digits="") for i in range(DEALS))
     ids = [c.pk for c in clients]
     db = connection.settings_dict
     env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
            "DJANGO_SETTINGS_MODULE": "crm.settings.test"}
-    go = tmp_path / f"{tag}.go"
-    readies, processes = [], []
+    processes = []
     for n in range(PROCESSES):
-        ready = tmp_path / f"{tag}.{n}.ready"
-        readies.append(ready)
         part = ",".join(map(str, ids[n::PROCESSES]))
         processes.append(subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/deals/race_creator.py"), str(ready), str(go), str(actor.pk), str(stage.pk), part],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, str(ROOT / "tests/deals/race_creator.py"), str(actor.pk), str(stage.pk), part],
+            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
     try:
-        assert wait_for(lambda: all(r.exists() for r in readies) or any(p.poll() for p in processes), timeout=120, step=0.05)
-        go.touch()
+        for process in processes:  # each says "ready" once its Django is up and its clients are read
+            line = process.stdout.readline()
+            assert line.strip() == "ready", line + process.stdout.read()
+        for process in processes:  # then all start at once
+            process.stdin.write("go\n")
+            process.stdin.flush()
         for process in processes:
             output, _ = process.communicate(timeout=600)
             assert process.returncode == 0, output
@@ -54,7 +54,7 @@ def race(tmp_path, actor, stage, tag: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_eight_processes_distribute_two_thousand_deals_fairly_and_exactly_once(tmp_path):
+def test_eight_processes_distribute_two_thousand_deals_fairly_and_exactly_once():
     if connection.vendor != "postgresql":
         pytest.skip("the race runs on PostgreSQL")
     admin = UserFactory(username="race-admin", role=role("Admin"))
@@ -65,7 +65,7 @@ def test_eight_processes_distribute_two_thousand_deals_fairly_and_exactly_once(t
     Line.objects.filter(pk__in=[first.pk, second.pk]).update(distribution=Line.Distribution.ROUND_ROBIN)
 
     # Round robin, no cap: each deal once, the managers within one deal of each other
-    race(tmp_path, admin, first.stages.order_by("position").first(), "rr")
+    race(admin, first.stages.order_by("position").first(), "rr")
     deals = Deal.objects.filter(stage__line=first)
     assert deals.count() == DEALS
     per_manager = Counter(deals.values_list("responsible_id", flat=True))
@@ -76,7 +76,7 @@ def test_eight_processes_distribute_two_thousand_deals_fairly_and_exactly_once(t
 
     # A cap of 100 each: exactly 500 assigned, 1,500 wait
     Line.objects.filter(pk=second.pk).update(cap=100)
-    race(tmp_path, admin, second.stages.order_by("position").first(), "cap")
+    race(admin, second.stages.order_by("position").first(), "cap")
     deals = Deal.objects.filter(stage__line=second)
     per_manager = Counter(deals.exclude(responsible=None).values_list("responsible_id", flat=True))
     assert per_manager == {m.pk: 100 for m in managers[:5]}
