@@ -22,6 +22,8 @@ app.conf.beat_schedule = {
     "jobs-resume": {"task": "crm.tasks.jobs_resume", "schedule": 30.0},
     # Shifts left open past the idle limit are closed; queues are drained (deals.shifts.sweep).
     "shifts-sweep": {"task": "deals.tasks.shifts_sweep", "schedule": 60.0},
+    # Inbound deliveries not yet processed, replies due, mailboxes to poll (messenger.sweep).
+    "messenger-sweep": {"task": "messenger.tasks.messenger_sweep", "schedule": 10.0},
 }
 app.autodiscover_tasks()
 

@@ -124,6 +124,7 @@ class Activity(models.Model):
         TASK = "task", _("Task")
         MESSAGE = "message", _("Message")
         ASSIGNED = "assigned", _("Assignment")
+        IGNORE = "ignore", _("Ignore list")
 
     # no index of its own: activity_feed_idx (client, id) and activity_kind_idx lead with it
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities", db_index=False)
@@ -163,6 +164,7 @@ class Notification(models.Model):
         REMINDER = "reminder", _("Reminder")
         JOB = "job", _("Job finished")
         SHIFT = "shift", _("Shift")
+        MESSAGE = "message", _("Message")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind)

@@ -39,6 +39,9 @@ CHANGE_TASK = "tasks.change_task"
 ADD_TASKS_BULK = "tasks.add_task_bulk"
 CONFIGURE_TASK_TYPES = "tasks.change_tasktype"
 SEND_MESSAGES = "messenger.send_messages"
+REPLY = "messenger.reply"
+MANAGE_IGNORE = "messenger.manage_ignore"
+CONFIGURE_CHANNELS = "messenger.configure_channels"
 
 # What a role can be given, in the order the role form lists it. Later features add theirs.
 ROLE_PERMISSIONS = [
@@ -62,6 +65,10 @@ ROLE_PERMISSIONS = [
         (DELETE_DEAL, _("Delete deals")),
         (RESTORE_DEAL, _("Restore deleted deals")),
     ]),
+    (_("Messenger"), [
+        (REPLY, _("Chat with clients")),
+        (MANAGE_IGNORE, _("Put clients on the ignore list")),
+    ]),
     (_("Tasks"), [
         (VIEW_TASKS, _("View tasks")),
         (ADD_TASK, _("Create tasks")),
@@ -72,6 +79,7 @@ ROLE_PERMISSIONS = [
         (CONFIGURE_TASK_TYPES, _("Configure task types")),
         (CONFIGURE_FUNNELS, _("Configure funnels")),
         (CONFIGURE_FIELDS, _("Configure client fields")),
+        (CONFIGURE_CHANNELS, _("Configure channels")),
         (MANAGE_USERS, _("Manage users and roles")),
     ]),
 ]

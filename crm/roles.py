@@ -12,11 +12,11 @@ ADMIN_PERMISSIONS = [
     "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
     "clients.restore_client", "clients.change_responsible", "clients.import_clients",
     "clients.export_clients", "clients.change_customfield", "crm.manage_users", *DEALS_ADMIN, *TASKS_ADMIN,
-    "messenger.send_messages",
+    "messenger.send_messages", "messenger.reply", "messenger.manage_ignore", "messenger.configure_channels",
 ]
 MANAGER_PERMISSIONS = [
     "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
-    "clients.export_clients", *DEALS_MANAGER, *TASKS_MANAGER,
+    "clients.export_clients", *DEALS_MANAGER, *TASKS_MANAGER, "messenger.reply", "messenger.manage_ignore",
 ]
 BUILTIN = [("Admin", "all", ADMIN_PERMISSIONS), ("Manager", "own", MANAGER_PERMISSIONS)]
 

@@ -1,5 +1,7 @@
 from django.urls import include, path
 
+from messenger.urls import hook_patterns
+
 from . import views
 
 crm_patterns = (
@@ -35,5 +37,6 @@ urlpatterns = [
     path("deals/", include("deals.urls")),
     path("tasks/", include("tasks.urls")),
     path("messenger/", include("messenger.urls")),
+    path("hooks/", include((hook_patterns, "hooks"))),
     path("settings/fields/", include("clients.fields_urls")),
 ]

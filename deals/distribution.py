@@ -434,3 +434,12 @@ def hand_back(user, *, actor=None) -> int:
             _reassign(line, deals, decisions, actor, previous={d.pk: user.pk for d in deals})
             moved += len(deals)
     return moved
+
+
+def assign_again(deals: list[Deal], line: Line, *, actor=None) -> list[Decision]:
+    """Give saved deals out again by the line's rules (a client back from the ignore list): to
+    whoever is next on shift, or the queue."""
+    line = lock(line.pk)
+    decisions = decide(line, eligible(line), len(deals))
+    _reassign(line, deals, decisions, actor, {deal.pk: deal.responsible_id for deal in deals})
+    return decisions

@@ -257,7 +257,17 @@ SMS_BACKEND = env_str("SMS_BACKEND", "messenger.backends.sms.ConsoleBackend")
 SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "")
 SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "")
 SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
+# The messenger (issue 15): attachments up to this size; channel secrets are encrypted with a key
+# derived from CHANNEL_SECRET_KEY (else SECRET_KEY: changing it makes stored secrets unreadable).
+MESSENGER_MAX_ATTACHMENT_BYTES = env_int("MESSENGER_MAX_ATTACHMENT_BYTES", 20 * 1024 * 1024)
+CHANNEL_SECRET_KEY = env_str("CHANNEL_SECRET_KEY", "")
+# Where the Telegram channel finds the Bot API (tests run their own on 127.0.0.1).
+TELEGRAM_API_BASE = env_str("TELEGRAM_API_BASE", "https://api.telegram.org")
 # Throttle for mass sends (providers limit the rate); 0 sends as fast as the channel takes them.
 MASS_SEND_RATE_PER_SECOND = env_int("MASS_SEND_RATE_PER_SECOND", 0)
 # A delivery claimed longer ago than this by a worker that vanished is looked at again on resume.
 MASS_SEND_STALE_SECONDS = env_int("MASS_SEND_STALE_SECONDS", 300)
+
+# Requests to user-configured URLs (crm.outbound) never reach these networks unless listed here
+# (e.g. "10.0.0.0/8" for a bridge inside your own network). Comma-separated CIDRs.
+OUTBOUND_ALLOWED_NETWORKS = [n.strip() for n in env_str("OUTBOUND_ALLOWED_NETWORKS", "").split(",") if n.strip()]

@@ -13,3 +13,5 @@ AXES_FAILURE_LIMIT = 5
 MEDIA_ROOT = __import__("os").environ.get("MEDIA_ROOT") or BASE_DIR / "var" / "test-media"  # noqa: F405
 # Worker processes started by a test may be slowed per chunk, so a kill lands mid-import.
 IMPORT_CHUNK_PAUSE_SECONDS = float(__import__("os").environ.get("IMPORT_CHUNK_PAUSE_SECONDS", "0"))
+# The tests' own servers (the fake Bot API, the bridge, the SMS gateway) listen on the loopback.
+OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
