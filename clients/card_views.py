@@ -27,6 +27,7 @@ from .phones import format_phone
 KIND_FILTERS = [
     ("", gettext_lazy("All")), ("comments", gettext_lazy("Comments")), ("changes", gettext_lazy("Changes")),
     ("notes", gettext_lazy("Note")), ("deals", gettext_lazy("Deals and sales")), ("tasks", gettext_lazy("Tasks")),
+    ("messages", gettext_lazy("Messages")),
 ]
 
 
@@ -71,7 +72,15 @@ def card_context(request, client, *, deal_pk=None) -> dict:
     note = ClientNote.objects.filter(client=client).first()
     feed, more = crm_selectors.feed_page(client, hidden=hidden)
     last = crm_selectors.last_contact(client)
+    from clients.models import DuplicateSuggestion
+    from messenger.models import Conversation
+
+    conversations = list(Conversation.objects.filter(client=client).select_related("channel").order_by("-last_message_at", "-pk"))
+    duplicates = list(DuplicateSuggestion.objects.filter(client=client, dismissed_at__isnull=True, other__deleted_at__isnull=True)
+                      .filter(other__in=gate.visible_clients(user)).select_related("other")[:5])
     return {
+        "conversations": conversations,
+        "duplicates": duplicates,
         "client": client,
         "tags": list(client.tags.all()),
         "contact_rows": contact,

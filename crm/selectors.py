@@ -83,11 +83,11 @@ def feed_page(client, *, kind: str = "", before: str = "", hidden=None) -> tuple
 
 
 def last_contact(client):
-    """When someone last commented or added a sale on the client (the card's indicator)."""
+    """When someone last commented, added a sale, or wrote or received a message (the card's indicator)."""
     from .models import Activity
 
     return (
-        Activity.objects.filter(client=client, kind__in=["comment", "sale"])
+        Activity.objects.filter(client=client, kind__in=["comment", "sale", "message"])
         .order_by("-pk").values_list("created_at", flat=True).first()
     )
 

@@ -106,6 +106,10 @@ def receive(channel: Channel, item: Incoming) -> Message | None:
         ignore.end(rule, actor=None)
         rule = None
     deal = _open_deal(channel, client, ignored=rule is not None)
+    assignee_id = (deal.responsible_id if deal else None) or client.responsible_id
+    if conversation.assignee_id is None and assignee_id:
+        Conversation.objects.filter(pk=conversation.pk).update(assignee_id=assignee_id)
+        conversation.assignee_id = assignee_id
     now = timezone.now()
     message = Message(conversation=conversation, channel=channel, direction=Message.Direction.IN, text=item.text,
                       external_id=item.external_id[:200], status=Message.Status.RECEIVED, thread_ref=(item.thread_refs or [""])[0][:300],
@@ -151,8 +155,7 @@ def _touch(conversation: Conversation, message: Message, *, count_unread: bool) 
     Conversation.objects.filter(pk=conversation.pk).update(**values)
     if message.direction == Message.Direction.IN and count_unread and conversation.assignee_id:
         if not Unread.objects.filter(user_id=conversation.assignee_id, conversation=conversation).update(count=F("count") + 1):
-            Unread.objects.bulk_create([Unread(user_id=conversation.assignee_id, conversation=conversation, count=1)],
-                                       update_conflicts=True, unique_fields=["user", "conversation"], update_fields=["count"])
+            Unread.objects.create(user_id=conversation.assignee_id, conversation=conversation, count=1)
 
 
 def _notify(conversation: Conversation, message: Message) -> None:
@@ -259,7 +262,6 @@ def _open_deal(channel: Channel, client: Client, *, ignored: bool) -> Deal | Non
     activity.record(client_id=client.pk, deal_id=deal.pk, actor=None, kind=Activity.Kind.DEAL, new=f"#{deal.pk} {deal.name} · {stage}")
     distribution.after_insert([deal], previous={deal.pk: client.responsible_id})
     client.refresh_from_db(fields=["responsible"])
-    Conversation.objects.filter(client=client, assignee__isnull=True).update(assignee_id=client.responsible_id)
     return deal
 
 

@@ -1,0 +1,112 @@
+"""Reads of the inbox (issue 15): the conversations a user may see, one page of them, a chat's
+messages, and the change tokens the page polls. Every read here has a fixed number of queries
+whatever the volume; the list reads one index range per part (unread first, then the rest)."""
+
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+
+from clients.filters import phone_q
+from clients.models import Client
+from clients.phones import digits_of
+from crm import permissions as gate
+
+from .models import Conversation, Message, Unread
+
+PAGE = 40
+CHAT_PAGE = 60
+FILTERS = ("mine", "unassigned", "all")
+
+
+def visible_conversations(user) -> QuerySet:
+    """Conversations of live clients the user may see (own / team / all, by the client's responsible)."""
+    if not gate.can(user, gate.VIEW_CLIENTS):
+        return Conversation.objects.none()
+    qs = Conversation.objects.filter(client__deleted_at__isnull=True)
+    return gate.scope_to_user(user, qs, field="client__responsible")
+
+
+def conversation_or_404(user, pk) -> Conversation:
+    conversation = (visible_conversations(user).select_related("client", "client__responsible", "channel", "assignee")
+                    .filter(pk=pk).first())
+    if conversation is None:
+        raise Http404
+    return conversation
+
+
+@dataclass
+class ListPage:
+    rows: list
+    more: str | None  # the keyset cursor of the next page of read conversations
+
+
+def _filtered(user, which: str, query: str) -> QuerySet:
+    qs = visible_conversations(user)
+    if which == "mine":
+        qs = qs.filter(assignee=user)
+    elif which == "unassigned":
+        qs = qs.filter(assignee__isnull=True)
+    query = " ".join(query.split())[:100]
+    if query:
+        match = Q(client__name__icontains=query)
+        if len(digits_of(query)) >= 3:
+            phone = phone_q(query)
+            match |= Q(client__in=Client.objects.filter(phone)) if phone else Q()
+        if "@" in query:
+            match |= Q(client__email__icontains=query)
+        match |= Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=query))
+        qs = qs.filter(match)
+    return qs
+
+
+def conversation_page(user, *, which: str = "mine", query: str = "", after: str = "") -> ListPage:
+    """Unread conversations first (newest first), then the others, newest first; `after` continues
+    the others from a cursor ("<iso time>|<id>")."""
+    qs = _filtered(user, which, query).select_related("client", "channel", "assignee")
+    rows: list = []
+    if not after:
+        rows = list(qs.filter(unread__gt=0).order_by("-last_message_at", "-id")[:PAGE])
+    rest = qs.filter(unread=0).exclude(last_message_at__isnull=True)
+    if after:
+        when, _sep, pk = after.partition("|")
+        rest = rest.filter(Q(last_message_at__lt=when) | Q(last_message_at=when, id__lt=int(pk or 0)))
+    room = max(PAGE - len(rows), 10)
+    others = list(rest.order_by("-last_message_at", "-id")[: room + 1])
+    more = None
+    if len(others) > room:
+        others = others[:room]
+        last = others[-1]
+        more = f"{last.last_message_at.isoformat()}|{last.pk}"
+    rows += others
+    mine = dict(Unread.objects.filter(user=user, conversation__in=[c.pk for c in rows]).values_list("conversation_id", "count"))
+    for row in rows:
+        row.my_unread = mine.get(row.pk, 0)
+    return ListPage(rows=rows, more=more)
+
+
+def chat_messages(conversation: Conversation, *, before: int | None = None) -> tuple[list, int | None]:
+    """The newest CHAT_PAGE messages (oldest first on screen) with their attachments; the id to load older ones from."""
+    qs = Message.objects.filter(conversation=conversation).select_related("author").prefetch_related("attachments")
+    if before:
+        qs = qs.filter(id__lt=before)
+    rows = list(qs.order_by("-id")[: CHAT_PAGE + 1])
+    older = rows[CHAT_PAGE - 1].pk if len(rows) > CHAT_PAGE else None
+    rows = rows[:CHAT_PAGE]
+    rows.reverse()
+    return rows, older
+
+
+def inbox_token() -> str:
+    """The list's change token: the newest message's id, read from the primary key's index (O(1))."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT max(id) FROM {Message._meta.db_table}")
+        newest = cursor.fetchone()[0]
+    return str(newest or 0)
+
+
+def chat_token(user, pk) -> str | None:
+    """A chat's change token (its version), or None when the user may not see it."""
+    row = visible_conversations(user).filter(pk=pk).values_list("version", flat=True).first()
+    return None if row is None else str(row)

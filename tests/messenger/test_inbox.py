@@ -1,0 +1,380 @@
+"""The messenger's core (issue 15) through the console channel: an inbound delivery stored once and
+processed once, an unknown sender becoming a client and a deal given out by the shift rules, the
+ignore list and the return from it, the inbox pages as each role sees them, and their queries."""
+
+import json
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from clients.models import Client, DuplicateSuggestion
+from crm.models import Activity, Notification
+from deals import shifts
+from deals.models import Deal, Line, Stage
+from messenger import ignore, ingress, outbox
+from messenger.models import Attachment, Channel, Conversation, IgnoreRule, Inbound, Message, Unread
+from messenger.receive import process
+from tests.conftest import HX
+from tests.factories import ClientFactory, UserFactory, role
+
+pytestmark = pytest.mark.django_db
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def line(db):
+    line = Line.objects.get(funnel__name="Sales", position=1)
+    Line.objects.filter(pk=line.pk).update(distribution=Line.Distribution.ROUND_ROBIN)
+    line.refresh_from_db()
+    return line
+
+
+@pytest.fixture
+def channel(line):
+    return Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Site chat", line=line)
+
+
+def deliver(channel, sender="u1", text="Здравствуйте!", **extra):
+    """What the console channel's ingress stores, then the worker's processing of it."""
+    payload = {"id": extra.pop("id", uuid.uuid4().hex), "from": sender, "text": text, **extra}
+    inbound_id = ingress.store(channel, payload["id"], json.dumps(payload, ensure_ascii=False))
+    if inbound_id is not None:
+        assert process(inbound_id) == "done"
+    return inbound_id
+
+
+def test_unknown_sender_becomes_client_and_deal_given_to_the_manager_on_shift(channel, line, manager):
+    shifts.start(user=manager)
+    deliver(channel, sender="tg-77", text="Хочу узнать цену", name="Анна Петрова", phone="8 (916) 123-45-67")
+    client = Client.objects.get()
+    assert (client.name, client.phone, client.source, client.responsible) == ("Анна Петрова", "+79161234567", "Site chat", manager)
+    deal = Deal.objects.get()
+    assert deal.client == client and deal.stage == Stage.objects.filter(line=line).order_by("position").first()
+    assert deal.responsible == manager
+    conversation = Conversation.objects.get()
+    assert (conversation.external_chat_id, conversation.assignee, conversation.unread) == ("tg-77", manager, 1)
+    assert Unread.objects.get(user=manager).count == 1
+    assert Message.objects.get().text == "Хочу узнать цену"
+    note = Notification.objects.get(user=manager, kind=Notification.Kind.MESSAGE)
+    assert note.params["client"] == "Анна Петрова"
+    assert Activity.objects.filter(client=client, kind="message", field="chat_in").count() == 1
+
+
+def test_nobody_on_shift_queues_the_deal(channel, line, manager):
+    deliver(channel, name="Boris")
+    deal = Deal.objects.get()
+    assert deal.responsible is None and deal.queued_at is not None
+    assert Conversation.objects.get().assignee is None
+
+
+def test_replays_and_duplicates_make_one_message(channel):
+    first = deliver(channel, id="m-1")
+    assert first is not None
+    assert deliver(channel, id="m-1") is None  # the same delivery again: stored once
+    assert Inbound.objects.count() == 1 and Message.objects.count() == 1
+    # processing the same row twice (a redelivered task) changes nothing
+    assert process(first) == "skipped"
+    assert Message.objects.count() == 1
+
+
+def test_a_known_phone_attaches_to_the_client_and_a_shared_name_is_only_suggested(channel, manager):
+    known = ClientFactory(name="Ivan Petrov", phone="+79160000001", responsible=manager)
+    namesake = ClientFactory(name="Olga Sidorova", phone="+79160000002")
+    deliver(channel, sender="a", phone="89160000001", name="Ваня")
+    assert Conversation.objects.get(external_chat_id="a").client == known
+    deliver(channel, sender="b", name="Olga Sidorova")  # the same name, nothing else: a new client
+    new = Conversation.objects.get(external_chat_id="b").client
+    assert new != namesake
+    assert DuplicateSuggestion.objects.filter(client=new, other=namesake).exists()
+    assert Client.objects.count() == 3
+
+
+def test_a_known_client_with_an_open_deal_gets_no_second_deal(channel, manager):
+    deliver(channel, sender="x")
+    deliver(channel, sender="x", text="ещё")
+    assert Deal.objects.count() == 1 and Message.objects.count() == 2
+    assert Conversation.objects.get().unread == 2
+
+
+def test_ignore_then_back_from_ignore(channel, line, manager, admin):
+    shifts.start(user=manager)
+    deliver(channel, sender="s1", name="Spam Bot")
+    client = Client.objects.get()
+    rule = ignore.ignore_client(actor=admin, client=client, reason="spam")
+    deal = Deal.objects.get()
+    assert deal.stage.code == "ignore"
+    assert Conversation.objects.get().status == Conversation.Status.IGNORED
+    Notification.objects.all().delete()
+    Unread.objects.all().delete()
+    deliver(channel, sender="s1", text="still here")
+    message = Message.objects.latest("pk")
+    assert message.while_ignored
+    assert not Notification.objects.exists() and not Unread.objects.exists()
+    assert Conversation.objects.get().unread == 0
+    assert Deal.objects.get().stage.code == "ignore"  # still ignored
+    ignore.unignore(actor=admin, rule=rule)
+    assert Deal.objects.get().stage.code == "ignore"  # moves only when they write again
+    deliver(channel, sender="s1", text="I am back")
+    deal = Deal.objects.get()
+    assert deal.stage.code == "back_from_ignore"
+    assert deal.responsible == manager
+    assert Notification.objects.filter(user=manager, kind=Notification.Kind.MESSAGE).exists()
+    kinds = list(Activity.objects.filter(client=client, kind="ignore").order_by("pk").values_list("field", flat=True))
+    assert kinds == ["on", "off"]
+
+
+def test_back_on_new_message_ends_the_rule_at_once(channel, line, manager, admin):
+    deliver(channel, sender="s2")
+    client = Client.objects.get()
+    ignore.ignore_client(actor=admin, client=client, back_on_message=True)
+    deliver(channel, sender="s2", text="hello again")
+    assert Deal.objects.get().stage.code == "back_from_ignore"
+    assert IgnoreRule.objects.get().ended_at is not None
+    assert not Message.objects.latest("pk").while_ignored
+
+
+def test_pattern_rules_ignore_new_senders(channel, admin):
+    ignore.ignore_pattern(actor=admin, kind=IgnoreRule.Kind.EMAIL, pattern="*@spam.example")
+    deliver(channel, sender="e1", email="bot@SPAM.example")
+    assert Message.objects.get().while_ignored
+    assert Conversation.objects.get().status == Conversation.Status.IGNORED
+
+
+def test_manager_may_not_add_pattern_rules(manager):
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        ignore.ignore_pattern(actor=manager, kind=IgnoreRule.Kind.PHONE, pattern="+79160000000")
+    assert not IgnoreRule.objects.exists()
+
+
+def test_a_failing_delivery_is_kept_and_retried(channel):
+    inbound_id = ingress.store(channel, "bad", "{not json")
+    assert process(inbound_id) == "failed"
+    row = Inbound.objects.get()
+    assert row.state == Inbound.State.FAILED and row.attempts == 1 and row.next_attempt_at is not None and row.error
+    Inbound.objects.filter(pk=row.pk).update(payload=json.dumps({"id": "bad", "from": "z", "text": "fixed"}))
+    assert process(inbound_id) == "done"
+    assert Message.objects.get().text == "fixed"
+
+
+# Replies ---------------------------------------------------------------------------------------
+
+
+def test_reply_is_sent_once_and_written_to_the_feed_when_sent(channel, manager, capsys):
+    shifts.start(user=manager)
+    deliver(channel, sender="c1")
+    conversation = Conversation.objects.get()
+    message = outbox.reply(actor=manager, conversation=conversation, text="Добрый день!")
+    assert message.status == Message.Status.QUEUED
+    assert not Activity.objects.filter(field="chat_out").exists()
+    assert outbox.deliver(message.pk) == "sent"
+    assert outbox.deliver(message.pk) == "skipped"
+    message.refresh_from_db()
+    assert message.status == Message.Status.SENT and message.external_id == str(message.key)
+    assert capsys.readouterr().out.count("Добрый день!") == 1
+    assert Activity.objects.filter(field="chat_out", text="Добрый день!").count() == 1
+    conversation.refresh_from_db()
+    assert conversation.unread == 0 and conversation.last_direction == "out"
+
+
+def test_a_manager_of_another_team_may_not_reply_through_a_team_channel(channel, manager, team):
+    from crm.models import Team
+
+    other_team = Team.objects.create(name="Line 2")
+    channel.teams.add(other_team)
+    deliver(channel, sender="c2")
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        outbox.reply(actor=manager, conversation=Conversation.objects.get(), text="hi")
+    assert not Message.objects.filter(direction="out").exists()
+
+
+# Pages ---------------------------------------------------------------------------------------
+
+
+def test_inbox_lists_conversations_unread_first_and_shows_the_chat(channel, manager, client):
+    shifts.start(user=manager)
+    deliver(channel, sender="old", name="Old Chat")
+    old = Conversation.objects.get(external_chat_id="old")
+    Conversation.objects.filter(pk=old.pk).update(unread=0)
+    deliver(channel, sender="new", name="Новый клиент", text="<script>alert(1)</script>")
+    client.force_login(manager)
+    page = client.get(reverse("messenger:inbox"))
+    html = page.content.decode()
+    assert html.index("Новый клиент") < html.index("Old Chat")
+    new = Conversation.objects.get(external_chat_id="new")
+    page = client.get(reverse("messenger:inbox") + f"?c={new.pk}")
+    body = page.content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert(1)" not in body
+    assert reverse("clients:panel", args=[new.client_id]) in body
+    assert client.post(reverse("messenger:read", args=[new.pk])).status_code == 204
+    new.refresh_from_db()
+    assert new.unread == 0 and not Unread.objects.filter(user=manager, conversation=new).exists()
+
+
+def test_search_by_name_phone_and_text(channel, manager, client):
+    shifts.start(user=manager)
+    deliver(channel, sender="p1", name="Пётр Иванов", phone="+79161112233", text="нужна доставка")
+    deliver(channel, sender="p2", name="Мария", text="вопрос по оплате")
+    client.force_login(manager)
+    url = reverse("messenger:list")
+    assert "Пётр Иванов" in client.get(url, {"f": "all", "q": "иванов"}).content.decode()
+    by_phone = client.get(url, {"f": "all", "q": "8 916 111"}).content.decode()
+    assert "Пётр Иванов" in by_phone and "Мария" not in by_phone
+    by_text = client.get(url, {"f": "all", "q": "оплат"}).content.decode()
+    assert "Мария" in by_text and "Пётр" not in by_text
+
+
+def test_another_managers_conversation_is_404_everywhere(channel, manager, other_manager, client, media):
+    shifts.start(user=other_manager)
+    deliver(channel, sender="hidden", name="Not Yours")
+    conversation = Conversation.objects.get()
+    assert conversation.client.responsible == other_manager
+    message = Message.objects.get()
+    attachment = Attachment.objects.create(message=message, file=SimpleUploadedFile("a.png", PNG), name="a.png",
+                                           content_type="image/png", size=len(PNG))
+    client.force_login(manager)
+    assert "Not Yours" not in client.get(reverse("messenger:inbox") + "?f=all").content.decode()
+    for name in ("chat", "chat-poll", "chat-older"):
+        assert client.get(reverse(f"messenger:{name}", args=[conversation.pk])).status_code == 404
+    assert client.get(reverse("messenger:inbox") + f"?c={conversation.pk}").status_code == 404
+    assert client.get(reverse("messenger:attachment", args=[attachment.pk])).status_code == 404
+    for name in ("reply", "read", "take", "ignore"):
+        assert client.post(reverse(f"messenger:{name}", args=[conversation.pk]), {"text": "x"}).status_code == 404
+    assert "Not Yours" not in client.get(reverse("messenger:list"), {"f": "all", "q": "Not"}).content.decode()
+    assert not Message.objects.filter(direction="out").exists()
+
+
+def test_reply_through_the_page_and_poll(channel, manager, client):
+    shifts.start(user=manager)
+    deliver(channel, sender="c3")
+    conversation = Conversation.objects.get()
+    client.force_login(manager)
+    poll = reverse("messenger:chat-poll", args=[conversation.pk])
+    assert client.get(poll, {"since": conversation.version}, headers=HX).status_code == 204
+    answer = client.post(reverse("messenger:reply", args=[conversation.pk]), {"text": "Мы перезвоним"}, headers=HX)
+    assert answer.status_code == 200 and "Мы перезвоним" in answer.content.decode()
+    changed = client.get(poll, {"since": conversation.version}, headers=HX)
+    assert changed.status_code == 200 and "Мы перезвоним" in changed.content.decode()
+    empty = client.post(reverse("messenger:reply", args=[conversation.pk]), {"text": "  "}, headers=HX)
+    assert empty.status_code == 422 and Message.objects.filter(direction="out").count() == 1
+
+
+def test_attachments_are_downloads_typed_by_content(channel, manager, client, media):
+    shifts.start(user=manager)
+    deliver(channel, sender="f1")
+    conversation = Conversation.objects.get()
+    client.force_login(manager)
+    fake_image = SimpleUploadedFile("photo.png", b"<svg onload=alert(1)></svg>", content_type="image/png")
+    client.post(reverse("messenger:reply", args=[conversation.pk]), {"text": "", "files": [fake_image]}, headers=HX)
+    attachment = Attachment.objects.get()
+    assert attachment.content_type == "text/plain" and not attachment.is_image
+    response = client.get(reverse("messenger:attachment", args=[attachment.pk]) + "?inline=1")
+    assert response["Content-Disposition"].startswith("attachment")
+    assert response["Content-Type"] == "application/octet-stream" and response["X-Content-Type-Options"] == "nosniff"
+    real = SimpleUploadedFile("dot.png", PNG, content_type="application/octet-stream")
+    client.post(reverse("messenger:reply", args=[conversation.pk]), {"text": "", "files": [real]}, headers=HX)
+    image = Attachment.objects.latest("pk")
+    inline = client.get(reverse("messenger:attachment", args=[image.pk]) + "?inline=1")
+    assert inline["Content-Type"] == "image/png" and "sandbox" in inline["Content-Security-Policy"]
+
+
+def test_too_large_attachment_is_refused_with_a_message(channel, manager, client, media, settings):
+    settings.MESSENGER_MAX_ATTACHMENT_BYTES = 10
+    shifts.start(user=manager)
+    deliver(channel, sender="f2")
+    conversation = Conversation.objects.get()
+    client.force_login(manager)
+    big = SimpleUploadedFile("big.pdf", b"%PDF-" + b"0" * 100)
+    answer = client.post(reverse("messenger:reply", args=[conversation.pk]), {"text": "see file", "files": [big]}, headers=HX)
+    assert answer.status_code == 422 and "see file" in answer.content.decode()
+    assert not Message.objects.filter(direction="out").exists()
+
+
+@pytest.mark.parametrize("size", [2, 12])
+def test_inbox_queries_do_not_grow(size, channel, admin, client, django_assert_max_num_queries):
+    for i in range(size):
+        deliver(channel, sender=f"q{i}", name=f"Client {i}")
+    conversation = Conversation.objects.first()
+    for i in range(3):
+        deliver(channel, sender=conversation.external_chat_id, text=f"more {i}")
+    client.force_login(admin)
+    with django_assert_max_num_queries(16):
+        assert client.get(reverse("messenger:inbox") + f"?f=all&c={conversation.pk}").status_code == 200
+    with django_assert_max_num_queries(8):
+        assert client.get(reverse("messenger:list"), {"f": "all"}).status_code == 200
+    # session, user, permissions, token
+    with django_assert_max_num_queries(4):
+        assert client.get(reverse("messenger:list"), {"f": "all", "since": Message.objects.latest("pk").pk}).status_code == 204
+    with django_assert_max_num_queries(4):
+        assert client.get(reverse("messenger:chat-poll", args=[conversation.pk]), {"since": Conversation.objects.get(pk=conversation.pk).version}).status_code == 204
+    with django_assert_max_num_queries(10):
+        assert client.get(reverse("messenger:chat-poll", args=[conversation.pk]), {"since": "0"}).status_code == 200
+
+
+def test_ignore_list_page(channel, admin, manager, client):
+    deliver(channel, sender="i1", name="Надоедливый")
+    rule = ignore.ignore_client(actor=admin, client=Client.objects.get(), reason="спам")
+    client.force_login(admin)
+    page = client.get(reverse("messenger:ignore-list"), {"q": "надоед"})
+    assert "Надоедливый" in page.content.decode()
+    assert client.post(reverse("messenger:ignore-list"), {"kind": "email", "pattern": "*@junk.example"}).status_code == 302
+    assert IgnoreRule.objects.filter(pattern="*@junk.example").exists()
+    client.post(reverse("messenger:ignore-end", args=[rule.pk]))
+    rule.refresh_from_db()
+    assert rule.ended_at is not None and rule.ended_by == admin
+    client.force_login(manager)  # the client is not theirs: not listed, cannot be taken off
+    assert "Надоедливый" not in client.get(reverse("messenger:ignore-list"), {"ended": "1"}).content.decode()
+    assert client.post(reverse("messenger:ignore-list"), {"kind": "email", "pattern": "*@x.example"}).status_code == 403
+
+
+def test_channel_settings_keep_secrets_encrypted(admin, client, line):
+    client.force_login(admin)
+    answer = client.post(reverse("messenger:channel-create") + "?kind=telegram",
+                         {"kind": "telegram", "name": "Bot", "is_active": "on", "line": line.pk, "bot_token": "123:SECRET"})
+    assert answer.status_code == 302
+    channel = Channel.objects.get()
+    assert "123:SECRET" not in channel.secrets and channel.secrets
+    from messenger import secrets
+
+    stored = secrets.read(channel)
+    assert stored["bot_token"] == "123:SECRET" and stored["webhook_secret"]
+    page = client.get(reverse("messenger:channel-edit", args=[channel.pk])).content.decode()
+    assert "123:SECRET" not in page and channel.token in page
+    client.post(reverse("messenger:channel-edit", args=[channel.pk]), {"name": "Bot 2", "is_active": "on", "bot_token": ""})
+    channel.refresh_from_db()
+    assert channel.name == "Bot 2" and secrets.read(channel)["bot_token"] == "123:SECRET"
+
+
+def test_manager_may_not_configure_channels(manager, client):
+    client.force_login(manager)
+    assert client.get(reverse("messenger:channels")).status_code == 403
+    assert client.post(reverse("messenger:channel-create") + "?kind=console", {"name": "x"}).status_code == 403
+    assert not Channel.objects.exists()
+
+
+def test_unknown_hook_is_404_and_console_takes_no_requests(channel, client):
+    assert client.post("/hooks/console/nope/", data="{}", content_type="application/json").status_code == 404
+    answer = client.post(f"/hooks/console/{channel.token}/", data="{}", content_type="application/json")
+    assert answer.status_code == 404 and not Inbound.objects.exists()
+
+
+def test_board_card_shows_unread_and_feed_and_last_contact(channel, manager, client):
+    shifts.start(user=manager)
+    deliver(channel, sender="b1", name="Board Client")
+    conversation = Conversation.objects.get()
+    client.force_login(manager)
+    card = client.get(reverse("clients:detail", args=[conversation.client_id])).content.decode()
+    assert "Здравствуйте!" in card  # the feed shows the message
+    UserFactory(username="x", role=role("Manager"))
