@@ -22,7 +22,7 @@ from .models import Deal
 
 # What a card shows, read in one query (joined with the client and the responsible).
 CARD_FIELDS = (
-    "id", "stage_id", "version", "position", "client__name", "client__country", "channel",
+    "id", "stage_id", "version", "position", "client_id", "client__name", "client__country", "channel",
     "responsible_id", "responsible__first_name", "responsible__last_name", "responsible__username",
     "created_at", "sales_count", "sales_sum",
 )
@@ -42,6 +42,7 @@ class Card(TypedDict):
     sales: str
     move_label: str
     tags: list[TagChip]
+    unread: int  # the client's messages nobody has read yet (the messenger's badge)
 
 
 class Money:
@@ -103,6 +104,7 @@ class CardMaker:
 
     def cards(self, rows: list[dict]) -> list[Card]:
         tags = tags_of([row["id"] for row in rows])
+        unread = unread_of([row["client_id"] for row in rows])
         return [
             Card(
                 pk=str(row["id"]), stage_id=str(row["stage_id"]), version=str(row["version"]),
@@ -111,7 +113,7 @@ class CardMaker:
                 created=self._date(row["created_at"]),
                 sales=self.sales_text % {"n": row["sales_count"], "sum": self.money(row["sales_sum"])},
                 move_label=self.move_text % {"n": row["id"]},
-                tags=tags.get(row["id"], []),
+                tags=tags.get(row["id"], []), unread=unread.get(row["client_id"], 0),
             )
             for row in rows
         ]
@@ -120,3 +122,16 @@ class CardMaker:
 def tags_of(deal_ids: list[int]) -> dict[int, list[TagChip]]:
     """The tags of many deals in one query, each deal's in name order."""
     return tag_chips(Deal.tags.through, "deal_id", deal_ids)
+
+
+def unread_of(client_ids: list[int]) -> dict[int, int]:
+    """The unread messages of many clients' conversations in one query (the cards' badge)."""
+    from django.db.models import Sum
+
+    from messenger.models import Conversation
+
+    if not client_ids:
+        return {}
+    rows = (Conversation.objects.filter(client_id__in=set(client_ids), unread__gt=0).values("client_id")
+            .annotate(n=Sum("unread")).values_list("client_id", "n"))
+    return dict(rows)

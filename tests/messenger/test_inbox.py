@@ -17,7 +17,7 @@ from messenger import ignore, ingress, outbox
 from messenger.models import Attachment, Channel, Conversation, IgnoreRule, Inbound, Message, Unread
 from messenger.receive import process
 from tests.conftest import HX
-from tests.factories import ClientFactory, UserFactory, role
+from tests.factories import ClientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -371,11 +371,26 @@ def test_unknown_hook_is_404_and_console_takes_no_requests(channel, client):
     assert answer.status_code == 404 and not Inbound.objects.exists()
 
 
-def test_board_card_shows_unread_and_feed_and_last_contact(channel, manager, client):
+def test_card_feed_shows_messages_and_last_contact(channel, manager, client):
     shifts.start(user=manager)
     deliver(channel, sender="b1", name="Board Client")
     conversation = Conversation.objects.get()
     client.force_login(manager)
-    card = client.get(reverse("clients:detail", args=[conversation.client_id])).content.decode()
-    assert "Здравствуйте!" in card  # the feed shows the message
-    UserFactory(username="x", role=role("Manager"))
+    page = client.get(reverse("clients:detail", args=[conversation.client_id]))
+    card = page.content.decode()
+    assert "Здравствуйте!" in card and "Site chat" in card  # the feed shows the message, the Messages tab the conversation
+    assert page.context["days_since_contact"] == 0
+    assert f"?f=all&c={conversation.pk}" in card
+
+
+def test_board_card_shows_the_unread_badge(channel, manager, client, line):
+    shifts.start(user=manager)
+    deliver(channel, sender="badge", name="Badge Client")
+    deliver(channel, sender="badge", text="second")
+    client.force_login(manager)
+    html = client.get(line.funnel.get_absolute_url()).content.decode()
+    card = html[html.index("Badge Client"):]
+    assert '<span class="badge unread-badge"' in card[:400] and ">2</span>" in card[:400]
+    Conversation.objects.update(unread=0)
+    html = client.get(line.funnel.get_absolute_url()).content.decode()
+    assert "unread-badge" not in html
