@@ -143,6 +143,11 @@ def notification_text(notification: Notification) -> str:
                 "n": p.get("deal_id", ""), "name": p.get("deal", ""), "line": line}
         return ngettext("%(n)s new deal is yours in %(line)s", "%(n)s new deals are yours in %(line)s", n) % {
             "n": formats.number_format(n), "line": line}
+    if kind == Notification.Kind.MESSAGE:
+        if hidden:
+            return _("A new message from a client you cannot see")
+        return _("New message from %(client)s in %(channel)s: %(text)s") % {
+            "client": p.get("client", ""), "channel": p.get("channel", ""), "text": text}
     if kind == Notification.Kind.SHIFT:
         sentence = _("Your shift was closed after %(hours)s hours without activity.") % {"hours": p.get("hours", "")}
         handed = p.get("handed", 0)

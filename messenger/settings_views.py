@@ -59,7 +59,7 @@ def channel_edit(request, pk=None):
     channel = get_object_or_404(Channel, pk=pk) if pk else None
     kind = channel.kind if channel else request.GET.get("kind", request.POST.get("kind", ""))
     if kind not in Channel.Kind.values:
-        raise Http404
+        return redirect("messenger:channels")
     form = ChannelForm(request.POST or None, instance=channel, kind=kind)
     if request.method == "POST" and form.is_valid():
         item = form.save(commit=False)
