@@ -433,6 +433,43 @@ class Seeder:
         self.comments_tasks_notes(clients, plans)
         self.save_feed()
         self.shifts()
+        self.messenger()
+
+    DEMO_CHATS = [
+        ("Дарья Волкова", "+79161230001", ["Здравствуйте! Сколько стоит подключение?", "А есть рассрочка?"]),
+        ("Игорь Семёнов", "", ["Добрый день, хочу записаться на демонстрацию"]),
+        ("Alice Cooper", "+447700900123", ["Hi! Do you ship to London?"]),
+        ("Марина Лебедева", "+79031112233", ["Спасибо за ссылку, зарегистрировалась", "Как пополнить счёт?"]),
+        ("Олег Никитин", "", ["Перезвоните мне, пожалуйста, после 18:00"]),
+        ("Tom Baker", "", ["Is the offer still valid?"]),
+    ]
+
+    def messenger(self) -> None:
+        """Issue 15: a site chat (the console channel) whose visitors wrote through the real pipeline:
+        new clients and deals given out on shift, unread counts, some answered; and quick replies."""
+        from messenger.channels import Incoming
+        from messenger.models import Channel, Message, QuickReply
+        from messenger.receive import _touch, receive
+
+        from deals.models import Line
+
+        line = Line.objects.order_by("funnel__position", "position").first()
+        channel = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Чат на сайте", line=line)
+        QuickReply.objects.get_or_create(title="привет", defaults={"text": "Здравствуйте, {name}! Меня зовут {manager}, чем могу помочь?"})
+        QuickReply.objects.get_or_create(title="ссылка", defaults={"text": "{name}, вот ссылка на регистрацию: https://example.com/r"})
+        for index, (name, phone, texts) in enumerate(self.DEMO_CHATS):
+            for number, text in enumerate(texts):
+                message = receive(channel, Incoming(external_id=f"demo-{index}-{number}", chat_id=f"visitor-{index}", text=text,
+                                                    name=name, phone=phone))
+            if index % 2 and message is not None:  # answered: the conversation's unread count goes with the reply
+                conversation = message.conversation
+                conversation.refresh_from_db()
+                reply = Message.objects.create(conversation=conversation, channel=channel, direction=Message.Direction.OUT,
+                                               text="Добрый день! Сейчас подскажу.", author=conversation.assignee,
+                                               status=Message.Status.READ, sent_at=self.now)
+                _touch(conversation, reply, count_unread=False)
+                conversation.unread_by.all().delete()
+                type(conversation).objects.filter(pk=conversation.pk).update(unread=0)
 
     def shifts(self) -> None:
         """Issue 14: the 1st line hands new deals out by round robin; the managers' last two weeks

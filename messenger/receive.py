@@ -136,7 +136,7 @@ def receive(channel: Channel, item: Incoming) -> Message | None:
 def _excerpt(message: Message, length: int = PREVIEW) -> str:
     text = " ".join(message.text.split())
     if not text and message.pk and message.attachments.exists():
-        text = "📎 " + ", ".join(a.name for a in message.attachments.all())
+        text = "[" + ", ".join(a.name for a in message.attachments.all()) + "]"
     return text[:length]
 
 
