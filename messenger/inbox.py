@@ -51,7 +51,7 @@ def _filtered(user, which: str, query: str) -> QuerySet:
     query = " ".join(query.split())[:100]
     if query:
         match = Q(client__name__icontains=query)
-        if len(digits_of(query)) >= 3:
+        if len(digits_of(query)) >= 3 and "phone" not in gate.hidden_fields(user):
             phone = phone_q(query)
             match |= Q(client__in=Client.objects.filter(phone)) if phone else Q()
         if "@" in query:
@@ -110,3 +110,12 @@ def chat_token(user, pk) -> str | None:
     """A chat's change token (its version), or None when the user may not see it."""
     row = visible_conversations(user).filter(pk=pk).values_list("version", flat=True).first()
     return None if row is None else str(row)
+
+
+# The address a channel knows a client by is their phone (SMS) or e-mail (mail): hidden with that field.
+ADDRESS_FIELD = {"sms": "phone", "email": "email"}
+
+
+def hidden_address(user, channel_kind: str) -> bool:
+    field = ADDRESS_FIELD.get(channel_kind)
+    return bool(field) and field in gate.hidden_fields(user)

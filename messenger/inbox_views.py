@@ -37,7 +37,7 @@ def _chat_context(request, conversation: Conversation, *, error: str = "", draft
     rule = ignore.active_rule(conversation.client)
     return {"conversation": conversation, "chat": messages, "older": older, "may_reply": outbox.may_reply(request.user, conversation.channel),
             "ignored": rule, "may_ignore": gate.can(request.user, gate.MANAGE_IGNORE), "error": error, "draft": draft,
-            "max_text": outbox.MAX_TEXT}
+            "max_text": outbox.MAX_TEXT, "address_hidden": inbox.hidden_address(request.user, conversation.channel.kind)}
 
 
 @require_GET
