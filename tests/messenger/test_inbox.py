@@ -65,7 +65,13 @@ def test_unknown_sender_becomes_client_and_deal_given_to_the_manager_on_shift(ch
     assert Unread.objects.get(user=manager).count == 1
     assert Message.objects.get().text == "Хочу узнать цену"
     note = Notification.objects.get(user=manager, kind=Notification.Kind.MESSAGE)
-    assert note.params["client"] == "Анна Петрова"
+    from crm.activity import notification_text_for
+
+    manager.language = "ru"
+    russian = notification_text_for(manager, note)
+    assert russian.startswith("Новое сообщение") and "Анна Петрова" in russian and "Хочу узнать цену" in russian
+    manager.language = "en"
+    assert notification_text_for(manager, note) == "New message from Анна Петрова in Site chat: Хочу узнать цену"
     assert Activity.objects.filter(client=client, kind="message", field="chat_in").count() == 1
 
 
@@ -394,3 +400,25 @@ def test_board_card_shows_the_unread_badge(channel, manager, client, line):
     Conversation.objects.update(unread=0)
     html = client.get(line.funnel.get_absolute_url()).content.decode()
     assert "unread-badge" not in html
+
+
+def test_a_hidden_phone_stays_hidden_in_the_inbox_and_its_panel(line, manager, client):
+    from clients.models import CardField
+
+    sms = Channel.objects.create(kind=Channel.Kind.SMS, name="SMS", line=line)
+    CardField.objects.filter(system_key="phone").update(manager_visible=False)
+    shifts.start(user=manager)
+    from messenger.channels import Incoming
+    from messenger.receive import receive
+
+    receive(sms, Incoming(external_id="s1", chat_id="+79165550101", phone="+79165550101", text="перезвоните", name="Скрытый"))
+    conversation = Conversation.objects.get()
+    client.force_login(manager)
+    page = client.get(reverse("messenger:inbox") + f"?f=all&c={conversation.pk}").content.decode()
+    panel = client.get(reverse("clients:panel", args=[conversation.client_id])).content.decode()
+    card = client.get(reverse("clients:detail", args=[conversation.client_id])).content.decode()
+    for html in (page, panel, card):
+        assert "Скрытый" in html
+        assert "5550101" not in html and "555-01-01" not in html
+    found = client.get(reverse("messenger:list"), {"f": "all", "q": "916 555"}).content.decode()
+    assert "Скрытый" not in found  # the phone cannot be searched by someone who may not see it
