@@ -78,7 +78,7 @@ def card_context(request, client, *, deal_pk=None) -> dict:
     conversations = list(Conversation.objects.filter(client=client).select_related("channel").order_by("-last_message_at", "-pk"))
     for conversation in conversations:
         field = {"sms": "phone", "email": "email"}.get(conversation.channel.kind)
-        conversation.address_hidden = bool(field) and field in hidden[gate.CONTACT]
+        conversation.address_hidden = bool(field) and field in hidden[gate.CONTACT]  # type: ignore[attr-defined]
     duplicates = list(DuplicateSuggestion.objects.filter(client=client, dismissed_at__isnull=True, other__deleted_at__isnull=True)
                       .filter(other__in=gate.visible_clients(user)).select_related("other")[:5])
     return {

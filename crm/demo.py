@@ -447,11 +447,10 @@ class Seeder:
     def messenger(self) -> None:
         """Issue 15: a site chat (the console channel) whose visitors wrote through the real pipeline:
         new clients and deals given out on shift, unread counts, some answered; and quick replies."""
+        from deals.models import Line
         from messenger.channels import Incoming
         from messenger.models import Channel, Message, QuickReply
         from messenger.receive import _touch, receive
-
-        from deals.models import Line
 
         line = Line.objects.order_by("funnel__position", "position").first()
         channel = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Чат на сайте", line=line)

@@ -76,7 +76,7 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
     def connect(self):
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def request(method: str, url: str, *, body: bytes | None = None, headers: dict | None = None, timeout: float = 10.0) -> Response:
@@ -92,7 +92,8 @@ def request(method: str, url: str, *, body: bytes | None = None, headers: dict |
     try:
         connection.request(method, path, body=body, headers=headers or {})
         answer = connection.getresponse()
-        return Response(status=answer.status, body=answer.read(10 * 1024 * 1024), headers={k.lower(): v for k, v in answer.getheaders()})
+        limit = getattr(settings, "MESSENGER_MAX_ATTACHMENT_BYTES", 20 * 1024 * 1024) + 1024 * 1024
+        return Response(status=answer.status, body=answer.read(limit), headers={k.lower(): v for k, v in answer.getheaders()})
     finally:
         connection.close()
 

@@ -76,10 +76,14 @@ class ChannelForm(forms.ModelForm):
     def __init__(self, *args, kind: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.kind = kind
-        self.fields["line"].queryset = Line.objects.select_related("funnel").order_by("funnel__position", "funnel_id", "position")
-        self.fields["line"].label_from_instance = lambda line: f"{line.funnel} · {line}"
-        self.fields["line"].empty_label = _("The first line of the first funnel")
-        self.fields["teams"].queryset = Team.objects.all()
+        line = self.fields["line"]
+        assert isinstance(line, forms.ModelChoiceField)
+        line.queryset = Line.objects.select_related("funnel").order_by("funnel__position", "funnel_id", "position")
+        line.label_from_instance = lambda obj: f"{obj.funnel} · {obj}"  # type: ignore[method-assign]
+        line.empty_label = _("The first line of the first funnel")
+        teams = self.fields["teams"]
+        assert isinstance(teams, forms.ModelMultipleChoiceField)
+        teams.queryset = Team.objects.all()
         self.fields["teams"].help_text = _("None ticked: everyone who may chat.")
         self.setting_keys = []
         for key, field in KIND_FIELDS[kind]:

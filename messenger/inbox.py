@@ -56,7 +56,7 @@ def _filtered(user, which: str, query: str) -> QuerySet:
             match |= Q(client__in=Client.objects.filter(phone)) if phone else Q()
         if "@" in query:
             match |= Q(client__email__icontains=query)
-        match |= Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=query))
+        match |= Q(Exists(Message.objects.filter(conversation=OuterRef("pk"), text__icontains=query)))
         qs = qs.filter(match)
     return qs
 

@@ -54,7 +54,7 @@ def reply(*, actor, conversation: Conversation, text: str, files=()) -> Message:
     """Queue a reply; the worker sends it once this commits. `files`: uploaded files (checked by size and content)."""
     if not may_reply(actor, conversation.channel):
         raise PermissionDenied
-    text = (text or "").strip()
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()  # a form posts CRLF
     if not text and not files:
         raise ValidationError(_("Write a message or attach a file."))
     if len(text) > MAX_TEXT:
@@ -112,7 +112,9 @@ def deliver(message_id: int, *, now=None) -> str:
     except SendRefused as refusal:
         _fail(message, str(refusal) or type(refusal).__name__)
         return "failed"
-    except SendError as error:
+    except Exception as error:  # SendError, or a fault of ours: tried again with backoff, then failed with the reason
+        if not isinstance(error, SendError):
+            log.exception("sending message %s failed", message.pk)
         if message.attempts >= MAX_ATTEMPTS:
             _fail(message, str(error) or type(error).__name__)
             return "failed"

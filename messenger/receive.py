@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clients.models import Client, DuplicateSuggestion
+from clients.models import NAME_MAX, Client, DuplicateSuggestion
 from clients.phones import normalize_phone, phone_digits
 from crm import activity
 from crm.models import Activity, Notification
@@ -80,7 +80,7 @@ def process(inbound_id: int) -> str:
 
 def status_update(channel: Channel, update: StatusUpdate) -> None:
     """Delivered / read / failed for a message we sent; a status never goes back (read stays read)."""
-    order = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ]
+    order: list[str] = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ]
     status = update.status if update.status in (*order, Message.Status.FAILED) else None
     if status is None:
         return
@@ -191,8 +191,8 @@ def _client_for(channel: Channel, item: Incoming) -> Client:
         found = list(Client.objects.alive().filter(match).order_by("pk")[:2])
         if len(found) == 1:
             return found[0]
-    name = " ".join(item.name.split())[:100] or item.username or item.phone or item.email or item.chat_id
-    client = Client(name=name[:100], phone=phone, email=email[:254], channel=CLIENT_CHANNEL.get(channel.kind, ""),
+    name = " ".join(item.name.split()) or item.username or item.phone or item.email or item.chat_id
+    client = Client(name=name[:NAME_MAX], phone=phone, email=email[:254], channel=CLIENT_CHANNEL.get(channel.kind, ""),
                     source=channel.name[:100])
     client.phone_digits = phone_digits(client.all_phones)
     client.save()
@@ -256,7 +256,7 @@ def _open_deal(channel: Channel, client: Client, *, ignored: bool) -> Deal | Non
     stage = Stage.objects.filter(line=line).order_by("position", "pk").first()
     if stage is None:
         return None
-    deal = Deal(client=client, stage=stage, name=client.name[:100], channel=client.channel, position=new_position())
+    deal = Deal(client=client, stage=stage, name=client.name, channel=client.channel, position=new_position())
     distribution.assign_new(deal, line=line)
     deal.save()
     activity.record(client_id=client.pk, deal_id=deal.pk, actor=None, kind=Activity.Kind.DEAL, new=f"#{deal.pk} {deal.name} · {stage}")
@@ -271,6 +271,8 @@ def back_from_ignore(deal: Deal) -> None:
     line = deal.stage.line
     stage = (Stage.objects.filter(line=line, code="back_from_ignore").first()
              or Stage.objects.filter(line=line).order_by("position", "pk").first())
+    if stage is None:
+        return
     previous = deal.stage_id
     Deal.objects.filter(pk=deal.pk).update(stage=stage, position=new_position(), version=F("version") + 1, modified_at=timezone.now())
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=None, kind=Activity.Kind.STAGE, field="stage",
