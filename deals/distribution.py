@@ -407,7 +407,8 @@ def not_worked(user, lines: list[int]) -> QuerySet:
     they were assigned to them."""
     since = OuterRef("assigned_at")
     moved = Activity.objects.filter(deal_id=OuterRef("pk"), kind=Activity.Kind.STAGE, created_at__gte=since)
-    written = Activity.objects.filter(client_id=OuterRef("client_id"), kind=Activity.Kind.MESSAGE, created_at__gte=since)
+    written = Activity.objects.filter(client_id=OuterRef("client_id"), kind=Activity.Kind.MESSAGE, created_at__gte=since).exclude(
+        field="chat_in")  # the client's own message is not the manager's work
     return Deal.objects.filter(responsible=user, stage__line_id__in=lines, deleted_at__isnull=True,
                                assigned_at__isnull=False).exclude(Exists(moved)).exclude(Exists(written))
 

@@ -422,3 +422,17 @@ def test_a_hidden_phone_stays_hidden_in_the_inbox_and_its_panel(line, manager, c
         assert "5550101" not in html and "555-01-01" not in html
     found = client.get(reverse("messenger:list"), {"f": "all", "q": "916 555"}).content.decode()
     assert "Скрытый" not in found  # the phone cannot be searched by someone who may not see it
+
+
+def test_a_deal_counts_as_worked_when_the_manager_replies_not_when_the_client_writes(channel, line, manager):
+    from deals import distribution
+
+    shifts.start(user=manager)
+    deliver(channel, sender="w1", name="Worked?")
+    deliver(channel, sender="w1", text="hello?")
+    deal = Deal.objects.get()
+    assert list(distribution.not_worked(manager, [line.pk])) == [deal]
+    message = outbox.reply(actor=manager, conversation=Conversation.objects.get(), text="Здравствуйте")
+    assert list(distribution.not_worked(manager, [line.pk])) == [deal]  # queued, not yet sent
+    outbox.deliver(message.pk)
+    assert list(distribution.not_worked(manager, [line.pk])) == []
