@@ -15,6 +15,7 @@ from messenger.models import Channel, Conversation, Message
 from tests.conftest import wait_for
 from tests.factories import UserFactory, role
 from tests.messenger.fake_botapi import FakeBotApi, message_update
+from tests.messenger.imap import imap_server, mailbox  # noqa: F401  (fixtures)
 
 from .boards import board_url, column
 from .conftest import shot
@@ -105,3 +106,41 @@ def test_unknown_sender_reply_ignore_and_back(new_page, live_server, celery_work
     back = next(s for s in stages if s.code == "back_from_ignore")
     expect(column(page, back).get_by_text("Oleg Frost")).to_be_visible()
     assert Message.objects.filter(direction="in").count() == 4
+
+
+def test_an_email_reply_lands_in_the_same_conversation(new_page, live_server, celery_worker, mailbox, smtp_server, mila,  # noqa: F811
+                                                       stages):
+    import email
+    import email.policy
+
+    from messenger import sweep
+    from tests.messenger.test_email_channel import client_mail, email_channel
+
+    Line.objects.filter(pk=stages[0].line_id).update(distribution=Line.Distribution.ROUND_ROBIN)
+    shifts.start(user=mila)
+    channel = email_channel(mailbox, smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_tls=False)
+    Channel.objects.filter(pk=channel.pk).update(line=stages[0].line)
+    mailbox.deliver(client_mail(sender="Ирина Ковалёва <irina@example.com>", subject="Счёт для ООО «Ромашка»",
+                                text="Добрый день! Пришлите, пожалуйста, счёт.\n", message_id="<ask-1@example.com>"))
+    sweep.poll(channel.pk)  # what the beat's sweep does every 10 s; the worker processes what it stored
+    assert wait_for(lambda: Message.objects.filter(direction="in").exists(), timeout=30)
+
+    page = new_page(mila)
+    page.goto(page.base + reverse("messenger:inbox"))
+    page.get_by_role("link", name="Ирина Ковалёва").click()
+    expect(page.locator(".bubble.in .bubble-text")).to_have_text("Добрый день! Пришлите, пожалуйста, счёт.")
+    composer = page.get_by_role("textbox", name="Message")
+    composer.fill("Счёт во вложении, Ирина.")
+    composer.press("Enter")
+    assert wait_for(lambda: len(smtp_server.messages) == 1, timeout=30)
+    sent = email.message_from_bytes(smtp_server.messages[0].content, policy=email.policy.default)
+    assert sent["In-Reply-To"] == "<ask-1@example.com>" and sent["Subject"] == "Re: Счёт для ООО «Ромашка»"
+
+    # the client answers from another address, quoting our mail: the same conversation, the quote left out
+    mailbox.deliver(client_mail(sender="Irina (work) <i.kovaleva@romashka.example>", subject="Re: Счёт для ООО «Ромашка»",
+                                text=f"Спасибо, оплатим сегодня.\n\n> {sent.get_body(('plain',)).get_content().strip()}\n",
+                                in_reply_to=sent["Message-ID"], references=f"<ask-1@example.com> {sent['Message-ID']}"))
+    sweep.poll(channel.pk)
+    expect(page.locator(".bubble.in .bubble-text").last).to_have_text("Спасибо, оплатим сегодня.", timeout=SHOWN)
+    assert Conversation.objects.count() == 1 and Message.objects.filter(direction="in").count() == 2
+    shot(page, "messenger-email-thread")
