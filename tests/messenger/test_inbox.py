@@ -436,3 +436,21 @@ def test_a_deal_counts_as_worked_when_the_manager_replies_not_when_the_client_wr
     assert list(distribution.not_worked(manager, [line.pk])) == [deal]  # queued, not yet sent
     outbox.deliver(message.pk)
     assert list(distribution.not_worked(manager, [line.pk])) == []
+
+
+def test_admins_see_failed_deliveries_and_retry_them(channel, admin, client, monkeypatch):
+    inbound_id = ingress.store(channel, "broken", "{not json")
+    for _ in range(5):  # every try spent
+        Inbound.objects.filter(pk=inbound_id).update(next_attempt_at=None)
+        process(inbound_id)
+    row = Inbound.objects.get()
+    assert row.state == Inbound.State.FAILED and row.next_attempt_at is None and row.attempts == 5
+    client.force_login(admin)
+    page = client.get(reverse("messenger:channels")).content.decode()
+    assert "Deliveries that could not be processed" in page and "JSONDecodeError" in page
+    queued = []
+    monkeypatch.setattr("messenger.tasks.inbound_process.delay", lambda pk: queued.append(pk))
+    Inbound.objects.filter(pk=inbound_id).update(payload=json.dumps({"id": "broken", "from": "r", "text": "repaired"}))
+    assert client.post(reverse("messenger:inbound-retry", args=[inbound_id])).status_code == 302
+    assert queued == [inbound_id]
+    assert process(inbound_id) == "done" and Message.objects.get().text == "repaired"
