@@ -149,6 +149,8 @@ class Conversation(models.Model):
         constraints = [models.UniqueConstraint(fields=["channel", "external_chat_id"], name="conversation_per_chat")]
         indexes = [
             models.Index(fields=["-last_message_at", "-id"], name="conversation_recent_idx"),
+            # The inbox's first part: unread conversations, newest first.
+            models.Index(fields=["-last_message_at", "-id"], name="conversation_unread_idx", condition=models.Q(unread__gt=0)),
             models.Index(fields=["assignee", "-last_message_at", "-id"], name="conversation_assignee_idx"),
             models.Index(fields=["client"], name="conversation_client_idx"),
         ]
