@@ -14,14 +14,18 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from crm import permissions as gate
+from crm.models import Role
 
 from . import ignore, inbox, outbox
 from .models import Attachment, Conversation, Message, QuickReply, Unread
 
 
 def _which(request) -> str:
+    """The list's filter; by default, those who see every client start from all, the others from theirs."""
     which = request.GET.get("f", "")
-    return which if which in inbox.FILTERS else "mine"
+    if which in inbox.FILTERS:
+        return which
+    return "all" if gate.visibility(request.user) == Role.Visibility.ALL else "mine"
 
 
 def _list_context(request) -> dict:
@@ -135,6 +139,25 @@ def take(request, pk):
     from django.db.models import F
 
     Conversation.objects.filter(pk=conversation.pk).update(assignee=request.user, version=F("version") + 1)
+    Unread.objects.filter(conversation=conversation).exclude(user=request.user).delete()  # the old assignee's count goes
+    if conversation.unread:
+        Unread.objects.update_or_create(user=request.user, conversation=conversation, defaults={"count": conversation.unread})
+    conversation.refresh_from_db()
+    return render(request, "messenger/inbox.html#chat", _chat_context(request, conversation))
+
+
+@require_POST
+def close_toggle(request, pk):
+    """Close a conversation that needs nothing more (a new message opens it again), or reopen it."""
+    conversation = inbox.conversation_or_404(request.user, pk)
+    if not gate.can(request.user, gate.REPLY):
+        raise PermissionDenied
+    from django.db.models import F
+
+    closed, opened = Conversation.Status.CLOSED, Conversation.Status.OPEN
+    status = opened if conversation.status == closed else closed
+    Conversation.objects.filter(pk=conversation.pk).exclude(status=Conversation.Status.IGNORED).update(
+        status=status, version=F("version") + 1, **({"unread": 0} if status == closed else {}))
     conversation.refresh_from_db()
     return render(request, "messenger/inbox.html#chat", _chat_context(request, conversation))
 

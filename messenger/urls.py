@@ -13,6 +13,7 @@ urlpatterns = [
     path("conversations/<int:pk>/reply/", inbox_views.send, name="reply"),
     path("conversations/<int:pk>/take/", inbox_views.take, name="take"),
     path("conversations/<int:pk>/ignore/", inbox_views.ignore_toggle, name="ignore"),
+    path("conversations/<int:pk>/close/", inbox_views.close_toggle, name="close"),
     path("messages/<int:pk>/retry/", inbox_views.retry, name="retry"),
     path("files/<int:pk>/", inbox_views.attachment, name="attachment"),
     path("ignore/", settings_views.ignore_list, name="ignore-list"),

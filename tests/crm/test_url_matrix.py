@@ -38,7 +38,7 @@ ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clien
                                 "imports:map", "imports:preview", "imports:job", "imports:report", "imports:undo"}
 CLIENT_RECORD = {
     "messenger:chat", "messenger:chat-poll", "messenger:chat-older", "messenger:read", "messenger:reply", "messenger:take",
-    "messenger:ignore", "messenger:retry", "messenger:attachment", "messenger:ignore-end",
+    "messenger:ignore", "messenger:close", "messenger:retry", "messenger:attachment", "messenger:ignore-end",
     "clients:detail", "clients:edit", "clients:delete", "clients:restore", "deals:quick", "deals:client-row",
     "clients:panel", "clients:feed", "clients:comment", "clients:mention-options", "clients:note", "tasks:create",
 }

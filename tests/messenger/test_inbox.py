@@ -454,3 +454,35 @@ def test_admins_see_failed_deliveries_and_retry_them(channel, admin, client, mon
     assert client.post(reverse("messenger:inbound-retry", args=[inbound_id])).status_code == 302
     assert queued == [inbound_id]
     assert process(inbound_id) == "done" and Message.objects.get().text == "repaired"
+
+
+def test_close_reopen_and_a_new_message_opens_it(channel, manager, client):
+    shifts.start(user=manager)
+    deliver(channel, sender="cl")
+    conversation = Conversation.objects.get()
+    client.force_login(manager)
+    answer = client.post(reverse("messenger:close", args=[conversation.pk]), headers=HX)
+    assert "Reopen" in answer.content.decode()
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.unread) == (Conversation.Status.CLOSED, 0)
+    deliver(channel, sender="cl", text="one more question")
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.unread) == (Conversation.Status.OPEN, 1)
+
+
+def test_taking_a_conversation_moves_its_unread_count(channel, manager, other_manager, admin, client):
+    shifts.start(user=manager)
+    deliver(channel, sender="t1")
+    conversation = Conversation.objects.get()
+    assert Unread.objects.get().user == manager
+    client.force_login(admin)
+    client.post(reverse("messenger:take", args=[conversation.pk]), headers=HX)
+    assert list(Unread.objects.values_list("user", "count")) == [(admin.pk, 1)]
+    assert Conversation.objects.get().assignee == admin
+
+
+def test_admins_start_from_all_managers_from_theirs(channel, manager, admin, client):
+    client.force_login(admin)
+    assert client.get(reverse("messenger:inbox")).context["which"] == "all"
+    client.force_login(manager)
+    assert client.get(reverse("messenger:inbox")).context["which"] == "mine"
