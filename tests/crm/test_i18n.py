@@ -164,7 +164,16 @@ def russian_world(db):
                                          description="Отправить договор", responsible=boss, deadline="2020-01-01T10:00Z")
         task_services.task_complete(actor=boss, task=done, result="Отправлено")
         client_services.comment_add(actor=colleague, client=client, text="@ivan посмотрите, пожалуйста")  # notifies
-    return {"boss": boss, "colleague": colleague, "client": client, "deal": deal, "funnel": funnel, "task": task}
+        from messenger import ignore
+        from messenger.channels import Incoming
+        from messenger.models import Channel
+        from messenger.receive import receive
+
+        chat = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Чат на сайте")
+        said = receive(chat, Incoming(external_id="1", chat_id="гость-1", text="Здравствуйте!", name="Пётр Сидоров"))
+        ignore.ignore_client(actor=boss, client=said.conversation.client, reason="спам")
+    return {"boss": boss, "colleague": colleague, "client": client, "deal": deal, "funnel": funnel, "task": task,
+            "conversation": said.conversation, "chat": chat}
 
 
 def russian_pages(world):
@@ -199,6 +208,13 @@ def russian_pages(world):
         "notifications": reverse("crm:notifications"),
         "profile": reverse("crm:profile"),
         "password": reverse("crm:password"),
+        "messenger": reverse("messenger:inbox") + f"?f=all&c={world['conversation'].pk}",
+        "ignore list": reverse("messenger:ignore-list"),
+        "channels": reverse("messenger:channels"),
+        "channel form": reverse("messenger:channel-edit", args=[world["chat"].pk]),
+        "new telegram channel": reverse("messenger:channel-create") + "?kind=telegram",
+        "new mailbox": reverse("messenger:channel-create") + "?kind=email",
+        "quick replies": reverse("messenger:quick-replies"),
     }
 
 
