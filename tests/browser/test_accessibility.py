@@ -23,6 +23,12 @@ def test_main_pages_have_no_serious_violations(new_page):
     client = ClientFactory(name="Доступный", responsible=boss)
     stage = Stage.objects.filter(line__funnel__name="Sales").first()
     Deal.objects.create(client=client, stage=stage, name="Сделка", responsible=boss, position=1)
+    from messenger.channels import Incoming
+    from messenger.models import Channel
+    from messenger.receive import receive
+
+    chat = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Site chat")
+    said = receive(chat, Incoming(external_id="1", chat_id="guest-1", text="Hello!", name="Guest", phone="+79161234567"))
     page = new_page()
     page.goto(page.base + "/login/")
     found = {"login": violations(page)}
@@ -31,7 +37,9 @@ def test_main_pages_have_no_serious_violations(new_page):
     sign_in(page, "boss")
     for name, path in [("clients", "/clients/"), ("card", f"/clients/{client.pk}/"), ("board", f"/deals/{stage.line.funnel_id}/"),
                        ("tasks", "/tasks/?view=all"), ("import", "/clients/import/"), ("settings", f"/deals/settings/{stage.line.funnel_id}/"),
-                       ("roles", "/settings/roles/1/"), ("shifts", "/deals/shifts/"), ("shift-log", "/deals/shifts/log/")]:
+                       ("roles", "/settings/roles/1/"), ("shifts", "/deals/shifts/"), ("shift-log", "/deals/shifts/log/"),
+                       ("inbox", f"/messenger/?f=all&c={said.conversation_id}"), ("ignore", "/messenger/ignore/"),
+                       ("channels", "/messenger/channels/"), ("channel", f"/messenger/channels/{chat.pk}/")]:
         page.goto(page.base + path)
         page.wait_for_load_state("networkidle")
         found[name] = violations(page)
