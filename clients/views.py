@@ -168,7 +168,12 @@ def client_edit(request, pk):
                 form.show_conflict(changed.current)
                 return _form_response(request, form, client=client)
             messages.success(request, _("Changes saved."))
-            return hx_redirect(client.get_absolute_url()) if request.htmx else redirect(client)
+            if request.htmx:
+                # Edited from the messenger's panel: back to that chat, else to the card.
+                here = request.htmx.current_url_abs_path or ""
+                inbox = reverse("messenger:inbox")
+                return hx_redirect(here if here.startswith(inbox) else client.get_absolute_url())
+            return redirect(client)
     else:
         form = ClientForm(instance=client, custom_fields=custom_fields, can_change_responsible=can_assign, locked=locked)
     return _form_response(request, form, client=client)

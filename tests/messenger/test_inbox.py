@@ -486,3 +486,19 @@ def test_admins_start_from_all_managers_from_theirs(channel, manager, admin, cli
     assert client.get(reverse("messenger:inbox")).context["which"] == "all"
     client.force_login(manager)
     assert client.get(reverse("messenger:inbox")).context["which"] == "mine"
+
+
+def test_editing_the_client_from_the_inbox_comes_back_to_the_chat(channel, manager, client):
+    shifts.start(user=manager)
+    deliver(channel, sender="ed", name="Old Name")
+    conversation = Conversation.objects.get()
+    client.force_login(manager)
+    here = reverse("messenger:inbox") + f"?f=all&c={conversation.pk}"
+    assert reverse("clients:edit", args=[conversation.client_id]) in client.get(here).content.decode()
+    form = client.get(reverse("clients:edit", args=[conversation.client_id]), headers=HX).context["form"]
+    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list | dict)}
+    data.update(name="New Name", seen_modified=form.initial.get("seen_modified") or form["seen_modified"].value())
+    answer = client.post(reverse("clients:edit", args=[conversation.client_id]), data,
+                         headers={**HX, "HX-Current-URL": "http://testserver" + here})
+    assert answer.status_code == 200 and answer["HX-Redirect"] == here, answer.content.decode()[:500]
+    assert Client.objects.get().name == "New Name"
