@@ -133,7 +133,7 @@ class Conversation(models.Model):
     # phone, a bridge's sender id.
     external_chat_id = models.CharField(max_length=200)
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="conversations")
+                                 related_name="conversations", db_index=False)  # conversation_assignee_idx leads with it
     status = models.CharField(max_length=8, choices=Status, default=Status.OPEN)
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_message_id = models.BigIntegerField(default=0)  # the newest message
@@ -152,7 +152,6 @@ class Conversation(models.Model):
             # The inbox's first part: unread conversations, newest first.
             models.Index(fields=["-last_message_at", "-id"], name="conversation_unread_idx", condition=models.Q(unread__gt=0)),
             models.Index(fields=["assignee", "-last_message_at", "-id"], name="conversation_assignee_idx"),
-            models.Index(fields=["client"], name="conversation_client_idx"),
         ]
 
     def __str__(self):
@@ -188,8 +187,10 @@ class Message(models.Model):
         FAILED = "failed", _("Failed")
 
     id = models.BigAutoField(primary_key=True)
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")  # for the unique inbound id
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages",
+                                     db_index=False)  # message_chat_idx leads with it
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+",
+                                db_index=False)  # message_inbound_once and message_outbound_ext_idx lead with it
     direction = models.CharField(max_length=3, choices=Direction)
     text = models.TextField(blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -213,6 +214,9 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "-id"], name="message_chat_idx"),
+            # A channel's delivery receipt names our message by the id the channel gave it.
+            models.Index(fields=["channel", "external_id"], name="message_outbound_ext_idx",
+                         condition=models.Q(direction="out") & ~models.Q(external_id="")),
             models.Index(fields=["status", "next_attempt_at"], name="message_outbox_idx",
                          condition=models.Q(status__in=["queued", "sending"])),
         ]
