@@ -502,3 +502,18 @@ def test_editing_the_client_from_the_inbox_comes_back_to_the_chat(channel, manag
                          headers={**HX, "HX-Current-URL": "http://testserver" + here})
     assert answer.status_code == 200 and answer["HX-Redirect"] == here, answer.content.decode()[:500]
     assert Client.objects.get().name == "New Name"
+
+
+def test_a_common_word_is_searched_by_walking_the_newest(channel, manager, client, monkeypatch):
+    from messenger import inbox
+
+    shifts.start(user=manager)
+    deliver(channel, sender="w1", name="Анна", text="доставка завтра")
+    deliver(channel, sender="w2", name="Борис", text="доставка сегодня")
+    deliver(channel, sender="w3", name="Вера", text="оплата")
+    client.force_login(manager)
+    url = reverse("messenger:list")
+    for cap in (2000, 1):  # the index-driven search, then (more matches than the cap) the walk: the same answer
+        monkeypatch.setattr(inbox, "SEARCH_CAP", cap)
+        html = client.get(url, {"f": "all", "q": "доставк"}).content.decode()
+        assert "Анна" in html and "Борис" in html and "Вера" not in html

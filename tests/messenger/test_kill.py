@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from clients.models import Client
 from deals.models import Deal
-from messenger import ingress, outbox, secrets, sweep
+from messenger import ingress, secrets, sweep
 from messenger.models import Channel, Conversation, Inbound, Message
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.messenger.fake_botapi import FakeBotApi, message_update
