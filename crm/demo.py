@@ -435,13 +435,13 @@ class Seeder:
         self.shifts()
         self.messenger()
 
-    DEMO_CHATS = [
-        ("Дарья Волкова", "+79161230001", ["Здравствуйте! Сколько стоит подключение?", "А есть рассрочка?"]),
-        ("Игорь Семёнов", "", ["Добрый день, хочу записаться на демонстрацию"]),
-        ("Alice Cooper", "+447700900123", ["Hi! Do you ship to London?"]),
-        ("Марина Лебедева", "+79031112233", ["Спасибо за ссылку, зарегистрировалась", "Как пополнить счёт?"]),
-        ("Олег Никитин", "", ["Перезвоните мне, пожалуйста, после 18:00"]),
-        ("Tom Baker", "", ["Is the offer still valid?"]),
+    DEMO_CHATS = [  # name, country, city, phone, what they wrote
+        ("Волкова Дарья", "RU", "Москва", "+79161230001", ["Здравствуйте! Сколько стоит подключение?", "А есть рассрочка?"]),
+        ("Семёнов Игорь", "RU", "Казань", "+79031230002", ["Добрый день, хочу записаться на демонстрацию"]),
+        ("Alice Cooper", "GB", "London", "+447700900123", ["Hi! Do you ship to London?"]),
+        ("Лебедева Марина", "RU", "Санкт-Петербург", "+79031112233", ["Спасибо за ссылку, зарегистрировалась", "Как пополнить счёт?"]),
+        ("Никитин Олег", "RU", "Новосибирск", "+79131230005", ["Перезвоните мне, пожалуйста, после 18:00"]),
+        ("Tom Baker", "GB", "Manchester", "+447700900456", ["Is the offer still valid?"]),
     ]
 
     def messenger(self) -> None:
@@ -456,10 +456,12 @@ class Seeder:
         channel = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Чат на сайте", line=line)
         QuickReply.objects.get_or_create(title="привет", defaults={"text": "Здравствуйте, {name}! Меня зовут {manager}, чем могу помочь?"})
         QuickReply.objects.get_or_create(title="ссылка", defaults={"text": "{name}, вот ссылка на регистрацию: https://example.com/r"})
-        for index, (name, phone, texts) in enumerate(self.DEMO_CHATS):
+        for index, (name, country, city, phone, texts) in enumerate(self.DEMO_CHATS):
             for number, text in enumerate(texts):
                 message = receive(channel, Incoming(external_id=f"demo-{index}-{number}", chat_id=f"visitor-{index}", text=text,
                                                     name=name, phone=phone))
+            if message is not None:  # what the manager filled in on the card while they talked
+                Client.objects.filter(pk=message.conversation.client_id).update(country=country, city=city)
             if index % 2 and message is not None:  # answered: the conversation's unread count goes with the reply
                 conversation = message.conversation
                 conversation.refresh_from_db()
