@@ -1,8 +1,8 @@
 """Inbound endpoints (/hooks/<kind>/<token>/): verify, store the raw delivery, acknowledge.
 
 One short transaction: INSERT … ON CONFLICT DO NOTHING on (channel, the sender's id), so a replay
-or a duplicate arriving at the same moment is the same row, and the worker's job is queued only
-for a new one (messenger.tasks.inbound_process). Nothing is parsed here: a payload the worker
+or a duplicate arriving at the same moment is the same row, and a new one kicks the worker's
+drain (messenger.receive.kick: one queued job per burst, not one per message). Nothing is parsed here: a payload the worker
 cannot read is kept, marked failed, retried and shown to admins, never lost. Every refusal is a
 4xx with its reason (DESIGN §13), never a 500.
 """
@@ -43,10 +43,10 @@ def store(channel: Channel, key: str, payload: str) -> int | None:
 
 
 def _queue(inbound_id: int) -> None:
-    from .tasks import inbound_process
+    from .receive import kick
 
     try:
-        inbound_process.delay(inbound_id)
+        kick()
     except Exception:  # the broker is down: the row is stored, and the sweep queues it again
         log.exception("could not queue inbound %s; the sweep will", inbound_id)
 

@@ -78,6 +78,75 @@ def process(inbound_id: int) -> str:
     return "done"
 
 
+# The drain: the ingress does not queue a job per message (publishing one costs more than storing
+# the message); it kicks a drain, at most once per KICK_SECONDS while one is pending or running,
+# and the drain claims new deliveries in batches until none is left. A drain that finds a full
+# batch kicks another, so other workers join a burst. Claims expire after CLAIM_SECONDS (a worker
+# killed mid-batch); the beat's sweep queues whatever waited longer than that.
+KICK_KEY = "messenger:inbound-drain"
+KICK_SECONDS = 5
+DRAIN_BATCH = 50
+CLAIM_SECONDS = 60
+DRAIN_SECONDS = 50.0
+
+
+def kick(*, again: bool = False) -> None:
+    """Have a worker drain the new deliveries (queued unless a drain is already on its way)."""
+    from django.core.cache import cache
+
+    from .tasks import inbound_drain
+
+    if again or not _shared_cache() or cache.add(KICK_KEY, 1, timeout=KICK_SECONDS):
+        inbound_drain.delay()
+
+
+def _shared_cache() -> bool:
+    """Whether web and workers share the cache (Redis): a key one sets the other sees. With a cache
+    in each process's memory (the embedded default, the tests) every delivery queues its drain."""
+    from django.conf import settings
+
+    return settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+
+
+def claim_new(limit: int = DRAIN_BATCH) -> list[int]:
+    """New deliveries no other drain holds, oldest first, claimed for CLAIM_SECONDS."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(Inbound.objects.select_for_update(skip_locked=True).filter(state=Inbound.State.NEW)
+                   .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).order_by("pk")
+                   .values_list("pk", flat=True)[:limit])
+        if ids:
+            Inbound.objects.filter(pk__in=ids).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+    return ids
+
+
+def drain(*, time_budget: float = DRAIN_SECONDS) -> int:
+    """Process new deliveries until none is left (or the time is up: then another drain follows)."""
+    import time
+
+    from django.core.cache import cache
+
+    deadline = time.monotonic() + time_budget
+    done = 0
+    while time.monotonic() < deadline:
+        ids = claim_new()
+        if not ids:
+            # Let the next delivery kick a new drain, then look once more: one stored between the
+            # last claim and this moment found the key taken and queued nothing.
+            cache.delete(KICK_KEY)
+            ids = claim_new()
+            if not ids:
+                return done
+        if len(ids) == DRAIN_BATCH:
+            kick(again=True)  # more are waiting: another worker may join
+        for pk in ids:
+            process(pk)
+            done += 1
+    cache.delete(KICK_KEY)
+    kick()
+    return done
+
+
 def status_update(channel: Channel, update: StatusUpdate) -> None:
     """Delivered / read / failed for a message we sent; a status never goes back (read stays read)."""
     order: list[str] = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ]

@@ -4,12 +4,17 @@ from celery import shared_task
 
 from . import sweep as sweeping
 from .outbox import deliver
-from .receive import process
+from .receive import drain, process
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def inbound_process(inbound_id: int) -> str:
     return process(inbound_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def inbound_drain() -> int:
+    return drain()
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)

@@ -517,3 +517,27 @@ def test_a_common_word_is_searched_by_walking_the_newest(channel, manager, clien
         monkeypatch.setattr(inbox, "SEARCH_CAP", cap)
         html = client.get(url, {"f": "all", "q": "доставк"}).content.decode()
         assert "Анна" in html and "Борис" in html and "Вера" not in html
+
+
+def test_the_drain_takes_every_new_delivery_once_and_one_kick_per_burst(channel, settings, monkeypatch,
+                                                                        django_capture_on_commit_callbacks):
+    """With a shared cache (Redis), a burst of deliveries queues one drain, which processes them all;
+    a delivery stored after the drain looked its last time kicks a new one."""
+    from django.core.cache import cache
+
+    from messenger import receive
+
+    monkeypatch.setattr(receive, "_shared_cache", lambda: True)  # the locmem cache stands for Redis here
+    kicks = []
+    monkeypatch.setattr("messenger.tasks.inbound_drain.delay", lambda: kicks.append(1))
+    cache.delete(receive.KICK_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(7):
+            ingress.store(channel, f"b{i}", json.dumps({"id": f"b{i}", "from": f"s{i % 3}", "text": f"t{i}"}))
+    assert len(kicks) == 1  # one drain for the burst
+    assert receive.drain() == 7
+    assert Message.objects.count() == 7 and not Inbound.objects.exclude(state=Inbound.State.DONE).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        ingress.store(channel, "late", json.dumps({"id": "late", "from": "s9", "text": "late"}))
+    assert len(kicks) == 2  # the drain let go of the key: the next delivery kicks again
+    assert receive.drain() == 1 and receive.drain() == 0

@@ -157,10 +157,10 @@ def channel(db, bridge):
 
 def record_jobs(monkeypatch) -> dict[str, list[int]]:
     """The worker's jobs the ingress and the outbox queue, recorded instead of sent to a broker."""
-    from messenger.tasks import inbound_process, message_send
+    from messenger.tasks import message_send
 
     jobs: dict[str, list[int]] = {"inbound": [], "send": []}
-    monkeypatch.setattr(inbound_process, "delay", lambda pk: jobs["inbound"].append(pk))
+    monkeypatch.setattr("messenger.ingress._queue", lambda pk: jobs["inbound"].append(pk))
     monkeypatch.setattr(message_send, "delay", lambda pk: jobs["send"].append(pk))
     return jobs
 
