@@ -25,3 +25,8 @@ ROOT_URLCONF = "bench_urls"
 # written through to the database. In the cache of this process (one process per bench run), so
 # a page costs no session query, as it does not behind Redis.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+# A bench that runs the application as production does (bench/inbound.py's gunicorn) asks for the
+# cache production has with REDIS_URL: Redis, shared by every process.
+if __import__("os").environ.get("BENCH_REDIS_CACHE") and __import__("os").environ.get("REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": __import__("os").environ["REDIS_URL"]}}
