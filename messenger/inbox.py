@@ -121,8 +121,17 @@ def inbox_token() -> str:
 
 
 def chat_token(user, pk) -> str | None:
-    """A chat's change token (its version), or None when the user may not see it."""
-    row = visible_conversations(user).filter(pk=pk).values_list("version", flat=True).first()
+    """A chat's change token (its version), or None when the user may not see it: the gate's rule
+    (clients.view_client through the role, then own / team / all) asked inside the token's one
+    query, so an unchanged poll costs no permission query."""
+    from django.contrib.auth.models import Permission
+
+    qs = gate.scope_to_user(user, Conversation.objects.filter(client__deleted_at__isnull=True), field="client__responsible")
+    if not user.is_superuser:
+        app_label, codename = gate.VIEW_CLIENTS.split(".")
+        qs = qs.filter(Exists(Permission.objects.filter(group__role__id=user.role_id, content_type__app_label=app_label,
+                                                        codename=codename)))
+    row = qs.filter(pk=pk).values_list("version", flat=True).first()
     return None if row is None else str(row)
 
 

@@ -324,7 +324,7 @@ def test_inbox_queries_do_not_grow(size, channel, admin, client, django_assert_m
     with django_assert_max_num_queries(4):
         assert client.get(reverse("messenger:list"), {"f": "all", "since": Message.objects.latest("pk").pk}).status_code == 204
     version = Conversation.objects.get(pk=conversation.pk).version
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):  # session, user (with its role), the token with the permission asked in it
         assert client.get(reverse("messenger:chat-poll", args=[conversation.pk]), {"since": version}).status_code == 204
     with django_assert_max_num_queries(10):
         assert client.get(reverse("messenger:chat-poll", args=[conversation.pk]), {"since": "0"}).status_code == 200
@@ -541,3 +541,25 @@ def test_the_drain_takes_every_new_delivery_once_and_one_kick_per_burst(channel,
         ingress.store(channel, "late", json.dumps({"id": "late", "from": "s9", "text": "late"}))
     assert len(kicks) == 2  # the drain let go of the key: the next delivery kicks again
     assert receive.drain() == 1 and receive.drain() == 0
+
+
+def test_the_chat_poll_asks_the_permission_in_its_query(channel, admin, manager, nobody, client):
+    """A user whose role lost clients.view_client gets 404 from the poll too, not the token."""
+    from django.contrib.auth.models import Permission
+
+    from crm.models import Role
+
+    deliver(channel, sender="pp")
+    conversation = Conversation.objects.get()
+    Conversation.objects.filter(pk=conversation.pk).update(assignee=manager)
+    conversation.client.responsible = manager
+    conversation.client.save()
+    url = reverse("messenger:chat-poll", args=[conversation.pk])
+    client.force_login(manager)
+    assert client.get(url, {"since": "0"}).status_code == 200
+    role = Role.objects.get(group__name="Manager")
+    role.group.permissions.remove(Permission.objects.get(codename="view_client"))
+    client.force_login(manager)
+    assert client.get(url, {"since": str(Conversation.objects.get().version)}).status_code == 404
+    client.force_login(nobody)
+    assert client.get(url, {"since": "0"}).status_code == 404
