@@ -41,6 +41,7 @@ class FakeBotApi:
         self._next_file = 1
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._stopping = threading.Event()  # a stalled answer is given up when the server stops
 
     # The server ------------------------------------------------------------------------------
 
@@ -65,6 +66,7 @@ class FakeBotApi:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -109,7 +111,7 @@ class FakeBotApi:
 
     # Webhook deliveries, like Telegram's ------------------------------------------------------
 
-    def deliver(self, update: dict, *, url: str = "", secret: str | None = None, attempts: int = 3, pause: float = 0.05,
+    def deliver(self, update: dict, *, url: str = "", secret: str | None = None, attempts: int = 3,
                 raw: bytes | None = None) -> list[int]:
         """POST the update to the webhook (setWebhook's URL and secret unless given; secret="" sends
         no header) until it answers 2xx, at most `attempts` times; the statuses it answered."""
@@ -133,7 +135,6 @@ class FakeBotApi:
                                         "status": status, "body": answer})
             if 200 <= status < 300:
                 break
-            time.sleep(pause)
         return statuses
 
     def deliver_concurrently(self, update: dict, *, copies: int = 2, **options) -> list[list[int]]:
@@ -218,7 +219,7 @@ class FakeBotApi:
         status, result = method(record)
         self._record(record, status)
         if stall:
-            time.sleep(stall)
+            self._stopping.wait(stall)  # the answer comes `stall` seconds late (or when the server stops)
         if status != 200:
             return self._error(handler, status, result)
         return self._reply(handler, 200, {"ok": True, "result": result})

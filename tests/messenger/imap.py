@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,13 +172,13 @@ service imap-login {{
         self.conf = conf
         with (self.root / "stderr.log").open("wb") as stderr:  # the child keeps its own copy
             self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self._greets():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                stderr = (self.root / "stderr.log").read_text(errors="replace")
-                raise RuntimeError(f"dovecot did not start on port {self.port}:\n{stderr}\n{self.log()}")
-            time.sleep(0.05)
+        from tests.conftest import wait_for
+
+        if not wait_for(lambda: self.process.poll() is not None or self._greets(), timeout=START_TIMEOUT, step=0.05) \
+                or self.process.poll() is not None:
+            self.stop()
+            stderr = (self.root / "stderr.log").read_text(errors="replace")
+            raise RuntimeError(f"dovecot did not start on port {self.port}:\n{stderr}\n{self.log()}")
 
     def _greets(self) -> bool:
         try:

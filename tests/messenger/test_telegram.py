@@ -7,7 +7,6 @@ addresses refused before any connection."""
 
 import json
 import struct
-import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -87,6 +86,15 @@ def conversation_with(channel, chat_id: str = "5550001") -> Conversation:
     return Conversation.objects.create(channel=channel, client=ClientFactory(name="Ivan Petrov"), external_chat_id=chat_id)
 
 
+def worker_idle(celery_worker) -> bool:
+    """Whether the test's worker answers that it runs no task."""
+    from crm.celery import app
+
+    node = celery_worker["process"].node
+    active = app.control.inspect(destination=[node], timeout=1).active() or {}
+    return node in active and not active[node]
+
+
 def worker_log(celery_worker) -> str:
     return open(celery_worker["process"].log_path).read()
 
@@ -154,7 +162,8 @@ def test_a_reply_is_sent_once_by_the_worker(celery_worker, botapi, manager):
     assert calls[0]["json"] == {"chat_id": 5550001, "text": "Добрый день! Подписка стоит 990 ₽."}
     assert calls[0]["token"] == botapi.token
     assert (message.external_id, message.error, message.attempts) == ("5550001:1", "", 1)
-    time.sleep(0.5)  # nothing more leaves, and a second look finds it sent
+    # nothing more leaves: once the worker reports it has nothing running, a second look finds it sent
+    assert wait_for(lambda: worker_idle(celery_worker)), worker_log(celery_worker)
     assert outbox.deliver(message.pk) == "skipped" and len(botapi.calls("sendMessage")) == 1
 
 
@@ -407,7 +416,7 @@ def test_a_timeout_after_telegram_took_it_is_retried_and_the_error_warns_of_a_re
     message.refresh_from_db()
     assert "Telegram may have taken it, so a retry can repeat it" in message.error
     assert outbox.deliver(message.pk, now=timezone.now() + timedelta(hours=1)) == "sent"
-    time.sleep(1.2)  # the stalled call has finished by now
+    assert wait_for(lambda: len(botapi.sent()) >= 2, timeout=10)  # the stalled call went through too
     assert len(botapi.sent()) == 2
 
 
