@@ -73,12 +73,12 @@ def card_context(request, client, *, deal_pk=None) -> dict:
     feed, more = crm_selectors.feed_page(client, hidden=hidden)
     last = crm_selectors.last_contact(client)
     from clients.models import DuplicateSuggestion
+    from messenger.inbox import hidden_address
     from messenger.models import Conversation
 
     conversations = list(Conversation.objects.filter(client=client).select_related("channel").order_by("-last_message_at", "-pk"))
     for conversation in conversations:
-        field = {"sms": "phone", "email": "email"}.get(conversation.channel.kind)
-        conversation.address_hidden = bool(field) and field in hidden[gate.CONTACT]  # type: ignore[attr-defined]
+        conversation.address_hidden = hidden_address(conversation.channel.kind, hidden[gate.CONTACT])  # type: ignore[attr-defined]
     duplicates = list(DuplicateSuggestion.objects.filter(client=client, dismissed_at__isnull=True, other__deleted_at__isnull=True)
                       .filter(other__in=gate.visible_clients(user)).select_related("other")[:5])
     return {

@@ -450,7 +450,7 @@ class Seeder:
         from deals.models import Line
         from messenger.channels import Incoming
         from messenger.models import Channel, Message, QuickReply
-        from messenger.receive import _touch, receive
+        from messenger.receive import receive, touch
 
         line = Line.objects.order_by("funnel__position", "position").first()
         channel = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Чат на сайте", line=line)
@@ -468,7 +468,7 @@ class Seeder:
                 reply = Message.objects.create(conversation=conversation, channel=channel, direction=Message.Direction.OUT,
                                                text="Добрый день! Сейчас подскажу.", author=conversation.assignee,
                                                status=Message.Status.READ, sent_at=self.now)
-                _touch(conversation, reply, count_unread=False)
+                touch(conversation, reply, count_unread=False)
                 conversation.unread_by.all().delete()
                 type(conversation).objects.filter(pk=conversation.pk).update(unread=0)
 

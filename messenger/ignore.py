@@ -129,7 +129,7 @@ def unignore(*, actor, rule: IgnoreRule) -> None:
 def visible_rules(user, *, query: str = "", ended: bool = False):
     """The list page's rules: clients the user may see, and (for those who configure channels) patterns."""
     rules = IgnoreRule.objects.select_related("client", "created_by", "ended_by")
-    rules = rules.filter(ended_at__isnull=not ended) if not ended else rules.filter(Q(ended_at__isnull=False) | Q(until__lte=timezone.now()))
+    rules = rules.exclude(active()) if ended else rules.filter(active())
     mine = Q(client__in=gate.visible_clients(user)) if gate.can(user, gate.VIEW_CLIENTS) else Q(pk__in=[])
     if gate.can(user, CONFIGURE_CHANNELS):
         mine |= Q(client__isnull=True)

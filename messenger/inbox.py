@@ -139,6 +139,7 @@ def chat_token(user, pk) -> str | None:
 ADDRESS_FIELD = {"sms": "phone", "email": "email"}
 
 
-def hidden_address(user, channel_kind: str) -> bool:
+def hidden_address(channel_kind: str, hidden: set[str]) -> bool:
+    """Whether the conversation's address is hidden, given the contact fields hidden from the reader."""
     field = ADDRESS_FIELD.get(channel_kind)
-    return bool(field) and field in gate.hidden_fields(user)
+    return bool(field) and field in hidden

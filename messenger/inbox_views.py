@@ -5,10 +5,9 @@ answered 204 with three queries (session, user, token)."""
 
 import json
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -16,8 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 from crm import permissions as gate
 from crm.models import Role
 
-from . import ignore, inbox, outbox
-from .models import Attachment, Conversation, Message, QuickReply, Unread
+from . import conversations, ignore, inbox, outbox
+from .models import Attachment, Conversation, Message, QuickReply
 
 
 def _which(request) -> str:
@@ -41,7 +40,7 @@ def _chat_context(request, conversation: Conversation, *, error: str = "", draft
     rule = ignore.active_rule(conversation.client)
     return {"conversation": conversation, "chat": messages, "older": older, "may_reply": outbox.may_reply(request.user, conversation.channel),
             "ignored": rule, "may_ignore": gate.can(request.user, gate.MANAGE_IGNORE), "error": error, "draft": draft,
-            "max_text": outbox.MAX_TEXT, "address_hidden": inbox.hidden_address(request.user, conversation.channel.kind)}
+            "max_text": outbox.MAX_TEXT, "address_hidden": inbox.hidden_address(conversation.channel.kind, gate.hidden_fields(request.user))}
 
 
 @require_GET
@@ -97,13 +96,7 @@ def chat_older(request, pk):
 
 @require_POST
 def mark_read(request, pk):
-    """Opening a chat reads it: the user's unread count goes, and the conversation's when they are its assignee (or it has none)."""
-    conversation = inbox.conversation_or_404(request.user, pk)
-    Unread.objects.filter(user=request.user, conversation=conversation).delete()
-    if conversation.unread and conversation.assignee_id in (None, request.user.pk):
-        from django.db.models import F
-
-        Conversation.objects.filter(pk=conversation.pk).update(unread=0, version=F("version") + 1)
+    conversations.read(user=request.user, conversation=inbox.conversation_or_404(request.user, pk))
     return HttpResponse(status=204)
 
 
@@ -132,32 +125,16 @@ def retry(request, pk):
 
 @require_POST
 def take(request, pk):
-    """"Take it": the conversation is assigned to the user (a manager taking an unassigned chat)."""
     conversation = inbox.conversation_or_404(request.user, pk)
-    if not gate.can(request.user, gate.REPLY):
-        raise PermissionDenied
-    from django.db.models import F
-
-    Conversation.objects.filter(pk=conversation.pk).update(assignee=request.user, version=F("version") + 1)
-    Unread.objects.filter(conversation=conversation).exclude(user=request.user).delete()  # the old assignee's count goes
-    if conversation.unread:
-        Unread.objects.update_or_create(user=request.user, conversation=conversation, defaults={"count": conversation.unread})
+    conversations.take(user=request.user, conversation=conversation)
     conversation.refresh_from_db()
     return render(request, "messenger/inbox.html#chat", _chat_context(request, conversation))
 
 
 @require_POST
 def close_toggle(request, pk):
-    """Close a conversation that needs nothing more (a new message opens it again), or reopen it."""
     conversation = inbox.conversation_or_404(request.user, pk)
-    if not gate.can(request.user, gate.REPLY):
-        raise PermissionDenied
-    from django.db.models import F
-
-    closed, opened = Conversation.Status.CLOSED, Conversation.Status.OPEN
-    status = opened if conversation.status == closed else closed
-    Conversation.objects.filter(pk=conversation.pk).exclude(status=Conversation.Status.IGNORED).update(
-        status=status, version=F("version") + 1, **({"unread": 0} if status == closed else {}))
+    conversations.toggle_closed(user=request.user, conversation=conversation)
     conversation.refresh_from_db()
     return render(request, "messenger/inbox.html#chat", _chat_context(request, conversation))
 
@@ -190,9 +167,4 @@ def attachment(request, pk):
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
-
-
-def conversation_url(conversation: Conversation) -> str:
-    return reverse("messenger:inbox") + f"?f=all&c={conversation.pk}"
-
 

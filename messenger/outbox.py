@@ -66,9 +66,9 @@ def reply(*, actor, conversation: Conversation, text: str, files=()) -> Message:
                                      text=text, author=actor, status=Message.Status.QUEUED, created_at=now)
     for upload in files:
         attachments.store(message, upload.name, upload.read())
-    from .receive import _touch
+    from .receive import touch
 
-    _touch(conversation, message, count_unread=False)
+    touch(conversation, message, count_unread=False)
     # Answering is reading: the conversation's unread count goes, and so does the author's.
     Conversation.objects.filter(pk=conversation.pk).update(unread=0, assignee_id=conversation.assignee_id or actor.pk)
     Unread.objects.filter(conversation=conversation).filter(Q(user=actor) | Q(user_id=conversation.assignee_id)).delete()

@@ -194,7 +194,7 @@ def receive(channel: Channel, item: Incoming) -> Message | None:
         except ValidationError as refusal:  # too large: the message says so instead of the file
             message.text = (message.text + f"\n[{file.name}: {' '.join(refusal.messages)}]").strip()
             message.save(update_fields=["text"])
-    _touch(conversation, message, count_unread=rule is None)
+    touch(conversation, message, count_unread=rule is None)
     if rule is None:
         _notify(conversation, message)
     activity.record(client_id=client.pk, deal_id=deal.pk if deal else None, actor=None, kind=Activity.Kind.MESSAGE,
@@ -209,7 +209,7 @@ def _excerpt(message: Message, length: int = PREVIEW) -> str:
     return text[:length]
 
 
-def _touch(conversation: Conversation, message: Message, *, count_unread: bool) -> None:
+def touch(conversation: Conversation, message: Message, *, count_unread: bool) -> None:
     """The conversation's newest message, preview and unread counts (the conversation's and its
     assignee's); a conversation on the ignore list stays marked ignored."""
     values = {"version": F("version") + 1, "last_message_at": message.created_at, "last_message_id": message.pk, "last_text": _excerpt(message),

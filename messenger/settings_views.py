@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from crm import permissions as gate
 
 from . import ignore, ingress, secrets
-from .forms import ChannelForm, IgnorePatternForm, QuickReplyForm, SimulateForm
+from .forms import SECRET_KEYS, ChannelForm, IgnorePatternForm, QuickReplyForm, SimulateForm
 from .models import Channel, IgnoreRule, Inbound, QuickReply
 
 AUTO_SECRETS = {"telegram": "webhook_secret", "webhook": "signing_secret", "sms": "signing_secret"}
@@ -66,7 +66,7 @@ def channel_edit(request, pk=None):
         item.kind = kind
         plain, secret = form.settings_values()
         item.settings = {**(item.settings or {}), **plain}
-        for key in [k for k in form.setting_keys if k not in secrets_keys() and k not in plain]:
+        for key in [k for k in form.setting_keys if k not in SECRET_KEYS and k not in plain]:
             item.settings.pop(key, None)
         if kind in AUTO_SECRETS and not secrets.read(item).get(AUTO_SECRETS[kind]):
             secret[AUTO_SECRETS[kind]] = new_secret(kind)
@@ -83,12 +83,6 @@ def channel_edit(request, pk=None):
            "signing_secret": stored.get("signing_secret", "") if kind in ("webhook", "sms") else "",
            "simulate": SimulateForm() if channel and (settings.DEBUG or kind == "console") else None}
     return render(request, "messenger/channel_form.html", ctx)
-
-
-def secrets_keys():
-    from .forms import SECRET_KEYS
-
-    return SECRET_KEYS
 
 
 def _register(request, channel: Channel) -> None:
