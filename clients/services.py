@@ -12,9 +12,9 @@ from django.db.models import Field, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import activity, jobs
+from crm import activity, events, jobs
 from crm import permissions as gate
-from crm.models import Activity, Job, Notification, TableSettings
+from crm.models import Activity, Event, Job, Notification, TableSettings
 
 from . import layout
 from .labels import label
@@ -442,6 +442,7 @@ def comment_add(*, actor, client: Client, text: str) -> Activity:
     if len(text) > activity.COMMENT_MAX:
         raise ValidationError(_("A comment can have at most %(n)s characters.") % {"n": activity.COMMENT_MAX})
     entry = activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.COMMENT, text=text)
+    events.emit(Event.Kind.COMMENT, client_id=client.pk)
     entry.not_notified = []
     mentioned = activity.mentioned_users(text, exclude=actor)
     if not mentioned:

@@ -24,6 +24,9 @@ app.conf.beat_schedule = {
     "shifts-sweep": {"task": "deals.tasks.shifts_sweep", "schedule": 60.0},
     # Inbound deliveries not yet processed, replies due, mailboxes to poll (messenger.sweep).
     "messenger-sweep": {"task": "messenger.tasks.messenger_sweep", "schedule": 10.0},
+    # Events a dispatch missed (crm.events); timed robots that are due, robot runs of a dead worker (robots.engine).
+    "events-sweep": {"task": "crm.tasks.events_sweep", "schedule": 30.0},
+    "robots-sweep": {"task": "robots.tasks.robots_sweep", "schedule": 30.0},
 }
 app.autodiscover_tasks()
 

@@ -125,6 +125,7 @@ class Activity(models.Model):
         MESSAGE = "message", _("Message")
         ASSIGNED = "assigned", _("Assignment")
         IGNORE = "ignore", _("Ignore list")
+        ROBOT = "robot", _("Robot")
 
     # no index of its own: activity_feed_idx (client, id) and activity_kind_idx lead with it
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities", db_index=False)
@@ -165,6 +166,7 @@ class Notification(models.Model):
         JOB = "job", _("Job finished")
         SHIFT = "shift", _("Shift")
         MESSAGE = "message", _("Message")
+        ROBOT = "robot", _("Robot")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind)
@@ -254,3 +256,39 @@ class Job(models.Model):
         if self.state == self.State.DONE:
             return 100
         return 0 if not self.total else min(100, int(self.done * 100 / self.total))
+
+
+class Event(models.Model):
+    """Something happened to a deal or a client that automations listen to (crm.events): written
+    in the same transaction as the change, dispatched once it commits, swept if that was missed."""
+
+    class Kind(models.TextChoices):
+        STAGE = "stage", _("Entered a stage")
+        MESSAGE_IN = "message_in", _("Inbound message")
+        MESSAGE_OUT = "message_out", _("Outbound message")
+        COMMENT = "comment", _("Comment")
+        SALE = "sale", _("Sale")
+        REGISTRATION = "registration", _("Registration")
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=12, choices=Kind)
+    # No foreign key constraints: an event is a log line, written by set-based statements too.
+    client = models.ForeignKey("clients.Client", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                               related_name="+")
+    deal = models.ForeignKey("deals.Deal", null=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                             db_index=False, related_name="+")
+    stage_id = models.IntegerField(null=True)  # STAGE: the stage entered
+    # How many automations in a row led to it: 0 for a person's doing (crm.events.caused_by).
+    depth = models.PositiveSmallIntegerField(default=0)
+    at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], name="event_new_idx", condition=models.Q(processed_at__isnull=True)),
+            models.Index(fields=["client"], name="event_new_client_idx", condition=models.Q(processed_at__isnull=True)),
+            models.Index(fields=["processed_at"], name="event_done_idx", condition=models.Q(processed_at__isnull=False)),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} of client {self.client_id} at {self.at:%Y-%m-%d %H:%M:%S}"

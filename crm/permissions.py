@@ -42,6 +42,7 @@ SEND_MESSAGES = "messenger.send_messages"
 REPLY = "messenger.reply"
 MANAGE_IGNORE = "messenger.manage_ignore"
 CONFIGURE_CHANNELS = "messenger.configure_channels"
+CONFIGURE_ROBOTS = "robots.configure_robots"
 
 # What a role can be given, in the order the role form lists it. Later features add theirs.
 ROLE_PERMISSIONS = [
@@ -80,6 +81,7 @@ ROLE_PERMISSIONS = [
         (CONFIGURE_FUNNELS, _("Configure funnels")),
         (CONFIGURE_FIELDS, _("Configure client fields")),
         (CONFIGURE_CHANNELS, _("Configure channels")),
+        (CONFIGURE_ROBOTS, _("Configure robots")),
         (MANAGE_USERS, _("Manage users and roles")),
     ]),
 ]

@@ -14,3 +14,17 @@ def job_run(job_id: str) -> str | None:
 @shared_task(acks_late=True)
 def jobs_resume() -> list[str]:
     return jobs.resume()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=240, time_limit=300)
+def events_process() -> int:
+    from . import events
+
+    return events.process()
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def events_sweep() -> int:
+    from . import events
+
+    return events.sweep()

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clients.models import Channel, Client, Tag
@@ -38,6 +39,8 @@ class Labelled:
 
 class Funnel(Labelled, models.Model):
     name = models.CharField(_("name"), max_length=60)
+    # Robots' working hours are this zone's clock (robots.conditions).
+    time_zone = models.CharField(_("time zone"), max_length=60, default=settings.TIME_ZONE)
     position = models.PositiveIntegerField(default=0)
     is_default_name = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -139,6 +142,9 @@ class Deal(models.Model):
     # queue (set only while nobody is responsible and nobody eligible was on shift).
     assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
     queued_at = models.DateTimeField(_("queued"), null=True, blank=True)
+    # When the deal entered its stage (created there or moved there): robots fire once per entry.
+    # Empty for deals older than robots: their creation time stands in (robots.engine).
+    entered_at = models.DateTimeField(_("in the stage since"), null=True, blank=True, default=timezone.now)
 
     class Meta:
         verbose_name = _("deal")

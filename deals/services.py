@@ -14,9 +14,10 @@ from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_with_perms, remove_perm
 
 from clients.models import Client
-from crm import activity
+from crm import activity, events
 from crm import permissions as gate
-from crm.models import Activity, Notification
+from crm.timezones import TIME_ZONES
+from crm.models import Activity, Event, Notification
 
 from . import distribution
 from .models import Deal, Funnel, Line, Sale, Stage
@@ -55,6 +56,7 @@ def deal_create(*, actor, client: Client, stage: Stage, name: str, budget: Decim
     deal.save()
     activity.record(client_id=client.pk, deal_id=deal.pk, actor=actor, kind=Activity.Kind.DEAL,
                     new=f"#{deal.pk} {deal.name} · {stage}")
+    events.emit(Event.Kind.STAGE, client_id=client.pk, deal_id=deal.pk, stage_id=stage.pk, at=deal.entered_at)
     if distribute:
         distribution.after_insert([deal], actor=actor)
     return deal
@@ -85,7 +87,8 @@ WITH moved AS (
        SET stage_id = %(to)s,
            position = COALESCE((%(above)s + %(below)s) / 2, %(above)s + %(gap)s, %(below)s - %(gap)s, %(fresh)s),
            version = d.version + 1,
-           modified_at = %(now)s
+           modified_at = %(now)s,
+           entered_at = CASE WHEN d.stage_id = %(to)s THEN d.entered_at ELSE %(now)s END
      WHERE d.id = %(deal)s AND d.stage_id = %(seen)s AND d.version = %(version)s AND d.deleted_at IS NULL
        AND EXISTS (SELECT 1 FROM deals_stage s JOIN deals_line l ON l.id = s.line_id
                     WHERE s.id = %(to)s AND l.funnel_id = %(funnel)s)
@@ -94,6 +97,10 @@ WITH moved AS (
     INSERT INTO crm_activity (client_id, deal_id, actor_id, kind, field, field_label, old_value, new_value, text, created_at)
     SELECT client_id, id, %(actor)s, 'stage', 'stage', '', %(seen_text)s, %(to_text)s, '', %(now)s
       FROM moved WHERE %(to)s <> %(seen)s
+    RETURNING id
+), evented AS (
+    INSERT INTO crm_event (kind, client_id, deal_id, stage_id, depth, at)
+    SELECT 'stage', client_id, id, %(to)s, %(depth)s, %(now)s FROM moved WHERE %(to)s <> %(seen)s
     RETURNING id
 )
 SELECT count(*) FROM moved
@@ -121,8 +128,43 @@ def deal_move(*, actor, deal: Deal, to_stage_id: int, seen_stage_id: int, seen_v
         if not Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id).exists():
             raise ValidationError(_("Choose a stage of this deal's funnel."))
         raise StaleMove
+    if int(to_stage_id) != int(seen_stage_id):
+        events.dispatch_on_commit()  # the statement wrote the stage event
     _room_made(deal)
     return int(seen_version) + 1
+
+
+def deal_to_stage(deal: Deal, stage: Stage, *, actor=None) -> bool:
+    """Put a deal into a stage on the system's behalf (the ignore list, a robot): no permission is
+    asked (the caller decided), the deal goes on top, the feed and the stage event are written. False
+    if it is already there or deleted."""
+    now = timezone.now()
+    moved = Deal.objects.filter(pk=deal.pk, deleted_at__isnull=True).exclude(stage=stage).update(
+        stage=stage, position=new_position(), version=F("version") + 1, modified_at=now, entered_at=now)
+    if not moved:
+        return False
+    activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.STAGE, field="stage",
+                    old=deal.stage_id, new=stage.pk)
+    events.emit(Event.Kind.STAGE, client_id=deal.client_id, deal_id=deal.pk, stage_id=stage.pk, at=now)
+    deal.stage, deal.entered_at = stage, now
+    return True
+
+
+def deal_give_to(deal: Deal, user, *, by: str) -> bool:
+    """Make `user` responsible for the deal on an automation's behalf (a robot named `by`); the
+    caller checked that they may receive it. False if they already are."""
+    now = timezone.now()
+    if not Deal.objects.filter(pk=deal.pk).exclude(responsible=user).update(
+            responsible=user, assigned_at=now, queued_at=None, modified_at=now, version=F("version") + 1):
+        return False
+    activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=None, kind=Activity.Kind.CHANGE, field="responsible",
+                    field_label=f"#{deal.pk} · {Deal._meta.get_field('responsible').verbose_name}",
+                    old=deal.responsible, new=user)
+    activity.notify(user=user, kind=Notification.Kind.ASSIGNED, actor=None, url=deal.get_absolute_url(),
+                    params={"about": "deal", "actor": by, "deal_id": deal.pk, "deal": deal.name})
+    _room_made(deal)
+    deal.responsible = user
+    return True
 
 
 def _room_made(deal: Deal) -> None:
@@ -142,7 +184,7 @@ def _move_in_one_statement(actor, deal, funnel_id, to, seen, version, before_id,
         "to": to, "seen": seen, "version": version, "deal": deal.pk, "funnel": funnel_id, "actor": actor.pk,
         "gap": POSITION_GAP, "fresh": new_position(), "now": timezone.now(),
         "seen_text": str(seen), "to_text": str(to),
-        "before": _neighbour_id(before_id), "after": _neighbour_id(after_id),
+        "before": _neighbour_id(before_id), "after": _neighbour_id(after_id), "depth": events.current_depth(),
     }
     sql = MOVE_SQL.replace("%(above)s", NEIGHBOUR_SQL.replace("%(id)s", "%(before)s")).replace(
         "%(below)s", NEIGHBOUR_SQL.replace("%(id)s", "%(after)s")
@@ -156,15 +198,19 @@ def _move_with_orm(actor, deal, funnel_id, to_stage_id, seen_stage_id, seen_vers
     """The same move for SQLite (the embedded default): two statements in a transaction."""
     position = _position_between(to_stage_id, before_id, after_id)
     in_funnel = Exists(Stage.objects.filter(pk=to_stage_id, line__funnel_id=funnel_id))
+    now = timezone.now()
+    entering = int(to_stage_id) != int(seen_stage_id)
     with transaction.atomic():
         updated = (
             Deal.objects.filter(pk=deal.pk, stage_id=seen_stage_id, version=seen_version, deleted_at__isnull=True)
             .filter(in_funnel)
-            .update(stage_id=to_stage_id, position=position, version=F("version") + 1, modified_at=timezone.now())
+            .update(stage_id=to_stage_id, position=position, version=F("version") + 1, modified_at=now,
+                    **({"entered_at": now} if entering else {}))
         )
-        if updated and int(to_stage_id) != int(seen_stage_id):
+        if updated and entering:
             activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.STAGE,
                             field="stage", old=seen_stage_id, new=to_stage_id)
+            events.emit(Event.Kind.STAGE, client_id=deal.client_id, deal_id=deal.pk, stage_id=int(to_stage_id), at=now)
     return updated
 
 
@@ -193,6 +239,8 @@ def deal_update(*, actor, deal: Deal, data: dict) -> Deal:
         _room_made(deal)
     current.version = F("version") + 1
     current.save()
+    if any(field == "registration_date" and old is None and new is not None for field, _label, old, new in entries):
+        events.emit(Event.Kind.REGISTRATION, client_id=current.client_id, deal_id=current.pk)
     if "tags" in data:
         current.tags.set(data["tags"])
     activity.record_many([
@@ -265,6 +313,7 @@ def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
         Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.SALE,
                     new=amount, text=player_id)
+    events.emit(Event.Kind.SALE, client_id=deal.client_id, deal_id=deal.pk, at=now)
     return sale
 
 
@@ -288,6 +337,14 @@ def funnel_create(*, actor, name: str) -> Funnel:
 def funnel_rename(*, actor, funnel: Funnel, name: str) -> None:
     _configure(actor)
     Funnel.objects.filter(pk=funnel.pk).update(name=name, is_default_name=False)
+
+
+def funnel_set_time_zone(*, actor, funnel: Funnel, time_zone: str) -> None:
+    """The zone whose clock the funnel's robots' working hours follow (robots.conditions)."""
+    _configure(actor)
+    if time_zone not in TIME_ZONES:
+        raise ValidationError(_("Choose a time zone from the list."))
+    Funnel.objects.filter(pk=funnel.pk).update(time_zone=time_zone)
 
 
 @transaction.atomic
@@ -391,7 +448,10 @@ def stage_delete(*, actor, stage: Stage, move_to: Stage | None) -> int:
     if held.exists():
         if move_to is None or move_to.pk == stage.pk or move_to.line.funnel_id != stage.line.funnel_id:
             raise ValidationError(_("Choose the stage of this funnel that gets the deals."))
-        moved = held.update(stage=move_to, version=F("version") + 1, modified_at=timezone.now())
+        now = timezone.now()
+        alive = list(held.filter(deleted_at__isnull=True).values_list("client_id", "pk"))
+        moved = held.update(stage=move_to, version=F("version") + 1, modified_at=now, entered_at=now)
+        events.emit_many(Event.Kind.STAGE, [(c, d, move_to.pk) for c, d in alive], at=now)
     if Stage.objects.filter(line_id=stage.line_id).count() == 1:
         raise ValidationError(_("A line needs at least one stage."))
     stage.delete()

@@ -21,10 +21,10 @@ from django.utils.translation import gettext as _
 
 from clients.models import Client, DuplicateSuggestion, Tag
 from clients.phones import phone_digits
-from crm import activity
+from crm import activity, events
 from crm import permissions as gate
 from crm.bulk import copy_insert, copy_rows, copy_update, instance_factory, is_postgres, reserve_ids
-from crm.models import Activity, Role
+from crm.models import Activity, Event, Role
 
 from .models import ImportJob, ImportRecord
 from .readers import cell_text
@@ -354,6 +354,7 @@ class ChunkWriter:
         from deals.services import new_position
 
         deals, given, fresh = [], [], set()
+        now = timezone.now()
         for result in results:
             row = result.row
             if result.outcome == Outcome.UPDATED and not row.deal:
@@ -365,7 +366,7 @@ class ChunkWriter:
                 responsible = client.responsible_id or self.actor.pk
             result.deal = Deal(client_id=client.pk, stage=row.deal.get("stage") or self.first_stage,
                                name=row.deal.get("name") or client.name, budget=row.deal.get("budget") or 0,
-                               responsible_id=responsible, created_by=self.actor, position=new_position())
+                               responsible_id=responsible, created_by=self.actor, position=new_position(), entered_at=now)
             deals.append(result.deal)
             if responsible is None:
                 given.append(result.deal)
@@ -376,6 +377,7 @@ class ChunkWriter:
         Deal.objects.bulk_create(deals, batch_size=1000)
         activity.record_bulk(rows=[(d.client_id, d.pk, f"#{d.pk} {d.name} · {d.stage}") for d in deals], actor=self.actor,
                              kind=Activity.Kind.DEAL)
+        events.emit_many(Event.Kind.STAGE, [(d.client_id, d.pk, d.stage_id) for d in deals], at=now)
         if given:
             distribution.after_insert(given, actor=self.actor,
                                       previous={d.pk: self.actor.pk for d in given if d.client_id in fresh})

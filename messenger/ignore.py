@@ -23,7 +23,7 @@ from crm import activity
 from crm import permissions as gate
 from crm.models import Activity
 from deals.models import Deal, Stage
-from deals.services import new_position
+from deals.services import deal_to_stage
 
 from .models import Conversation, IgnoreRule
 
@@ -87,10 +87,7 @@ def _to_ignore_stage(client: Client, actor) -> None:
         stage = Stage.objects.filter(line_id=deal.stage.line_id, code="ignore").first()
         if stage is None or stage.pk == deal.stage_id:
             continue
-        Deal.objects.filter(pk=deal.pk).update(stage=stage, position=new_position(), version=F("version") + 1,
-                                               modified_at=timezone.now())
-        activity.record(client_id=client.pk, deal_id=deal.pk, actor=actor, kind=Activity.Kind.STAGE, field="stage",
-                        old=deal.stage_id, new=stage.pk)
+        deal_to_stage(deal, stage, actor=actor)
 
 
 @transaction.atomic

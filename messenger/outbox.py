@@ -22,9 +22,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import activity
+from crm import activity, events
 from crm import permissions as gate
-from crm.models import Activity
+from crm.models import Activity, Event
 
 from . import attachments
 from .backends import SendError, SendRefused
@@ -72,8 +72,35 @@ def reply(*, actor, conversation: Conversation, text: str, files=()) -> Message:
     # Answering is reading: the conversation's unread count goes, and so does the author's.
     Conversation.objects.filter(pk=conversation.pk).update(unread=0, assignee_id=conversation.assignee_id or actor.pk)
     Unread.objects.filter(conversation=conversation).filter(Q(user=actor) | Q(user_id=conversation.assignee_id)).delete()
+    events.emit(Event.Kind.MESSAGE_OUT, client_id=conversation.client_id, at=now)
     transaction.on_commit(lambda: queue(message.pk))
     return message
+
+
+def send_automatic(*, conversation: Conversation, text: str, key) -> Message:
+    """A message written by an automation (a robot): stored and sent like a reply, with the caller's
+    idempotency key. Called again with the same key (a resumed run), it returns the message stored
+    the first time and sends nothing more. No author, no permission: the caller decided."""
+    existing = Message.objects.filter(key=key).first()
+    if existing is not None:
+        return existing
+    text = (text or "").strip()[:MAX_TEXT]
+    now = timezone.now()
+    message = Message.objects.create(conversation=conversation, channel=conversation.channel, direction=Message.Direction.OUT,
+                                     text=text, author=None, status=Message.Status.QUEUED, created_at=now, key=key)
+    from .receive import touch
+
+    touch(conversation, message, count_unread=False)
+    events.emit(Event.Kind.MESSAGE_OUT, client_id=conversation.client_id, at=now)
+    transaction.on_commit(lambda: queue(message.pk))
+    return message
+
+
+def conversation_for(client_id: int) -> Conversation | None:
+    """Where an automation writes to a client: their most recent conversation in an active channel
+    (not one on the ignore list)."""
+    return (Conversation.objects.select_related("channel").filter(client_id=client_id, channel__is_active=True)
+            .exclude(status=Conversation.Status.IGNORED).order_by(F("last_message_at").desc(nulls_last=True), "-pk").first())
 
 
 def queue(message_id: int) -> None:

@@ -24,11 +24,11 @@ from django.utils import timezone
 
 from clients.models import NAME_MAX, Client, DuplicateSuggestion
 from clients.phones import normalize_phone, phone_digits
-from crm import activity
-from crm.models import Activity, Notification
+from crm import activity, events
+from crm.models import Activity, Event, Notification
 from deals import distribution
 from deals.models import Deal, Line, Stage
-from deals.services import new_position
+from deals.services import deal_to_stage, new_position
 
 from . import attachments, ignore
 from .channels import Incoming, StatusUpdate, backend_for
@@ -199,6 +199,8 @@ def receive(channel: Channel, item: Incoming) -> Message | None:
         _notify(conversation, message)
     activity.record(client_id=client.pk, deal_id=deal.pk if deal else None, actor=None, kind=Activity.Kind.MESSAGE,
                     field="chat_in", new=channel.name, text=_excerpt(message, 999))
+    if rule is None:  # a message from an ignored client is kept, and nothing reacts to it
+        events.emit(Event.Kind.MESSAGE_IN, client_id=client.pk, deal_id=deal.pk if deal else None, at=now)
     return message
 
 
@@ -329,6 +331,7 @@ def _open_deal(channel: Channel, client: Client, *, ignored: bool) -> Deal | Non
     distribution.assign_new(deal, line=line)
     deal.save()
     activity.record(client_id=client.pk, deal_id=deal.pk, actor=None, kind=Activity.Kind.DEAL, new=f"#{deal.pk} {deal.name} · {stage}")
+    events.emit(Event.Kind.STAGE, client_id=client.pk, deal_id=deal.pk, stage_id=stage.pk, at=deal.entered_at)
     distribution.after_insert([deal], previous={deal.pk: client.responsible_id})
     client.refresh_from_db(fields=["responsible"])
     return deal
@@ -342,11 +345,7 @@ def back_from_ignore(deal: Deal) -> None:
              or Stage.objects.filter(line=line).order_by("position", "pk").first())
     if stage is None:
         return
-    previous = deal.stage_id
-    Deal.objects.filter(pk=deal.pk).update(stage=stage, position=new_position(), version=F("version") + 1, modified_at=timezone.now())
-    activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=None, kind=Activity.Kind.STAGE, field="stage",
-                    old=previous, new=stage.pk)
-    deal.stage = stage
+    deal_to_stage(deal, stage)
     if line.distribution != Line.Distribution.OFF:
         distribution.assign_again([deal], line)
         deal.refresh_from_db(fields=["responsible"])

@@ -48,6 +48,19 @@ def task_create(*, actor, client, type: TaskType, description: str, responsible,
     return task
 
 
+def task_create_automatic(*, by: str, client, type: TaskType, description: str, responsible, deadline, deal=None) -> Task:
+    """A task an automation sets (a robot named `by`): no author and no permission asked (the
+    caller decided); the feed has it, and the responsible is told."""
+    task = Task.objects.create(client=client, deal=deal, type=type, description=_clean(description), responsible=responsible,
+                               deadline=deadline, created_by=None)
+    activity.record(client_id=client.pk, deal_id=deal.pk if deal else None, actor=None, kind=Activity.Kind.TASK,
+                    field="created", new=f"{type}: {task.description}", text=str(task.pk))
+    if responsible is not None:
+        activity.notify(user=responsible, kind=Notification.Kind.ASSIGNED, actor=None, url=task.get_absolute_url(),
+                        params={"about": "task", "actor": by}, text=task.description)
+    return task
+
+
 @transaction.atomic
 def task_complete(*, actor, task: Task, result: str) -> Task:
     gate.require(actor, gate.CHANGE_TASK)

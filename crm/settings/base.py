@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "tasks",
     "messenger",
     "imports",
+    "robots",
 ]
 
 MIDDLEWARE = [
