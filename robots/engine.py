@@ -265,7 +265,7 @@ def _execute(run_id: int) -> str:
             locked = Run.objects.select_for_update().filter(pk=run.pk).values("state", "step", "detail").first()
             if locked is None or locked["state"] != Run.State.RUNNING or locked["step"] > index:
                 continue
-            deal = Deal.objects.select_related("client", "stage", "stage__line").get(pk=deal.pk)
+            deal = Deal.objects.select_related("client", "stage", "stage__line", "responsible").get(pk=deal.pk)
             with events.caused_by(run.depth + 1):
                 outcome = actions.perform(run, index, steps[index], deal)
             done = [*locked["detail"].get("done", []), outcome]
