@@ -434,6 +434,7 @@ class Seeder:
         self.save_feed()
         self.shifts()
         self.messenger()
+        self.robots()
 
     DEMO_CHATS = [  # name, country, city, phone, what they wrote
         ("Волкова Дарья", "RU", "Москва", "+79161230001", ["Здравствуйте! Сколько стоит подключение?", "А есть рассрочка?"]),
@@ -471,6 +472,33 @@ class Seeder:
                 touch(conversation, reply, count_unread=False)
                 conversation.unread_by.all().delete()
                 type(conversation).objects.filter(pk=conversation.pk).update(unread=0)
+
+    def robots(self) -> None:
+        """Issue 16: robots on the first line, as an admin would set them up. What the seeding did
+        before them is history: its events are marked processed, so no robot fires on it."""
+        from crm.models import Event
+        from deals.models import Stage
+        from robots.models import Robot
+        from tasks.models import TaskType
+
+        Event.objects.filter(processed_at__isnull=True).update(processed_at=timezone.now())
+        stages = {s.code: s for s in Stage.objects.filter(line__funnel__name="Sales", line__position=1)}
+        call = TaskType.objects.order_by("position").first()
+        vip = Tag.objects.filter(name="VIP").first()
+        plans = [
+            ("in_conversation", "Приветствие", Robot.Trigger.ENTERED, None, {"hours_from": "09:00", "hours_to": "21:00"},
+             [{"kind": "message", "text": "Здравствуйте, {name}! Меня зовут {manager}, я ваш менеджер. Чем могу помочь?"}]),
+            ("link_sent", "Напомнить о регистрации", Robot.Trigger.IDLE, 120, {},
+             [{"kind": "task", "task_type": call.pk if call else None, "text": "Напомнить {name} о регистрации",
+               "deadline_minutes": 60, "user": 0}]),
+            ("first_sale", "Первая продажа", Robot.Trigger.ENTERED, None, {},
+             [{"kind": "tag_add", "tag": vip.pk if vip else None},
+              {"kind": "notify", "text": "Первая продажа: {name}", "users": [], "responsible": True}]),
+        ]
+        for position, (code, name, trigger, minutes, conditions, actions) in enumerate(plans, 1):
+            if code in stages:
+                Robot.objects.create(stage=stages[code], name=name, trigger=trigger, idle_minutes=minutes,
+                                     conditions=conditions, actions=actions, position=position)
 
     def shifts(self) -> None:
         """Issue 14: the 1st line hands new deals out by round robin; the managers' last two weeks
