@@ -35,6 +35,7 @@ urlpatterns = [
     path("clients/import/", include("imports.urls")),
     path("clients/", include("clients.urls")),
     path("deals/", include("deals.urls")),
+    path("robots/", include("robots.urls")),
     path("tasks/", include("tasks.urls")),
     path("messenger/", include("messenger.urls")),
     path("hooks/", include((hook_patterns, "hooks"))),

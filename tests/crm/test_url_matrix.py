@@ -15,6 +15,7 @@ from clients.models import CardField, ClientNote, CustomField, SavedFilter, Tag
 from crm.models import Activity, Notification, Role, TableSettings, Team, User
 from deals.models import Deal, Funnel, Line, Sale, Shift, Stage
 from messenger.models import Attachment, Channel, Conversation, IgnoreRule, Inbound, Message, QuickReply
+from robots.models import Robot, Run, Suspension
 from tasks.models import Task, TaskType
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, FunnelFactory, role
 
@@ -32,6 +33,7 @@ FUNNEL_SETTINGS = {
     "deals:funnels", "deals:settings", "deals:funnel-rename", "deals:funnel-delete", "deals:funnel-access",
     "deals:line-create", "deals:line-rename", "deals:line-delete", "deals:lines-order", "deals:stage-create",
     "deals:stage-update", "deals:stages-order", "deals:stage-delete", "deals:line-distribution",
+    "deals:funnel-time-zone",
 }
 ADMIN_ONLY |= FUNNEL_SETTINGS | {"clients:layout", "clients:layout-save", "clients:layout-add", "tasks:types", "tasks:bulk",
                                 "messenger:send", "imports:upload", "imports:sheet", "clients:templates",
@@ -57,6 +59,9 @@ CLIENT_SECTION = {
 }
 ADMIN_ONLY |= {"messenger:channels", "messenger:channel-create", "messenger:channel-edit", "messenger:simulate",
                "messenger:inbound-retry", "messenger:quick-replies"}
+ROBOTS = {"robots:board", "robots:create", "robots:reorder", "robots:edit", "robots:toggle", "robots:move", "robots:copy",
+          "robots:delete", "robots:log", "robots:dry-run", "robots:resume"}
+ADMIN_ONLY |= ROBOTS  # those who configure robots (gate.CONFIGURE_ROBOTS): 403 before any lookup
 INBOUND = {"hooks:hook"}  # channels' endpoints: no session; an unknown channel is 404 for anyone
 ALL = INBOUND | PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION | DEAL_RECORD | FUNNEL_RECORD | DEALS_SECTION | JOB_RECORD
 
@@ -107,6 +112,10 @@ def fingerprint():
         list(Channel.objects.order_by("pk").values_list("pk", "name", "settings", "secrets")),
         list(Inbound.objects.order_by("pk").values_list("pk", "state", "attempts")),
         list(QuickReply.objects.values_list("pk", "title")),
+        list(Robot.objects.order_by("pk").values_list("pk", "stage", "name", "is_active", "position", "actions")),
+        list(Run.objects.order_by("pk").values_list("pk", "state")),
+        list(Suspension.objects.values_list("robot", "deal")),
+        list(Funnel.objects.order_by("pk").values_list("pk", "time_zone")),
     )
 
 
@@ -144,6 +153,8 @@ def world(db, admin, manager, nobody):
     attached.save()
     rule = IgnoreRule.objects.create(kind="client", client=secret, created_by=admin)
     failed = Inbound.objects.create(channel=channel, dedupe_key="k", payload="{}", state="failed", attempts=5)
+    robot = Robot.objects.create(stage=hidden_stage, name="Admin's robot", actions=[{"kind": "message", "text": "Hi"}])
+    Suspension.objects.create(robot=robot, deal=secret_deal)
     objects = {
         "messenger": chat.pk, "messenger:retry": said.pk, "messenger:attachment": attached.pk, "messenger:ignore-end": rule.pk,
         "messenger:channel-edit": channel.pk, "messenger:simulate": channel.pk, "messenger:inbound-retry": failed.pk,
@@ -151,7 +162,7 @@ def world(db, admin, manager, nobody):
         "clients": secret.pk, "fields": field.pk, "crm:user-edit": admin.pk,
         "crm:role-edit": role("Admin").pk, "clients:filter-delete": saved.pk, "deals": secret_deal.pk,
         "funnel_pk": hidden_funnel.pk, "line_pk": hidden_stage.line_id, "stage_pk": hidden_stage.pk,
-        "client_pk": secret.pk, "block": "contact", "crm:notification-read": admins_note.pk,
+        "client_pk": secret.pk, "block": "contact", "robots": robot.pk, "deal_pk": secret_deal.pk, "crm:notification-read": admins_note.pk,
         "tasks:complete": admins_task.pk, "user_pk": admin.pk, "action": "start",
         "messenger:send-progress": str(admins_send.pk),
         "crm:job": str(admins_job.pk), "crm:job-download": str(admins_job.pk),
