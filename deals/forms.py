@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from clients.forms import CustomFieldsMixin
 from clients.models import Channel, Tag
 from crm import permissions as gate
+from crm.timezones import time_zone_choices
 
 from .models import Color, Deal, Line
 
@@ -71,6 +72,11 @@ class NameForm(forms.Form):
 class StageForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=60)
     color = forms.ChoiceField(label=_("Colour"), choices=Color.choices)
+
+
+class FunnelTimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices,
+                                  help_text=_("Robots' working hours follow this clock."))
 
 
 class StageDeleteForm(forms.Form):

@@ -40,7 +40,10 @@ def lines_of(funnel) -> list[Line]:
 
 
 def stages_of(line) -> list[Stage]:
-    stages = list(Stage.objects.filter(line=line).order_by("position", "pk"))
+    """The line's stages, each with `robots_on`: how many active robots it has (the board's robot
+    mark), counted in the same query over the reverse relation (deals does not import robots)."""
+    stages: list[Stage] = list(Stage.objects.filter(line=line).order_by("position", "pk")
+                               .annotate(robots_on=Count("robots", filter=Q(robots__is_active=True))))
     for stage in stages:
         stage.line = line  # known already: stage.line.funnel_id costs no query
     return stages

@@ -16,8 +16,8 @@ from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_wit
 from clients.models import Client
 from crm import activity, events
 from crm import permissions as gate
-from crm.timezones import TIME_ZONES
 from crm.models import Activity, Event, Notification
+from crm.timezones import TIME_ZONES
 
 from . import distribution
 from .models import Deal, Funnel, Line, Sale, Stage

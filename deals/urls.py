@@ -30,6 +30,7 @@ urlpatterns = [
     path("settings/<int:funnel_pk>/rename/", views.funnel_rename, name="funnel-rename"),
     path("settings/<int:funnel_pk>/delete/", views.funnel_delete, name="funnel-delete"),
     path("settings/<int:funnel_pk>/access/", views.funnel_access, name="funnel-access"),
+    path("settings/<int:funnel_pk>/time-zone/", views.funnel_time_zone, name="funnel-time-zone"),
     path("settings/<int:funnel_pk>/lines/new/", views.line_create, name="line-create"),
     path("settings/<int:funnel_pk>/lines/order/", views.lines_reorder, name="lines-order"),
     path("settings/<int:funnel_pk>/lines/<int:line_pk>/rename/", views.line_rename, name="line-rename"),

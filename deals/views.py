@@ -29,6 +29,7 @@ from .filters import DealFilter
 from .forms import (
     DealForm,
     FunnelAccessForm,
+    FunnelTimeZoneForm,
     LineDistributionForm,
     MoveForm,
     NameForm,
@@ -324,7 +325,8 @@ def funnel_list(request):
 def funnel_settings(request, funnel_pk):
     gate.require(request.user, gate.CONFIGURE_FUNNELS)
     funnel = gate.funnel_or_404(request.user, funnel_pk)
-    ctx = {"funnel": funnel, "lines": _with_forms(selectors.lines_with_stages(funnel)), "colors": COLORS}
+    ctx = {"funnel": funnel, "lines": _with_forms(selectors.lines_with_stages(funnel)), "colors": COLORS,
+           "zone_form": FunnelTimeZoneForm(initial={"time_zone": funnel.time_zone})}
     return render(request, "deals/settings.html", ctx)
 
 
@@ -419,6 +421,16 @@ def funnel_access(request, funnel_pk):
                                    groups=list(form.cleaned_data["groups"]))
         return _settings_redirect(request, funnel_pk, text=_("Access saved."))
     return render(request, "deals/settings.html#access-form", {"funnel": funnel, "form": form})
+
+
+@require_POST
+def funnel_time_zone(request, funnel_pk):
+    """The funnel's time zone (robots' working hours): a plain form post, answered with the page."""
+    funnel = _configurable_funnel(request, funnel_pk)
+    form = FunnelTimeZoneForm(request.POST)
+    return _form_write(request, funnel_pk, form, _("Choose a time zone from the list."),
+                       lambda time_zone: services.funnel_set_time_zone(actor=request.user, funnel=funnel, time_zone=time_zone),
+                       _("Time zone saved."))
 
 
 def _configurable_funnel(request, funnel_pk):
