@@ -127,8 +127,8 @@ def test_a_comment_with_mentions_costs_the_same_whatever_it_names(size, client, 
     client.force_login(people["responsible"])
     url = reverse("clients:comment", args=[people["client"].pk])
     client.post(url, {"text": "warm-up"}, headers=HX)
-    # user, perms, client, savepoint, the comment, the users named, those of them who may see
-    # the client, release, card fields, feed; and one insert per notification sent
-    with django_assert_num_queries(10 + size):
+    # user, perms, client, savepoint, the comment, its event (robots' activity), the users named,
+    # those of them who may see the client, release, card fields, feed; and one insert per notification sent
+    with django_assert_num_queries(11 + size):
         client.post(url, {"text": text}, headers=HX)
     assert Notification.objects.filter(kind="mention").count() == size
