@@ -22,13 +22,16 @@ def test_main_pages_have_no_serious_violations(new_page):
     boss = UserFactory(username="boss", language="en", role=role("Admin"))
     client = ClientFactory(name="Доступный", responsible=boss)
     stage = Stage.objects.filter(line__funnel__name="Sales").first()
-    Deal.objects.create(client=client, stage=stage, name="Сделка", responsible=boss, position=1)
+    deal = Deal.objects.create(client=client, stage=stage, name="Сделка", responsible=boss, position=1)
     from messenger.channels import Incoming
     from messenger.models import Channel
     from messenger.receive import receive
 
     chat = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Site chat")
     said = receive(chat, Incoming(external_id="1", chat_id="guest-1", text="Hello!", name="Guest", phone="+79161234567"))
+    from robots.models import Robot
+
+    robot = Robot.objects.create(stage=stage, name="Greeting", actions=[{"kind": "message", "text": "Hello, {name}!"}])
     page = new_page()
     page.goto(page.base + "/login/")
     found = {"login": violations(page)}
@@ -39,7 +42,9 @@ def test_main_pages_have_no_serious_violations(new_page):
                        ("tasks", "/tasks/?view=all"), ("import", "/clients/import/"), ("settings", f"/deals/settings/{stage.line.funnel_id}/"),
                        ("roles", "/settings/roles/1/"), ("shifts", "/deals/shifts/"), ("shift-log", "/deals/shifts/log/"),
                        ("inbox", f"/messenger/?f=all&c={said.conversation_id}"), ("ignore", "/messenger/ignore/"),
-                       ("channels", "/messenger/channels/"), ("channel", f"/messenger/channels/{chat.pk}/")]:
+                       ("channels", "/messenger/channels/"), ("channel", f"/messenger/channels/{chat.pk}/"),
+                       ("robots", f"/robots/{stage.line.funnel_id}/"), ("robot", f"/robots/{stage.line.funnel_id}/{robot.pk}/"),
+                       ("robot-log", f"/robots/{stage.line.funnel_id}/{robot.pk}/test/?deal={deal.pk}")]:
         page.goto(page.base + path)
         page.wait_for_load_state("networkidle")
         found[name] = violations(page)

@@ -172,8 +172,15 @@ def russian_world(db):
         chat = Channel.objects.create(kind=Channel.Kind.CONSOLE, name="Чат на сайте")
         said = receive(chat, Incoming(external_id="1", chat_id="гость-1", text="Здравствуйте!", name="Пётр Сидоров"))
         ignore.ignore_client(actor=boss, client=said.conversation.client, reason="спам")
+        from robots.models import Robot
+
+        robot = Robot.objects.create(stage=stage, name="Приветствие", trigger=Robot.Trigger.IDLE, idle_minutes=30,
+                                     conditions={"channels": ["telegram"], "tags": [tag.pk], "hours_from": "09:00",
+                                                 "hours_to": "18:00", "days": [0, 1, 2, 3, 4]},
+                                     actions=[{"kind": "message", "text": "Здравствуйте, {name}!"},
+                                              {"kind": "tag_add", "tag": tag.pk}])
     return {"boss": boss, "colleague": colleague, "client": client, "deal": deal, "funnel": funnel, "task": task,
-            "conversation": said.conversation, "chat": chat}
+            "conversation": said.conversation, "chat": chat, "robot": robot}
 
 
 def russian_pages(world):
@@ -215,6 +222,10 @@ def russian_pages(world):
         "new telegram channel": reverse("messenger:channel-create") + "?kind=telegram",
         "new mailbox": reverse("messenger:channel-create") + "?kind=email",
         "quick replies": reverse("messenger:quick-replies"),
+        "robots": reverse("robots:board", args=[funnel]),
+        "robot form": reverse("robots:edit", args=[funnel, world["robot"].pk]),
+        "new robot": reverse("robots:create", args=[funnel, world["robot"].stage_id]),
+        "robot log": reverse("robots:log", args=[funnel, world["robot"].pk]),
     }
 
 

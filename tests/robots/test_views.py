@@ -290,7 +290,7 @@ def test_edit_form_round_trips_a_robot_unchanged(admin_client, funnel, stages):
     page = admin_client.get(reverse("robots:edit", args=[funnel.pk, robot.pk]))
     form, formset = page.context["form"], page.context["formset"]
     data = {}
-    for name, field in form.fields.items():
+    for name in form.fields:
         value = form[name].value()
         if value is None:
             continue
@@ -477,3 +477,21 @@ def test_dry_run_partial_queries_flat(n, admin_client, funnel, stages, django_as
     with django_assert_num_queries(13):
         response = admin_client.get(reverse("robots:dry-run", args=[funnel.pk, robot.pk]), {"deal": deal.pk}, headers=HX)
     assert "It would:" in response.content.decode()
+
+
+# The funnel's time zone (robots' working hours) ----------------------------------------------
+
+
+def test_admin_sets_the_funnels_time_zone_and_a_manager_may_not(client, admin, manager, funnel):
+    url = reverse("deals:funnel-time-zone", args=[funnel.pk])
+    client.force_login(manager)
+    assert client.post(url, {"time_zone": "Asia/Omsk"}).status_code == 403
+    client.force_login(admin)
+    page = client.get(reverse("deals:settings", args=[funnel.pk])).content.decode()
+    assert 'name="time_zone"' in page and "Asia/Omsk" in page
+    assert client.post(url, {"time_zone": "Mars/Olympus"}).status_code == 302
+    funnel.refresh_from_db()
+    assert funnel.time_zone == "Europe/Moscow"
+    client.post(url, {"time_zone": "Asia/Omsk"})
+    funnel.refresh_from_db()
+    assert funnel.time_zone == "Asia/Omsk"
