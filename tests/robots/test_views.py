@@ -401,13 +401,19 @@ def test_dry_run_notes_a_deal_outside_the_stage_and_hides_what_may_not_be_seen(a
 def test_dry_run_shows_working_hours(admin_client, funnel, stages, settings):
     from robots import services
 
-    robot = make_robot(stages[0], conditions={"hours_from": "00:00", "hours_to": "00:01", "days": [0]}, actions=[])
+    from django.utils import timezone
+
+    tomorrow = (timezone.localtime().weekday() + 1) % 7  # (the funnel's zone is the default one)
+    robot = make_robot(stages[0], conditions={"hours_from": "00:00", "hours_to": "00:01", "days": [tomorrow]}, actions=[])
     deal = DealFactory(stage=stages[0])
     from tests.factories import UserFactory, role
 
     boss = UserFactory(role=role("Admin"))
-    result = services.dry_run(actor=boss, robot=robot, deal=deal)
-    assert [c.label for c in result.checks] == ["Working hours"]
+    from django.utils import translation
+
+    with translation.override("en"):
+        result = services.dry_run(actor=boss, robot=robot, deal=deal)
+    assert [(c.label, c.ok) for c in result.checks] == [("Working hours", False)]  # a minute of another day
 
 
 # Query counts --------------------------------------------------------------------------------
