@@ -139,14 +139,23 @@ def process_batch(limit: int = BATCH, *, older_than: datetime | None = None) -> 
 
 def process(*, time_budget: float = PROCESS_SECONDS, limit: int = BATCH) -> int:
     """Process new events until none is left (or the time is up: then another worker follows)."""
+    from django.core.cache import cache
+
     deadline = time.monotonic() + time_budget
     done = 0
     while True:
         n = process_batch(limit)
         done += n
         if n < limit:
-            return done
-        if time.monotonic() > deadline:
+            # A kick skipped while this ran (the key was set) must not be lost: let the next emit
+            # queue a worker again, then take once more what committed meanwhile (none held by
+            # another worker: SKIP LOCKED, so no waiting on it).
+            cache.delete(KICK_KEY)
+            more = process_batch(limit)
+            done += more
+            if not more:
+                return done
+        elif time.monotonic() > deadline:
             kick(again=True)
             return done
 
