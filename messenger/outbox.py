@@ -63,7 +63,8 @@ def reply(*, actor, conversation: Conversation, text: str, files=()) -> Message:
         attachments.check_size(upload.size)
     now = timezone.now()
     message = Message.objects.create(conversation=conversation, channel=conversation.channel, direction=Message.Direction.OUT,
-                                     text=text, author=actor, status=Message.Status.QUEUED, created_at=now)
+                                     text=text, author=actor, status=Message.Status.QUEUED, created_at=now,
+                                     claimed_at=now)  # put on the broker at commit (due() reads it)
     for upload in files:
         attachments.store(message, upload.name, upload.read())
     from .receive import touch
@@ -87,7 +88,8 @@ def send_automatic(*, conversation: Conversation, text: str, key) -> Message:
     text = (text or "").strip()[:MAX_TEXT]
     now = timezone.now()
     message = Message.objects.create(conversation=conversation, channel=conversation.channel, direction=Message.Direction.OUT,
-                                     text=text, author=None, status=Message.Status.QUEUED, created_at=now, key=key)
+                                     text=text, author=None, status=Message.Status.QUEUED, created_at=now, key=key,
+                                     claimed_at=now)  # put on the broker at commit (due() reads it)
     from .receive import touch
 
     touch(conversation, message, count_unread=False)
@@ -176,11 +178,18 @@ def _feed(message: Message, *, failure: str | None) -> None:
 
 
 def due(now=None) -> list[int]:
-    """Replies to send now: queued and due, or claimed by a worker that died (claim older than JOB_STALE_SECONDS)."""
+    """Replies to send now, marked as put on the broker: queued and due (and not put on it within
+    JOB_STALE_SECONDS), or claimed by a worker that died (claim older than JOB_STALE_SECONDS)."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
     Message.objects.filter(direction=Message.Direction.OUT, status=Message.Status.SENDING, claimed_at__lt=stale).update(
         status=Message.Status.QUEUED, claimed_at=None, next_attempt_at=None)
+    # A queued reply's claimed_at is when it was last put on the broker: one waiting its turn behind
+    # a busy queue (a robot's ten thousand messages) is not queued again until that is stale.
     waiting = Message.objects.filter(direction=Message.Direction.OUT, status=Message.Status.QUEUED).filter(
-        Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True, created_at__lt=now - timedelta(seconds=10)))
-    return list(waiting.order_by("pk").values_list("pk", flat=True)[:1000])
+        Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True, created_at__lt=now - timedelta(seconds=10))).filter(
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale))
+    with transaction.atomic():
+        ids = list(waiting.select_for_update(skip_locked=True).order_by("pk").values_list("pk", flat=True)[:1000])
+        Message.objects.filter(pk__in=ids).update(claimed_at=now)
+    return ids
