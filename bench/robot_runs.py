@@ -1,8 +1,8 @@
 """Robots (issue 16, point 8; DESIGN §12): the sweep of timed robots, 10,000 entries each firing a
 "send a message" robot through real Celery workers, and no double fire after a worker is killed.
 
-    .venv/bin/python bench/robots.py [--deals 100000] [--entries 10000] [--workers 2] [--sweeps 9]
-    REDIS_URL=redis://127.0.0.1:6379/11 .venv/bin/python bench/robots.py   # Redis broker and cache
+    .venv/bin/python bench/robot_runs.py [--deals 100000] [--entries 10000] [--workers 2] [--sweeps 9]
+    REDIS_URL=redis://127.0.0.1:6379/11 .venv/bin/python bench/robot_runs.py   # Redis broker and cache
 
 Self-contained: the database (`BENCH_DATABASE_URL`) is created if missing and migrated; what the
 script makes is removed at the start (should a killed run have left it) and at the end: a funnel
@@ -132,7 +132,7 @@ def insert_select(model, exprs: dict[str, str | tuple[str, list]], source: str, 
             sql = "%s"
             defaults.append(field.get_db_prep_save(field.get_default(), connection))
         else:
-            fail(f"{model._meta.db_table}.{field.column} is NOT NULL without a default: name it in bench/robots.py")
+            fail(f"{model._meta.db_table}.{field.column} is NOT NULL without a default: name it in bench/robot_runs.py")
         columns.append(connection.ops.quote_name(field.column))
         values.append(sql)
     statement = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}"
