@@ -7,11 +7,11 @@ idle_minutes, conditions and actions in the JSON shapes robots.models documents.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,7 +19,7 @@ from crm import permissions as gate
 from deals.models import Deal, Stage
 
 from . import actions, conditions, engine, texts
-from .models import Robot
+from .models import Robot, Run
 
 FIELDS = ("name", "trigger", "idle_minutes", "conditions", "actions")
 
@@ -55,8 +55,19 @@ def robot_create(*, actor, stage: Stage, data: dict, apply_existing: bool = Fals
 
 @transaction.atomic
 def robot_update(*, actor, robot: Robot, data: dict) -> None:
+    """Save the robot. Its timed runs waiting for the minutes follow the change: a new number of
+    minutes moves their due time by the difference; a robot no longer timed cancels them."""
     _configure(actor)
     values = _clean(data)
+    if robot.trigger == Robot.Trigger.IDLE:
+        # (not those waiting for working hours: their due time is the opening, whatever the minutes)
+        waiting = Run.objects.filter(robot=robot, state=Run.State.WAITING).filter(
+            Q(detail__code__isnull=True) | ~Q(detail__code="hours"))
+        if values.get("trigger") != Robot.Trigger.IDLE:
+            waiting.update(state=Run.State.CANCELLED, finished_at=timezone.now(), detail={"code": "changed"})
+        elif values.get("idle_minutes") != robot.idle_minutes:
+            shift = timedelta(minutes=(values.get("idle_minutes") or 1) - (robot.idle_minutes or 1))
+            waiting.update(due_at=F("due_at") + shift)
     Robot.objects.filter(pk=robot.pk).update(**values, modified_at=timezone.now())
     for key, value in values.items():
         setattr(robot, key, value)

@@ -94,6 +94,8 @@ def run_text(run: Run) -> str:
         return _("cancelled: the deal left the stage first")
     if code == "off":
         return _("cancelled: the robot was switched off")
+    if code == "changed":
+        return _("cancelled: the robot no longer waits for idle minutes")
     if code == "hours":
         return _("waiting for working hours (until %(when)s)") % {"when": _when(detail["until"])}
     if code == "loop":

@@ -14,7 +14,8 @@ from messenger import secrets
 from messenger.models import Channel, Conversation, Message
 from tests.conftest import wait_for
 from tests.factories import UserFactory, role
-from tests.messenger.fake_botapi import FakeBotApi, message_update
+from tests.messenger.fake_botapi import botapi as botapi_fixture  # noqa: F401  (the botapi fixture)
+from tests.messenger.fake_botapi import message_update
 from tests.messenger.imap import imap_server, mailbox  # noqa: F401  (fixtures)
 
 from .boards import board_url, column
@@ -25,12 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "browser-test-secret"
 SHOWN = 8_000  # processed by the worker (a few hundred ms), then the 2 s poll, and slack for a slow machine
 
-
-@pytest.fixture
-def botapi():
-    api = FakeBotApi().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

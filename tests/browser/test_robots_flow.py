@@ -19,19 +19,13 @@ from robots.models import Robot, Run
 from tasks.models import Task
 from tests.conftest import wait_for
 from tests.factories import ClientFactory, DealFactory
-from tests.messenger.fake_botapi import FakeBotApi
+from tests.messenger.fake_botapi import botapi as botapi_fixture  # noqa: F401  (the botapi fixture)
 
 from .boards import board_url, column
 from .conftest import drag, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture
-def botapi():
-    api = FakeBotApi().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from deals.models import Deal
 from messenger import ingress, secrets, sweep
 from messenger.models import Channel, Conversation, Inbound, Message
 from tests.conftest import start_worker, stop_worker, wait_for
-from tests.messenger.fake_botapi import FakeBotApi, message_update
+from tests.messenger.fake_botapi import botapi as botapi_fixture  # noqa: F401  (the botapi fixture)
+from tests.messenger.fake_botapi import message_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,12 +29,6 @@ def media(settings, tmp_path, monkeypatch):
     settings.MEDIA_ROOT = tmp_path / "media"
     monkeypatch.setenv("MEDIA_ROOT", str(settings.MEDIA_ROOT))
 
-
-@pytest.fixture
-def botapi():
-    api = FakeBotApi().start()
-    yield api
-    api.stop()
 
 
 def locked(inbound_id: int) -> bool:

@@ -360,3 +360,23 @@ def test_events_exist_only_when_the_change_commits_and_the_sweep_finds_missed_on
     assert events.sweep(now=timezone.now() + events.SWEEP_AFTER + timedelta(seconds=1)) == 1
     event.refresh_from_db()
     assert event.processed_at is not None
+
+
+def test_editing_a_timed_robot_moves_or_cancels_its_waiting_runs(admin, stages):
+    from robots import services
+
+    deal = DealFactory(stage=stages[0], responsible=admin)
+    bot = robot(stages[1], {"kind": "move", "stage": stages[2].pk}, trigger=Robot.Trigger.IDLE, idle_minutes=10)
+    move(admin, deal, stages[1])
+    settle()
+    run = Run.objects.get()
+    due = run.due_at
+    data = {"name": bot.name, "trigger": Robot.Trigger.IDLE, "idle_minutes": 25, "conditions": {}, "actions": bot.actions}
+    services.robot_update(actor=admin, robot=bot, data=data)
+    run.refresh_from_db()
+    assert run.due_at - due == timedelta(minutes=15)
+    services.robot_update(actor=admin, robot=bot, data={**data, "trigger": Robot.Trigger.ENTERED})
+    run.refresh_from_db()
+    assert run.state == Run.State.CANCELLED
+    with translation.override("en"):
+        assert texts.run_text(run) == "cancelled: the robot no longer waits for idle minutes"

@@ -399,9 +399,9 @@ def test_dry_run_notes_a_deal_outside_the_stage_and_hides_what_may_not_be_seen(a
 
 
 def test_dry_run_shows_working_hours(admin_client, funnel, stages, settings):
-    from robots import services
-
     from django.utils import timezone
+
+    from robots import services
 
     tomorrow = (timezone.localtime().weekday() + 1) % 7  # (the funnel's zone is the default one)
     robot = make_robot(stages[0], conditions={"hours_from": "00:00", "hours_to": "00:01", "days": [tomorrow]}, actions=[])
