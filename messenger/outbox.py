@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 REPLY = gate.REPLY
 RETRY_DELAYS = (60, 300, 1800)
+KICK_SECONDS = 2
 MAX_ATTEMPTS = 1 + len(RETRY_DELAYS)
 MAX_TEXT = 4000
 
@@ -80,22 +81,74 @@ def reply(*, actor, conversation: Conversation, text: str, files=()) -> Message:
 
 def send_automatic(*, conversation: Conversation, text: str, key) -> Message:
     """A message written by an automation (a robot): stored and sent like a reply, with the caller's
-    idempotency key. Called again with the same key (a resumed run), it returns the message stored
-    the first time and sends nothing more. No author, no permission: the caller decided."""
-    existing = Message.objects.filter(key=key).first()
-    if existing is not None:
-        return existing
+    idempotency key, which the channel receives and which is unique: the same key twice is refused
+    by the database (a robot's run writes it in the same transaction as the step that sends it, so
+    a resumed run never gets here twice). No author, no permission: the caller decided."""
     text = (text or "").strip()[:MAX_TEXT]
     now = timezone.now()
     message = Message.objects.create(conversation=conversation, channel=conversation.channel, direction=Message.Direction.OUT,
-                                     text=text, author=None, status=Message.Status.QUEUED, created_at=now, key=key,
-                                     claimed_at=now)  # put on the broker at commit (due() reads it)
+                                     text=text, author=None, status=Message.Status.QUEUED, created_at=now, key=key)
     from .receive import touch
 
     touch(conversation, message, count_unread=False)
     events.emit(Event.Kind.MESSAGE_OUT, client_id=conversation.client_id, at=now)
-    transaction.on_commit(lambda: queue(message.pk))
+    # Not a task per message: an automation may write ten thousand at once. One drain sends them.
+    transaction.on_commit(kick_sending)
     return message
+
+
+SEND_KICK_KEY = "messenger:outbox-drain"
+SEND_BATCH = 100
+SEND_SECONDS = 50.0
+
+
+def kick_sending(*, again: bool = False) -> None:
+    """Have a worker send the queued messages nobody has put on the broker (automations' messages)."""
+    from django.core.cache import cache
+
+    from .receive import _shared_cache
+    from .tasks import outbox_drain
+
+    if again or not _shared_cache() or cache.add(SEND_KICK_KEY, 1, timeout=KICK_SECONDS):
+        try:
+            outbox_drain.delay()
+        except Exception:  # the broker is down: the sweep sends them
+            log.exception("could not queue the outbox's drain; the sweep will")
+
+
+def claim_unsent(limit: int = SEND_BATCH) -> list[int]:
+    """Queued messages never put on the broker (claimed_at empty, first attempt), oldest first,
+    marked as taken by this drain (another drain, or the sweep, leaves them JOB_STALE_SECONDS)."""
+    with transaction.atomic():
+        ids = list(Message.objects.select_for_update(skip_locked=True)
+                   .filter(direction=Message.Direction.OUT, status=Message.Status.QUEUED, claimed_at__isnull=True,
+                           next_attempt_at__isnull=True).order_by("pk").values_list("pk", flat=True)[:limit])
+        Message.objects.filter(pk__in=ids).update(claimed_at=timezone.now())
+    return ids
+
+
+def drain_sending(*, time_budget: float = SEND_SECONDS, limit: int = SEND_BATCH) -> int:
+    """Send the claimed messages one by one (deliver: exactly as a reply), batch after batch."""
+    import time
+
+    from django.core.cache import cache
+
+    deadline = time.monotonic() + time_budget
+    done, short = 0, False
+    while True:
+        ids = claim_unsent(limit)
+        if not ids and short:
+            return done
+        for pk in ids:
+            deliver(pk)
+        done += len(ids)
+        short = len(ids) < limit
+        if short:  # a kick skipped while this ran is not lost: one more look
+            cache.delete(SEND_KICK_KEY)
+        if time.monotonic() > deadline:
+            if not short:
+                kick_sending(again=True)
+            return done
 
 
 def conversation_for(client_id: int) -> Conversation | None:
@@ -188,7 +241,7 @@ def due(now=None) -> list[int]:
     # a busy queue (a robot's ten thousand messages) is not queued again until that is stale.
     waiting = Message.objects.filter(direction=Message.Direction.OUT, status=Message.Status.QUEUED).filter(
         Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True, created_at__lt=now - timedelta(seconds=10))).filter(
-        Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale))
+        Q(claimed_at__isnull=True, created_at__lt=stale) | Q(claimed_at__lt=stale))
     with transaction.atomic():
         ids = list(waiting.select_for_update(skip_locked=True).order_by("pk").values_list("pk", flat=True)[:1000])
         Message.objects.filter(pk__in=ids).update(claimed_at=now)

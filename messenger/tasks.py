@@ -22,6 +22,13 @@ def message_send(message_id: int) -> str:
     return deliver(message_id)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def outbox_drain() -> int:
+    from .outbox import drain_sending
+
+    return drain_sending()
+
+
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def messenger_sweep() -> dict:
     return sweeping.sweep()

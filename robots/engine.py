@@ -218,8 +218,7 @@ def drain(*, time_budget: float = DRAIN_SECONDS, limit: int = DRAIN_BATCH) -> in
             return done
         if len(ids) == limit:
             kick()  # another worker may join (at most one more queued per KICK_SECONDS with Redis)
-        for pk in ids:
-            execute(pk)
+        execute_many(ids)
         done += len(ids)
         short = len(ids) < limit
         if short:  # as crm.events.process: a kick skipped meanwhile is not lost; one more claim
@@ -253,47 +252,77 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
 # Running -------------------------------------------------------------------------------------
 
 
-def execute(run_id: int) -> str:
-    """Run one claimed run to its end; returns its state."""
+RELATED = ("robot", "robot__stage", "robot__stage__line", "robot__stage__line__funnel",
+           "deal", "deal__client", "deal__stage", "deal__stage__line", "deal__responsible")
+
+
+class _Taken(Exception):
+    """Another executor did this step first (a run taken back from a worker thought dead): the
+    step's transaction is rolled back and this executor stops."""
+
+
+def execute_many(run_ids: list[int]) -> None:
+    """Claimed runs, with what their checks read loaded once for all of them: the runs with their
+    robots and deals (one query), the robots' recent firings per deal and their suspensions (two)."""
+    runs = list(Run.objects.select_related(*RELATED).filter(pk__in=run_ids).order_by("pk"))
+    if not runs:
+        return
+    since = timezone.now() - RATE_WINDOW
+    robots, deals = {r.robot_id for r in runs}, {r.deal_id for r in runs}
+    fired: dict[tuple[int, int], int] = {}
+    for robot_id, deal_id in (Run.objects.filter(robot_id__in=robots, deal_id__in=deals, state=Run.State.DONE,
+                                                 finished_at__gte=since).values_list("robot_id", "deal_id")):
+        fired[robot_id, deal_id] = fired.get((robot_id, deal_id), 0) + 1
+    suspended = set(Suspension.objects.filter(robot_id__in=robots, deal_id__in=deals).values_list("robot_id", "deal_id"))
+    for run in runs:
+        execute(run.pk, run=run, fired=fired.get((run.robot_id, run.deal_id), 0),
+                suspended=(run.robot_id, run.deal_id) in suspended)
+
+
+def execute(run_id: int, *, run: Run | None = None, fired: int | None = None, suspended: bool | None = None) -> str:
+    """Run one claimed run to its end; returns its state. `run` (loaded with RELATED), `fired` and
+    `suspended` may come from execute_many; otherwise they are read here."""
     try:
-        return _execute(run_id)
+        return _execute(run or Run.objects.select_related(*RELATED).get(pk=run_id), fired, suspended)
     except Exception as error:  # an action failed: the run says so (an outage leaves it for the sweep)
         log.exception("robot run %s failed", run_id)
         return _fail(run_id, error)
 
 
-def _execute(run_id: int) -> str:
-    run = Run.objects.select_related("robot", "robot__stage", "robot__stage__line", "robot__stage__line__funnel",
-                                     "deal", "deal__client").get(pk=run_id)
+def _execute(run: Run, fired: int | None, suspended: bool | None) -> str:
     if run.state != Run.State.RUNNING:
         return run.state
     robot, deal = run.robot, run.deal
     if run.step == 0:
-        verdict = _check(run, robot, deal)
+        verdict = _check(run, robot, deal, fired, suspended)
         if verdict is not None:
             return verdict
     steps = robot.actions or []
+    detail = run.detail or {}
     for index in range(run.step, len(steps)):
-        with transaction.atomic():
-            locked = Run.objects.select_for_update().filter(pk=run.pk).values("state", "step", "detail").first()
-            if locked is None or locked["state"] != Run.State.RUNNING or locked["step"] > index:
-                continue
+        if index > run.step:  # the deal as the previous action left it
             deal = Deal.objects.select_related("client", "stage", "stage__line", "responsible").get(pk=deal.pk)
-            with events.caused_by(run.depth + 1):
-                outcome = actions.perform(run, index, steps[index], deal)
-            done = [*locked["detail"].get("done", []), outcome]
-            last = index == len(steps) - 1
-            changes = {"step": index + 1, "detail": {**locked["detail"], "done": done}}
-            if last:
-                changes.update(state=Run.State.DONE, finished_at=timezone.now())
-            Run.objects.filter(pk=run.pk).update(**changes)
-            _feed(robot, deal, outcome)
+        try:
+            with transaction.atomic():
+                with events.caused_by(run.depth + 1):
+                    outcome = actions.perform(run, index, steps[index], deal)
+                detail = {**detail, "done": [*detail.get("done", []), outcome]}
+                changes = {"step": index + 1, "detail": detail}
+                if index == len(steps) - 1:
+                    changes.update(state=Run.State.DONE, finished_at=timezone.now())
+                # The step moves on only from where this executor found it: the row's lock, taken by
+                # this UPDATE, makes a second executor wait, then find the step done and roll back.
+                if not Run.objects.filter(pk=run.pk, state=Run.State.RUNNING, step=index).update(**changes):
+                    raise _Taken
+                _feed(robot, deal, outcome)
+        except _Taken:
+            return Run.State.RUNNING
     if not steps:
         Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(state=Run.State.DONE, finished_at=timezone.now())
     return Run.State.DONE
 
 
-def _check(run: Run, robot: Robot, deal: Deal) -> str | None:
+def _check(run: Run, robot: Robot, deal: Deal, fired: int | None = None, suspended: bool | None = None) -> str | None:
     """Whether the run may go on; if not, it is ended (or made to wait) and its state returned."""
     now = timezone.now()
     if deal.deleted_at is not None or deal.stage_id != robot.stage_id or entry_of(deal) != run.entry:
@@ -311,9 +340,12 @@ def _check(run: Run, robot: Robot, deal: Deal) -> str | None:
     if run.depth >= DEPTH_LIMIT:
         _stopped(run, robot, deal, "loop")
         return _end(run, Run.State.LOOP, {"code": "loop", "depth": run.depth})
-    if Suspension.objects.filter(robot=robot, deal=deal).exists():
+    if suspended is None:
+        suspended = Suspension.objects.filter(robot=robot, deal=deal).exists()
+    if suspended:
         return _end(run, Run.State.SUSPENDED, {"code": "suspended"})
-    fired = Run.objects.filter(robot=robot, deal=deal, state=Run.State.DONE, finished_at__gte=now - RATE_WINDOW).count()
+    if fired is None:
+        fired = Run.objects.filter(robot=robot, deal=deal, state=Run.State.DONE, finished_at__gte=now - RATE_WINDOW).count()
     if fired >= RATE_LIMIT:
         try:
             with transaction.atomic():

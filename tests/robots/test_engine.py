@@ -380,3 +380,22 @@ def test_editing_a_timed_robot_moves_or_cancels_its_waiting_runs(admin, stages):
     assert run.state == Run.State.CANCELLED
     with translation.override("en"):
         assert texts.run_text(run) == "cancelled: the robot no longer waits for idle minutes"
+
+
+def test_robot_messages_are_sent_by_one_drain_not_a_task_each(admin, stages, channel):
+    from messenger import outbox
+
+    deals = [DealFactory(stage=stages[0], responsible=admin) for _ in range(3)]
+    for deal in deals:
+        chat(channel, deal)
+    robot(stages[1], {"kind": "message", "text": "Привет, {name}"})
+    for deal in deals:
+        move(admin, deal, stages[1])
+    settle()
+    queued = Message.objects.filter(direction="out", status=Message.Status.QUEUED)
+    assert queued.count() == 3 and not queued.exclude(claimed_at=None).exists()  # on no broker yet
+    # The sweep leaves them to the drain while they are fresh (it would queue a task for each).
+    assert outbox.due(now=timezone.now() + timedelta(seconds=30)) == []
+    assert outbox.drain_sending() == 3
+    assert Message.objects.filter(direction="out", status=Message.Status.SENT).count() == 3
+    assert outbox.drain_sending() == 0

@@ -103,10 +103,19 @@ def test_a_worker_killed_mid_batch_leaves_every_run_fired_exactly_once(worker_qu
     assert Run.objects.filter(state=Run.State.DONE).count() < 120  # it died with work left
     second = start_worker(worker_queue)
     try:
+        from django.conf import settings
+
+        from messenger.outbox import due
+        from messenger.tasks import message_send
+
         def settled():
             engine.sweep(now=timezone.now() + engine.STALE + timedelta(seconds=1))  # beat, its clock past the claims
             events.sweep(now=timezone.now() + events.SWEEP_AFTER + timedelta(seconds=1))
-            return Run.objects.filter(state=Run.State.DONE).count() == 120
+            # beat's messenger sweep, its clock past the claims: messages the dead worker's drain had taken
+            for pk in due(now=timezone.now() + timedelta(seconds=settings.JOB_STALE_SECONDS + 1)):
+                message_send.delay(pk)
+            return (Run.objects.filter(state=Run.State.DONE).count() == 120
+                    and Message.objects.filter(direction="out", status=Message.Status.SENT).count() == 120)
 
         assert wait_for(settled, timeout=120, step=0.5)
     finally:
