@@ -49,8 +49,11 @@ def browser():
 
 
 @pytest.fixture
-def new_page(browser, live_server):
-    """Pages in fresh contexts; any console error (a CSP refusal, a JS error) fails the test."""
+def new_page(browser, live_server, transactional_db):
+    """Pages in fresh contexts; any console error (a CSP refusal, a JS error) fails the test.
+
+    It asks for the database itself, so the pages are closed before the database is flushed: a
+    page still polling during the flush's TRUNCATE could deadlock with it."""
     contexts, problems = [], []
 
     def make(user=None, password="pass-12345"):
