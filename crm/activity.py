@@ -156,6 +156,16 @@ def notification_text(notification: Notification) -> str:
                                        "%(n)s deals not yet worked went to colleagues or back to the queue.", handed) % {
                 "n": formats.number_format(handed)}
         return sentence
+    if kind == Notification.Kind.PARTNER:
+        values = {"partner": p.get("partner", ""), "n": p.get("deal_id", ""), "deal": p.get("deal", ""),
+                  "amount": p.get("amount", ""), "currency": p.get("currency", ""), "client": p.get("client", "")}
+        if hidden:
+            return _("A partner's event on a client you cannot see")
+        if about == "registered":
+            return _("%(client)s registered with %(partner)s (deal #%(n)s %(deal)s)") % values
+        if about == "purchase":
+            return _("%(client)s bought for %(amount)s %(currency)s with %(partner)s (deal #%(n)s %(deal)s)") % values
+        return _("%(partner)s rejected the purchase of %(client)s (deal #%(n)s %(deal)s)") % values
     if kind == Notification.Kind.ROBOT:
         values = {"robot": p.get("robot", ""), "n": p.get("deal_id", ""), "deal": p.get("deal", ""), "text": text}
         if about == "loop":

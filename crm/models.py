@@ -167,6 +167,7 @@ class Notification(models.Model):
         SHIFT = "shift", _("Shift")
         MESSAGE = "message", _("Message")
         ROBOT = "robot", _("Robot")
+        PARTNER = "partner", _("Partner")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind)

@@ -43,6 +43,7 @@ REPLY = "messenger.reply"
 MANAGE_IGNORE = "messenger.manage_ignore"
 CONFIGURE_CHANNELS = "messenger.configure_channels"
 CONFIGURE_ROBOTS = "robots.configure_robots"
+CONFIGURE_PARTNERS = "partners.configure_partners"
 
 # What a role can be given, in the order the role form lists it. Later features add theirs.
 ROLE_PERMISSIONS = [
@@ -82,6 +83,7 @@ ROLE_PERMISSIONS = [
         (CONFIGURE_FIELDS, _("Configure client fields")),
         (CONFIGURE_CHANNELS, _("Configure channels")),
         (CONFIGURE_ROBOTS, _("Configure robots")),
+        (CONFIGURE_PARTNERS, _("Configure partners and see postbacks")),
         (MANAGE_USERS, _("Manage users and roles")),
     ]),
 ]

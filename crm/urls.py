@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from messenger.urls import hook_patterns
+from partners import endpoint_views as partner_endpoints
 
 from . import views
 
@@ -39,5 +40,7 @@ urlpatterns = [
     path("tasks/", include("tasks.urls")),
     path("messenger/", include("messenger.urls")),
     path("hooks/", include((hook_patterns, "hooks"))),
+    path("go/<str:token>", partner_endpoints.go, name="partner-go"),
+    path("postback/<slug:slug>/", partner_endpoints.postback, name="partner-postback"),
     path("settings/fields/", include("clients.fields_urls")),
 ]

@@ -193,6 +193,8 @@ class Sale(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A sale the partner later rejected (a chargeback): it no longer counts in the sums.
+    reversed_at = models.DateTimeField(_("reversed"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -300,6 +300,14 @@ def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
     """A sale by hand (seed 001): the deal's and the client's count, sum and last sale date move
     with it, in the same transaction, by SQL arithmetic (two sales at once both count)."""
     gate.require(actor, gate.ADD_SALE)
+    return sale_record(deal=deal, player_id=player_id, amount=amount, actor=actor,
+                       fill_player_id="external_id" not in gate.locked_fields(actor))
+
+
+def sale_record(*, deal: Deal, player_id: str, amount: Decimal, actor=None, fill_player_id: bool = True,
+                text: str = "") -> Sale:
+    """What every sale does, by hand or from a partner's postback (no permission asked: the caller
+    decided): the sale, the sums of deal and client, the card's Player ID when empty, the feed, the event."""
     if amount <= 0:
         raise ValidationError(_("The amount must be greater than zero."))
     now = timezone.now()
@@ -309,12 +317,43 @@ def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
     )
     client_changes = {"sales_count": F("sales_count") + 1, "sales_sum": F("sales_sum") + amount, "last_sale_at": now}
     Client.objects.filter(pk=deal.client_id).update(**client_changes)
-    if "external_id" not in gate.locked_fields(actor):  # the card's Player ID, when empty and theirs to write
+    if fill_player_id and player_id:
         Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.SALE,
-                    new=amount, text=player_id)
+                    new=amount, text=text or player_id)
     events.emit(Event.Kind.SALE, client_id=deal.client_id, deal_id=deal.pk, at=now)
     return sale
+
+
+def sale_reverse(*, sale: Sale, reason: str) -> bool:
+    """A sale the partner rejected (a chargeback): it stays, marked reversed, and no longer counts
+    in the deal's and the client's count and sum. False if it already was reversed."""
+    now = timezone.now()
+    if not Sale.objects.filter(pk=sale.pk, reversed_at__isnull=True).update(reversed_at=now):
+        return False
+    Deal.objects.filter(pk=sale.deal_id).update(sales_count=F("sales_count") - 1, sales_sum=F("sales_sum") - sale.amount,
+                                                modified_at=now)
+    Client.objects.filter(pk=sale.client_id).update(sales_count=F("sales_count") - 1, sales_sum=F("sales_sum") - sale.amount)
+    activity.record(client_id=sale.client_id, deal_id=sale.deal_id, actor=None, kind=Activity.Kind.SALE, field="reversed",
+                    new=sale.amount, text=reason)
+    return True
+
+
+def deal_registered(*, deal: Deal, player_id: str, when, text: str = "") -> bool:
+    """The client registered with a partner (a postback): the deal's and the client's registration
+    date and the card's Player ID, where empty; the feed and the registration event. False if the
+    deal already had its date."""
+    changed = Deal.objects.filter(pk=deal.pk, registration_date__isnull=True).update(registration_date=when,
+                                                                                      modified_at=timezone.now())
+    Client.objects.filter(pk=deal.client_id, registration_date__isnull=True).update(registration_date=when)
+    if player_id:
+        Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
+    activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=None, kind=Activity.Kind.CHANGE, field="registration_date",
+                    field_label=f"#{deal.pk} · {Deal._meta.get_field('registration_date').verbose_name}", new=when,
+                    text=text)
+    if changed:
+        events.emit(Event.Kind.REGISTRATION, client_id=deal.client_id, deal_id=deal.pk)
+    return bool(changed)
 
 
 # Funnels, lines, stages ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "messenger",
     "imports",
     "robots",
+    "partners",
 ]
 
 MIDDLEWARE = [
@@ -201,6 +202,8 @@ if CELERY_TASK_TIME_LIMIT >= BROKER_VISIBILITY_TIMEOUT:
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Partners' postbacks (partners.postbacks): requests per partner per minute before 429.
+POSTBACK_RATE_PER_MINUTE = env_int("POSTBACK_RATE_PER_MINUTE", 1200)
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 2000)  # rows per committed chunk: what a crash can cost
 # The job model (crm.jobs): a running job stamps its heartbeat every JOB_HEARTBEAT_SECONDS; the
