@@ -171,7 +171,8 @@ def _apply(partner: Partner, params: dict, log: dict) -> Answer:
     if click is None:
         raise Refusal(404, Verdict.UNKNOWN_CLICK, key[:100])
     with transaction.atomic():
-        link = Link.objects.select_for_update().select_related("deal", "deal__client", "deal__responsible").get(pk=click.link_id)
+        link = Link.objects.select_for_update(of=("self",)).select_related("deal", "deal__client", "deal__responsible").get(
+            pk=click.link_id)
         done = Conversion.objects.filter(partner=partner, click=click, event=event, transaction=transaction_id).first()
         if done is not None:
             postback = Postback.objects.create(**log, verdict=Verdict.DUPLICATE, conversion=done)
