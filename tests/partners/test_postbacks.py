@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.models import Event, Notification
-from deals.models import Deal, Sale
+from deals.models import Sale
 from messenger import secrets
 from partners import links, postbacks
-from partners.models import Click, Conversion, Link, Partner, Postback
+from partners.models import Click, Conversion, Partner, Postback
 from tests.factories import ClientFactory, DealFactory
 
 pytestmark = pytest.mark.django_db
