@@ -93,7 +93,7 @@ def test_registered_then_purchase_fill_the_card_and_tell_the_manager(client, par
         assert "Keitaro" in notification_text_for(manager, notes[0]) and "Анна Петрова" in notification_text_for(manager, notes[0])
 
 
-def test_replays_and_a_rebill_and_a_rejection(client, partner, deal, click):
+def test_replays_and_a_rebill_and_a_rejection(client, partner, deal, click, admin):
     for _ in range(3):
         answer = post(client, partner, subid=click.key, status="sale", payout="100", tid="T-1")
     assert (answer.status_code, answer.json()) == (200, {"result": "duplicate", "detail": "", "duplicate": True})
@@ -104,6 +104,10 @@ def test_replays_and_a_rebill_and_a_rejection(client, partner, deal, click):
     deal.refresh_from_db()
     assert (deal.sales_count, deal.sales_sum) == (1, Decimal("30"))
     assert Sale.objects.filter(reversed_at__isnull=False).get().amount == Decimal("100")
+    reader = HttpClient()
+    reader.force_login(admin)
+    feed = reader.get(reverse("clients:feed", args=[deal.client_id])).content.decode()
+    assert f"a sale of 100 on deal #{deal.pk} was reversed (Keitaro)" in feed
     assert post(client, partner, subid=click.key, status="rejected", tid="T-1").json()["result"] == "duplicate"
     # no downgrade: a registration after a purchase changes nothing
     assert post(client, partner, subid=click.key, status="lead").json()["result"] == "ignored"
