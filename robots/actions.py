@@ -34,10 +34,28 @@ def render(template: str, deal) -> str:
         "manager": str(deal.responsible) if deal.responsible_id else "",
         "deal": deal.name,
         "budget": format(deal.budget.normalize(), "f") if deal.budget else "",
-        # The registration link arrives with partners (issue 17): until then it reads as nothing.
-        "link": str(getattr(deal, "registration_link", "") or ""),
     }
-    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template or "").strip()
+    text = template or ""
+    if "{link}" in text:
+        values["link"] = registration_link(deal)
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text).strip()
+
+
+def registration_link(deal) -> str:
+    """{link}: the deal's registration link with the first active partner, made if it has none yet
+    (seed 001: the link the manager sends the client); empty when no partner is set up."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    from partners.models import Link, Partner
+
+    link = Link.objects.filter(deal=deal, partner__is_active=True).order_by("partner__name", "pk").first()
+    if link is None:
+        partner = Partner.objects.filter(is_active=True).order_by("name", "pk").first()
+        if partner is None:
+            return ""
+        link, _created = Link.objects.get_or_create(deal=deal, partner=partner)
+    return settings.PUBLIC_URL.rstrip("/") + reverse("partner-go", args=[link.token])
 
 
 def perform(run, index: int, action: dict, deal) -> dict:

@@ -202,6 +202,8 @@ if CELERY_TASK_TIME_LIMIT >= BROKER_VISIBILITY_TIMEOUT:
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Where this installation is reached from outside: links in messages (a robot's {link}) start with it.
+PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000")
 # Partners' postbacks (partners.postbacks): requests per partner per minute before 429.
 POSTBACK_RATE_PER_MINUTE = env_int("POSTBACK_RATE_PER_MINUTE", 1200)
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30)

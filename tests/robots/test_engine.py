@@ -399,3 +399,17 @@ def test_robot_messages_are_sent_by_one_drain_not_a_task_each(admin, stages, cha
     assert outbox.drain_sending() == 3
     assert Message.objects.filter(direction="out", status=Message.Status.SENT).count() == 3
     assert outbox.drain_sending() == 0
+
+
+def test_a_message_with_link_sends_the_deals_registration_link(admin, stages, channel, settings):
+    from partners.models import Link, Partner
+
+    settings.PUBLIC_URL = "https://crm.example"
+    Partner.objects.create(name="Keitaro", slug="keitaro", url_template="https://p.example/?c={click_id}")
+    deal = DealFactory(stage=stages[0], responsible=admin)
+    chat(channel, deal)
+    robot(stages[1], {"kind": "message", "text": "Ваша ссылка: {link}"})
+    move(admin, deal, stages[1])
+    settle()
+    link = Link.objects.get(deal=deal)
+    assert Message.objects.get(direction="out").text == f"Ваша ссылка: https://crm.example/go/{link.token}"
