@@ -435,6 +435,7 @@ class Seeder:
         self.shifts()
         self.messenger()
         self.robots()
+        self.partners()
 
     DEMO_CHATS = [  # name, country, city, phone, what they wrote
         ("Волкова Дарья", "RU", "Москва", "+79161230001", ["Здравствуйте! Сколько стоит подключение?", "А есть рассрочка?"]),
@@ -499,6 +500,14 @@ class Seeder:
             if code in stages:
                 Robot.objects.create(stage=stages[code], name=name, trigger=trigger, idle_minutes=minutes,
                                      conditions=conditions, actions=actions, position=position)
+
+    def partners(self) -> None:
+        """Issue 17: a partner the demo's registration links go to (its test console sends postbacks)."""
+        from partners.models import Partner
+
+        Partner.objects.get_or_create(slug="demo-partner", defaults={
+            "name": "Партнёрская сеть", "url_template": "https://example.com/register?click={click_id}&sub1={deal_id}",
+            "params": {"click": "subid", "amount": "payout", "transaction": "tid"}, "currency": "RUB"})
 
     def shifts(self) -> None:
         """Issue 14: the 1st line hands new deals out by round robin; the managers' last two weeks
