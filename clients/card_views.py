@@ -81,7 +81,10 @@ def card_context(request, client, *, deal_pk=None) -> dict:
         conversation.address_hidden = hidden_address(conversation.channel.kind, hidden[gate.CONTACT])  # type: ignore[attr-defined]
     duplicates = list(DuplicateSuggestion.objects.filter(client=client, dismissed_at__isnull=True, other__deleted_at__isnull=True)
                       .filter(other__in=gate.visible_clients(user)).select_related("other")[:5])
+    from partners.views import registration_context
+
     return {
+        "registration": registration_context(request, deal) if deal is not None else None,
         "conversations": conversations,
         "duplicates": duplicates,
         "client": client,

@@ -43,4 +43,5 @@ urlpatterns = [
     path("go/<str:token>", partner_endpoints.go, name="partner-go"),
     path("postback/<slug:slug>/", partner_endpoints.postback, name="partner-postback"),
     path("settings/fields/", include("clients.fields_urls")),
+    path("settings/partners/", include("partners.urls")),
 ]
