@@ -7,7 +7,7 @@ from typing import Any, cast
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, F, Field, FloatField, QuerySet, Subquery, Value
+from django.db.models import Case, Exists, F, Field, FloatField, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -316,9 +316,9 @@ def sale_record(*, deal: Deal, player_id: str, amount: Decimal, actor=None, fill
         sales_count=F("sales_count") + 1, sales_sum=F("sales_sum") + amount, last_sale_at=now, modified_at=now
     )
     client_changes = {"sales_count": F("sales_count") + 1, "sales_sum": F("sales_sum") + amount, "last_sale_at": now}
+    if fill_player_id and player_id:  # the card's Player ID, when empty: in the same statement
+        client_changes["external_id"] = Case(When(external_id="", then=Value(player_id)), default=F("external_id"))
     Client.objects.filter(pk=deal.client_id).update(**client_changes)
-    if fill_player_id and player_id:
-        Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.SALE,
                     new=amount, text=text or player_id)
     events.emit(Event.Kind.SALE, client_id=deal.client_id, deal_id=deal.pk, at=now)
@@ -345,15 +345,17 @@ def deal_registered(*, deal: Deal, player_id: str, when, text: str = "") -> bool
     deal already had its date."""
     changed = Deal.objects.filter(pk=deal.pk, registration_date__isnull=True).update(registration_date=when,
                                                                                       modified_at=timezone.now())
-    Client.objects.filter(pk=deal.client_id, registration_date__isnull=True).update(registration_date=when)
+    if not changed:
+        return False
+    client = {"registration_date": Coalesce("registration_date", Value(when))}
     if player_id:
-        Client.objects.filter(pk=deal.client_id, external_id="").update(external_id=player_id)
+        client["external_id"] = Case(When(external_id="", then=Value(player_id)), default=F("external_id"))
+    Client.objects.filter(pk=deal.client_id).update(**client)
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=None, kind=Activity.Kind.CHANGE, field="registration_date",
                     field_label=f"#{deal.pk} · {Deal._meta.get_field('registration_date').verbose_name}", new=when,
                     text=text)
-    if changed:
-        events.emit(Event.Kind.REGISTRATION, client_id=deal.client_id, deal_id=deal.pk)
-    return bool(changed)
+    events.emit(Event.Kind.REGISTRATION, client_id=deal.client_id, deal_id=deal.pk)
+    return True
 
 
 # Funnels, lines, stages ----------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The postback endpoint's logic (`/postback/<slug>/`): who may call it, what it means, what it does.
 
 In order, each refusal a 4xx with its reason code, and every request kept in the log (`Postback`):
-1. the partner exists and is active (404 `unknown_partner`), and has not sent more than
-   POSTBACK_RATE_PER_MINUTE requests this minute (429 `rate_limited`);
+1. the partner exists and is active (404 `unknown_partner`);
 2. its token, from `?token=` or the `X-Postback-Token` header, compared in constant time (403
-   `bad_token`); the caller's address in its allowlist when it has one (403 `refused_ip`);
+   `bad_token`); the caller's address in its allowlist when it has one (403 `refused_ip`). Then no
+   more than POSTBACK_RATE_PER_MINUTE requests this minute (429 `rate_limited`), counted apart for
+   the partner and for each address that fails to authenticate (a stranger who knows the address
+   cannot use up the partner's allowance);
 3. when the partner has a signing secret: `X-Postback-Timestamp` (Unix seconds) within WINDOW of
    now (401 `expired`) and `X-Postback-Signature` = hex HMAC-SHA256(secret, "<timestamp>.<payload>"),
    the payload being the raw body of a POST or the raw query string of a GET without its
@@ -100,8 +102,10 @@ def _allowed(partner: Partner, ip: str) -> bool:
     return False
 
 
-def _rate_limited(partner: Partner) -> bool:
-    key = f"postback-rate:{partner.pk}:{int(time.time() // 60)}"
+def _rate_limited(who: str) -> bool:
+    """More than POSTBACK_RATE_PER_MINUTE this minute (counted in the cache: Redis in production,
+    shared by every web process; the embedded default's memory cache counts per process)."""
+    key = f"postback-rate:{who}:{int(time.time() // 60)}"
     cache.add(key, 0, timeout=120)
     try:
         return cache.incr(key) > settings.POSTBACK_RATE_PER_MINUTE
@@ -109,16 +113,31 @@ def _rate_limited(partner: Partner) -> bool:
         return False
 
 
+def _clean(text: str) -> str:
+    """What PostgreSQL can store: no NUL character (text and JSON refuse it)."""
+    return str(text).replace("\x00", "\ufffd")
+
+
 def receive(slug: str, *, method: str, params: dict, query: str, body: str, headers, ip: str) -> Answer:
     """Handle one request; the answer says what to reply. Never raises for bad input."""
+    params = {_clean(k): _clean(v) for k, v in params.items()}
+    body = _clean(body)
     partner = Partner.objects.filter(slug=slug[:40], is_active=True).first() if slug else None
     if partner is None:
         return Answer(404, "unknown_partner")
     log = {"partner": partner, "method": method[:6], "params": masked(params), "body": body[:5000], "ip": ip or None}
-    if _rate_limited(partner):
-        return Answer(429, Verdict.RATE_LIMITED)  # not logged: a flood would fill the log
     try:
         _authenticate(partner, params, headers, ip, method, query, body)
+    except Refusal as refusal:
+        # Strangers are counted apart (per address): they cannot use up the partner's allowance,
+        # and past it they are not even logged.
+        if _rate_limited(f"stranger:{partner.pk}:{ip}"):
+            return Answer(429, Verdict.RATE_LIMITED)
+        postback = Postback.objects.create(**log, verdict=refusal.verdict, detail=refusal.detail[:300])
+        return Answer(refusal.status, refusal.verdict, refusal.detail, postback)
+    if _rate_limited(f"partner:{partner.pk}"):
+        return Answer(429, Verdict.RATE_LIMITED)  # not logged: a flood would fill the log
+    try:
         return _apply(partner, params, log)
     except Refusal as refusal:
         postback = Postback.objects.create(**log, verdict=refusal.verdict, detail=refusal.detail[:300])
@@ -184,9 +203,9 @@ def _apply(partner: Partner, params: dict, log: dict) -> Answer:
         if event == Partner.Event.REGISTERED and history.filter(event=Partner.Event.PURCHASE, reversed_at__isnull=True).exists():
             postback = Postback.objects.create(**log, verdict=Verdict.IGNORED, detail="purchase already")
             return Answer(200, Verdict.IGNORED, "purchase already", postback)
-        when = timezone.localdate()
-        if event in (Partner.Event.REGISTERED, Partner.Event.PURCHASE):
-            deal_services.deal_registered(deal=deal, player_id=player_id, when=when, text=partner.name)
+        if event == Partner.Event.REGISTERED or (event == Partner.Event.PURCHASE and deal.registration_date is None):
+            # a purchase without a registration before it registers the deal too
+            deal_services.deal_registered(deal=deal, player_id=player_id, when=timezone.localdate(), text=partner.name)
         if event == Partner.Event.PURCHASE:
             conversion.sale = deal_services.sale_record(deal=deal, player_id=player_id or deal.client.external_id,
                                                         amount=amount, text=f"{player_id} · {partner.name}".strip(" ·"))

@@ -51,7 +51,7 @@ def post(client, partner, **params):
 def test_a_click_is_recorded_and_goes_only_to_the_partners_url(client, partner, deal, manager):
     link = links.link_create(actor=manager, deal=deal, partner=partner)
     assert links.link_create(actor=manager, deal=deal, partner=partner) == link  # one link per deal and partner
-    assert len(link.token) >= 16 and str(deal.pk) not in link.token
+    assert len(link.token) >= 16 and link.token != str(deal.pk)
     answer = client.get(f"/go/{link.token}", headers={"User-Agent": "Mozilla/5.0"}, REMOTE_ADDR="203.0.113.7")
     assert answer.status_code == 302
     click = Click.objects.get()
@@ -223,3 +223,24 @@ def test_random_input_is_a_4xx_or_a_200_never_a_500(client, partner, click, para
         answer = client.get(url, params)
     assert answer.status_code in (200, 400, 401, 403, 404, 422, 429), answer.content
     assert set(answer.json()) == {"result", "detail", "duplicate"}
+
+
+def test_strangers_cannot_use_up_the_partners_allowance(client, partner, click, settings):
+    settings.POSTBACK_RATE_PER_MINUTE = 2
+    url = reverse("partner-postback", args=[partner.slug])
+    strangers = [client.get(url, {"token": "guess", "subid": "x", "status": "lead"}, REMOTE_ADDR="198.51.100.66").status_code
+                 for _ in range(4)]
+    assert strangers == [403, 403, 429, 429]
+    assert Postback.objects.count() == 2  # past their limit, strangers are not even logged
+    assert post(client, partner, subid=click.key, status="lead").status_code == 200
+
+
+def test_a_second_purchase_writes_no_second_registration(client, partner, deal, click):
+    post(client, partner, subid=click.key, status="sale", payout="5", tid="A")
+    post(client, partner, subid=click.key, status="sale", payout="5", tid="B")
+    from crm.models import Activity
+
+    assert Activity.objects.filter(deal=deal, field="registration_date").count() == 1
+    assert Event.objects.filter(kind="registration", deal_id=deal.pk).count() == 1
+    deal.client.refresh_from_db()
+    assert deal.client.registration_date == timezone.localdate()
