@@ -32,6 +32,12 @@ def test_main_pages_have_no_serious_violations(new_page):
     from robots.models import Robot
 
     robot = Robot.objects.create(stage=stage, name="Greeting", actions=[{"kind": "message", "text": "Hello, {name}!"}])
+    from partners import links, postbacks
+    from partners.models import Partner
+
+    partner = Partner.objects.create(name="Network", slug="net", url_template="https://p.example/?c={click_id}")
+    links.link_create(actor=boss, deal=deal, partner=partner)
+    postbacks.receive("net", method="GET", params={"token": "wrong"}, query="", body="", headers={}, ip="127.0.0.1")
     page = new_page()
     page.goto(page.base + "/login/")
     found = {"login": violations(page)}
@@ -44,7 +50,9 @@ def test_main_pages_have_no_serious_violations(new_page):
                        ("inbox", f"/messenger/?f=all&c={said.conversation_id}"), ("ignore", "/messenger/ignore/"),
                        ("channels", "/messenger/channels/"), ("channel", f"/messenger/channels/{chat.pk}/"),
                        ("robots", f"/robots/{stage.line.funnel_id}/"), ("robot", f"/robots/{stage.line.funnel_id}/{robot.pk}/"),
-                       ("robot-log", f"/robots/{stage.line.funnel_id}/{robot.pk}/test/?deal={deal.pk}")]:
+                       ("robot-log", f"/robots/{stage.line.funnel_id}/{robot.pk}/test/?deal={deal.pk}"),
+                       ("partners", "/settings/partners/"), ("partner", f"/settings/partners/{partner.pk}/"),
+                       ("postbacks", "/settings/partners/postbacks/")]:
         page.goto(page.base + path)
         page.wait_for_load_state("networkidle")
         found[name] = violations(page)

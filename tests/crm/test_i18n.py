@@ -179,8 +179,15 @@ def russian_world(db):
                                                  "hours_to": "18:00", "days": [0, 1, 2, 3, 4]},
                                      actions=[{"kind": "message", "text": "Здравствуйте, {name}!"},
                                               {"kind": "tag_add", "tag": tag.pk}])
+        from partners import links, postbacks
+        from partners.models import Partner
+
+        partner = Partner.objects.create(name="Партнёрская сеть", slug="set", url_template="https://p.example/?c={click_id}")
+        link = links.link_create(actor=boss, deal=deal, partner=partner)
+        links.click(link.token, user_agent="", ip="")
+        postbacks.receive("set", method="GET", params={"token": "неверный"}, query="", body="", headers={}, ip="127.0.0.1")
     return {"boss": boss, "colleague": colleague, "client": client, "deal": deal, "funnel": funnel, "task": task,
-            "conversation": said.conversation, "chat": chat, "robot": robot}
+            "conversation": said.conversation, "chat": chat, "robot": robot, "partner": partner}
 
 
 def russian_pages(world):
@@ -226,6 +233,10 @@ def russian_pages(world):
         "robot form": reverse("robots:edit", args=[funnel, world["robot"].pk]),
         "new robot": reverse("robots:create", args=[funnel, world["robot"].stage_id]),
         "robot log": reverse("robots:log", args=[funnel, world["robot"].pk]),
+        "partners": reverse("partners:list"),
+        "partner form": reverse("partners:edit", args=[world["partner"].pk]),
+        "new partner": reverse("partners:create"),
+        "postback log": reverse("partners:log"),
     }
 
 
