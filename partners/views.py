@@ -32,7 +32,7 @@ def partner_list(request):
     _configure(request)
     rows = selectors.partners_with_counts()
     for partner in rows:
-        partner.postback_url = postback_url(request, partner)  # type: ignore[attr-defined]
+        partner.postback_url = postback_url(request, partner)
     return render(request, "partners/list.html", {"partners": rows})
 
 
