@@ -17,6 +17,11 @@ from . import links, postbacks, selectors, services
 from .forms import ConsoleForm, PartnerForm
 from .models import Partner, Postback
 
+# Refusals a replay can cure (the mapping, the parameter names, a click): those that passed the token,
+# the address and the signature. A request refused for those (a stranger's) is never offered a replay,
+# since postbacks.replay does not authenticate again.
+REPLAYABLE = {Postback.Verdict.UNKNOWN_STATUS, Postback.Verdict.UNKNOWN_CLICK, Postback.Verdict.INVALID}
+
 
 def _configure(request) -> None:
     gate.require(request.user, gate.CONFIGURE_PARTNERS)
@@ -124,8 +129,7 @@ def postback_log(request):
     query.update(filters)
     ctx = {"rows": rows, "before": before, "older": bool(request.GET.get("before")), "partner_id": partner_id,
            "verdict": verdict, "partners": Partner.objects.only("pk", "name"), "verdicts": Postback.Verdict.choices,
-           "filter_query": query.urlencode(), "refused": {v for v in Postback.Verdict.values if v not in
-                                                          (Postback.Verdict.ACCEPTED, Postback.Verdict.DUPLICATE)}}
+           "filter_query": query.urlencode(), "refused": REPLAYABLE}
     return render(request, "partners/log.html", ctx)
 
 

@@ -170,14 +170,17 @@ def test_the_log_shows_rows_filters_and_pages(admin_client, partner, click, sett
     assert "Accepted" in page and "Wrong token" in page and "203.0.113.9" in page
     assert "key=***" in page and "token=***" in page and "p4ssw0rd-leak" not in page
     assert click.link.deal.get_absolute_url() in page and "Анна: депозит" in page
-    assert page.count(">Replay<") == 1  # only the refused one
+    assert ">Replay<" not in page  # neither the accepted one nor a stranger's (wrong token)
+    postbacks.receive(partner.slug, method="GET", params={"token": partner.token, "subid": click.key, "status": "odd"},
+                      query="", body="", headers={}, ip="203.0.113.9")
+    assert admin_client.get(reverse("partners:log")).content.decode().count(">Replay<") == 1  # the unknown status
     only = admin_client.get(reverse("partners:log"), {"verdict": "bad_token"}).content.decode()
     assert "Wrong token" in only and "verdict-accepted" not in only
     Postback.objects.bulk_create(Postback(partner=partner, method="GET", verdict="invalid") for _ in range(selectors.LOG_PAGE + 5))
     first = admin_client.get(reverse("partners:log"))
     assert len(first.context["rows"]) == selectors.LOG_PAGE and first.context["before"]
     second = admin_client.get(reverse("partners:log"), {"before": first.context["before"]})
-    assert len(second.context["rows"]) == 7 and second.context["before"] is None
+    assert len(second.context["rows"]) == 8 and second.context["before"] is None  # 55 + 3 in all
     assert {r.pk for r in first.context["rows"]}.isdisjoint({r.pk for r in second.context["rows"]})
 
 
