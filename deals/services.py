@@ -347,7 +347,7 @@ def deal_registered(*, deal: Deal, player_id: str, when, text: str = "") -> bool
                                                                                       modified_at=timezone.now())
     if not changed:
         return False
-    client = {"registration_date": Coalesce("registration_date", Value(when))}
+    client: dict[str, Any] = {"registration_date": Coalesce("registration_date", Value(when))}
     if player_id:
         client["external_id"] = Case(When(external_id="", then=Value(player_id)), default=F("external_id"))
     Client.objects.filter(pk=deal.client_id).update(**client)

@@ -46,6 +46,8 @@ from messenger import secrets
 from .models import Click, Conversion, Link, Partner, Postback
 
 WINDOW = 300
+# Refusals for what the request said (not for who sent it): an admin may replay them once fixed.
+REPLAYABLE = ("unknown_status", "unknown_click", "invalid")
 MASKED = ("token", "signature", "key", "secret")
 Verdict = Postback.Verdict
 
@@ -207,6 +209,7 @@ def _apply(partner: Partner, params: dict, log: dict) -> Answer:
             # a purchase without a registration before it registers the deal too
             deal_services.deal_registered(deal=deal, player_id=player_id, when=timezone.localdate(), text=partner.name)
         if event == Partner.Event.PURCHASE:
+            assert amount is not None  # a purchase without one was refused above
             conversion.sale = deal_services.sale_record(deal=deal, player_id=player_id or deal.client.external_id,
                                                         amount=amount, text=f"{player_id} · {partner.name}".strip(" ·"))
         if event == Partner.Event.REJECTED:
@@ -238,8 +241,9 @@ def replay(*, actor, postback: Postback) -> Answer:
     from crm import permissions as gate
 
     gate.require(actor, gate.CONFIGURE_PARTNERS)
-    if postback.partner is None or postback.verdict in (Verdict.ACCEPTED, Verdict.DUPLICATE):
-        return Answer(400, Verdict.INVALID, "only a refused postback can be replayed")
+    if postback.partner is None or postback.verdict not in REPLAYABLE:
+        # (a request that failed authentication is a stranger's: replaying it would apply it)
+        return Answer(400, Verdict.INVALID, "only a postback refused for its content can be replayed")
     partner = postback.partner
     log = {"partner": partner, "method": postback.method, "params": postback.params, "body": postback.body,
            "ip": postback.ip, "replayed_from": postback}

@@ -20,7 +20,7 @@ from .models import Partner, Postback
 # Refusals a replay can cure (the mapping, the parameter names, a click): those that passed the token,
 # the address and the signature. A request refused for those (a stranger's) is never offered a replay,
 # since postbacks.replay does not authenticate again.
-REPLAYABLE = {Postback.Verdict.UNKNOWN_STATUS, Postback.Verdict.UNKNOWN_CLICK, Postback.Verdict.INVALID}
+REPLAYABLE = set(postbacks.REPLAYABLE)  # one rule: partners.postbacks decides what may be replayed
 
 
 def _configure(request) -> None:

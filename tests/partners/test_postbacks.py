@@ -244,3 +244,12 @@ def test_a_second_purchase_writes_no_second_registration(client, partner, deal, 
     assert Event.objects.filter(kind="registration", deal_id=deal.pk).count() == 1
     deal.client.refresh_from_db()
     assert deal.client.registration_date == timezone.localdate()
+
+
+def test_a_strangers_refused_postback_cannot_be_replayed(client, partner, click, admin):
+    client.get(reverse("partner-postback", args=[partner.slug]), {"token": "guess", "subid": click.key, "status": "sale",
+                                                                  "payout": "1000", "tid": "Z"})
+    refused = Postback.objects.get()
+    assert refused.verdict == "bad_token"
+    assert postbacks.replay(actor=admin, postback=refused).status == 400
+    assert not Conversion.objects.exists() and not Sale.objects.exists()
