@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from . import queueing
 from .models import Event
 
 log = logging.getLogger(__name__)
@@ -105,21 +105,9 @@ def dispatch_on_commit() -> None:
 
 def kick(*, again: bool = False) -> None:
     """Have a worker process the new events (unless one was asked to a moment ago)."""
-    from django.core.cache import cache
-
     from .tasks import events_process
 
-    if again or not _shared_cache() or cache.add(KICK_KEY, 1, timeout=KICK_SECONDS):
-        try:
-            events_process.delay()
-        except Exception:  # the broker is down: the sweep will find the events
-            log.exception("could not queue the processing of events")
-
-
-def _shared_cache() -> bool:
-    from django.conf import settings
-
-    return settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    queueing.kick(KICK_KEY, events_process, again=again, seconds=KICK_SECONDS)
 
 
 def process_batch(limit: int = BATCH, *, older_than: datetime | None = None) -> int:
@@ -139,25 +127,8 @@ def process_batch(limit: int = BATCH, *, older_than: datetime | None = None) -> 
 
 def process(*, time_budget: float = PROCESS_SECONDS, limit: int = BATCH) -> int:
     """Process new events until none is left (or the time is up: then another worker follows)."""
-    from django.core.cache import cache
-
-    deadline = time.monotonic() + time_budget
-    done = 0
-    while True:
-        n = process_batch(limit)
-        done += n
-        if n < limit:
-            # A kick skipped while this ran (the key was set) must not be lost: let the next emit
-            # queue a worker again, then take once more what committed meanwhile (none held by
-            # another worker: SKIP LOCKED, so no waiting on it).
-            cache.delete(KICK_KEY)
-            more = process_batch(limit)
-            done += more
-            if not more:
-                return done
-        elif time.monotonic() > deadline:
-            kick(again=True)
-            return done
+    return queueing.drain(lambda: process_batch(limit), key=KICK_KEY, limit=limit, seconds=time_budget,
+                          kick_again=lambda: kick(again=True))
 
 
 def sweep(now: datetime | None = None) -> int:

@@ -22,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import activity, events
+from crm import activity, events, queueing
 from crm import permissions as gate
 from crm.models import Activity, Event
 
@@ -104,16 +104,9 @@ SEND_SECONDS = 50.0
 
 def kick_sending(*, again: bool = False) -> None:
     """Have a worker send the queued messages nobody has put on the broker (automations' messages)."""
-    from django.core.cache import cache
-
-    from .receive import _shared_cache
     from .tasks import outbox_drain
 
-    if again or not _shared_cache() or cache.add(SEND_KICK_KEY, 1, timeout=KICK_SECONDS):
-        try:
-            outbox_drain.delay()
-        except Exception:  # the broker is down: the sweep sends them
-            log.exception("could not queue the outbox's drain; the sweep will")
+    queueing.kick(SEND_KICK_KEY, outbox_drain, again=again, seconds=KICK_SECONDS)
 
 
 def claim_unsent(limit: int = SEND_BATCH) -> list[int]:
@@ -129,26 +122,14 @@ def claim_unsent(limit: int = SEND_BATCH) -> list[int]:
 
 def drain_sending(*, time_budget: float = SEND_SECONDS, limit: int = SEND_BATCH) -> int:
     """Send the claimed messages one by one (deliver: exactly as a reply), batch after batch."""
-    import time
-
-    from django.core.cache import cache
-
-    deadline = time.monotonic() + time_budget
-    done, short = 0, False
-    while True:
+    def step() -> int:
         ids = claim_unsent(limit)
-        if not ids and short:
-            return done
         for pk in ids:
             deliver(pk)
-        done += len(ids)
-        short = len(ids) < limit
-        if short:  # a kick skipped while this ran is not lost: one more look
-            cache.delete(SEND_KICK_KEY)
-        if time.monotonic() > deadline:
-            if not short:
-                kick_sending(again=True)
-            return done
+        return len(ids)
+
+    return queueing.drain(step, key=SEND_KICK_KEY, limit=limit, seconds=time_budget,
+                          kick_again=lambda: kick_sending(again=True))
 
 
 def conversation_for(client_id: int) -> Conversation | None:

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from clients.models import NAME_MAX, Client, DuplicateSuggestion
 from clients.phones import normalize_phone, phone_digits
-from crm import activity, events
+from crm import activity, events, queueing
 from crm.models import Activity, Event, Notification
 from deals import distribution
 from deals.models import Deal, Line, Stage
@@ -92,20 +92,9 @@ DRAIN_SECONDS = 50.0
 
 def kick(*, again: bool = False) -> None:
     """Have a worker drain the new deliveries (queued unless a drain is already on its way)."""
-    from django.core.cache import cache
-
     from .tasks import inbound_drain
 
-    if again or not _shared_cache() or cache.add(KICK_KEY, 1, timeout=KICK_SECONDS):
-        inbound_drain.delay()
-
-
-def _shared_cache() -> bool:
-    """Whether web and workers share the cache (Redis): a key one sets the other sees. With a cache
-    in each process's memory (the embedded default, the tests) every delivery queues its drain."""
-    from django.conf import settings
-
-    return settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    queueing.kick(KICK_KEY, inbound_drain, again=again, seconds=KICK_SECONDS, quiet=False)
 
 
 def claim_new(limit: int = DRAIN_BATCH) -> list[int]:

@@ -29,7 +29,6 @@ run resumes at the first action not done. Side effects outside the database carr
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -37,7 +36,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from crm import activity, events
+from crm import activity, events, queueing
 from crm.models import Activity, Event, Notification, User
 from deals.models import Deal
 
@@ -184,15 +183,9 @@ def plan_existing(robot: Robot) -> int:
 
 
 def kick(*, again: bool = False) -> None:
-    from django.core.cache import cache
-
     from .tasks import robots_drain
 
-    if again or not events._shared_cache() or cache.add(KICK_KEY, 1, timeout=KICK_SECONDS):
-        try:
-            robots_drain.delay()
-        except Exception:  # the broker is down: the sweep takes the runs later
-            log.exception("could not queue the robots' drain")
+    queueing.kick(KICK_KEY, robots_drain, again=again, seconds=KICK_SECONDS)
 
 
 def claim(limit: int = DRAIN_BATCH) -> list[int]:
@@ -207,24 +200,14 @@ def claim(limit: int = DRAIN_BATCH) -> list[int]:
 
 def drain(*, time_budget: float = DRAIN_SECONDS, limit: int = DRAIN_BATCH) -> int:
     """Run queued runs until none is left; a full batch asks another worker to join."""
-    from django.core.cache import cache
-
-    deadline = time.monotonic() + time_budget
-    done = 0
-    short = False
-    while True:
+    def step() -> int:
         ids = claim(limit)
-        if not ids and short:
-            return done
         if len(ids) == limit:
             kick()  # another worker may join (at most one more queued per KICK_SECONDS with Redis)
         execute_many(ids)
-        done += len(ids)
-        short = len(ids) < limit
-        if short:  # as crm.events.process: a kick skipped meanwhile is not lost; one more claim
-            cache.delete(KICK_KEY)
-        if time.monotonic() > deadline:
-            return done
+        return len(ids)
+
+    return queueing.drain(step, key=KICK_KEY, limit=limit, seconds=time_budget, kick_again=lambda: kick(again=True))
 
 
 def sweep(now: datetime | None = None) -> dict[str, int]:

@@ -525,9 +525,10 @@ def test_the_drain_takes_every_new_delivery_once_and_one_kick_per_burst(channel,
     a delivery stored after the drain looked its last time kicks a new one."""
     from django.core.cache import cache
 
+    from crm import queueing
     from messenger import receive
 
-    monkeypatch.setattr(receive, "_shared_cache", lambda: True)  # the locmem cache stands for Redis here
+    monkeypatch.setattr(queueing, "shared_cache", lambda: True)  # the locmem cache stands for Redis here
     kicks = []
     monkeypatch.setattr("messenger.tasks.inbound_drain.delay", lambda: kicks.append(1))
     cache.delete(receive.KICK_KEY)
