@@ -205,3 +205,31 @@ def emit(result: dict) -> None:
 __all__ = ["setup_django", "summary", "emit", "statistics", "git_state", "timed", "captured", "sql_times",
            "sql_execution_ms", "framework_floor", "floor_ratio", "measure_page", "find_elements", "ROOT", "OUT",
            "BENCH_DB"]
+
+
+def fail(message: str) -> None:
+    print(f"FAILED: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+def ensure_database() -> None:
+    """Create the bench database when it does not exist (the script then migrates it)."""
+    import psycopg
+
+    base, _slash, name = BENCH_DB.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def broker():
+    from crm.celery import app
+
+    return app.connection_for_write()
+
+
+def purge_queue(queue: str) -> None:
+    """Empty a bench's own queue (declared first, so a fresh broker has it)."""
+    with broker() as conn:
+        conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+        conn.default_channel.queue_purge(queue)

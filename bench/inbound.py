@@ -60,8 +60,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-from common import BENCH_DB, OUT, ROOT, emit, setup_django, summary
+from common import BENCH_DB, OUT, ROOT, broker, emit, ensure_database, fail, purge_queue, setup_django, summary
 
 HERE = Path(__file__).resolve().parent
 NAME = "Bench inbound"
@@ -74,18 +73,6 @@ FIRST = ["Айгерим", "Данияр", "Анна", "Сергей", "Мари
 LAST = ["Иванова", "Нурланов", "Петрова", "Ким", "Смирнов", "Абенова", "Волков", "Brown", "Сидорова", "Ли"]
 TEXTS = ["Здравствуйте! Сколько стоит доставка?", "Есть в наличии?", "Хочу записаться на завтра",
          "Спасибо, всё получил 👍", "Can I pay by card?", "Перезвоните, пожалуйста", ""]
-
-
-def fail(message: str) -> None:
-    print(f"FAILED: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
-
-
-def ensure_database() -> None:
-    base, _slash, name = BENCH_DB.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # What the bench makes, and removes ---------------------------------------------------------------
@@ -112,7 +99,7 @@ def cleanup() -> None:
         clients.delete()
         channels.delete()  # and their deliveries
         Funnel.objects.filter(name=NAME).delete()
-    purge_queue()
+    purge_queue(QUEUE)
 
 
 def make_channel():
@@ -127,18 +114,6 @@ def make_channel():
     secrets.write(channel, {"signing_secret": SECRET})
     channel.save()
     return channel
-
-
-def broker():
-    from crm.celery import app
-
-    return app.connection_for_write()
-
-
-def purge_queue() -> None:
-    with broker() as conn:
-        conn.default_channel.queue_declare(queue=QUEUE, durable=True, auto_delete=False)
-        conn.default_channel.queue_purge(QUEUE)
 
 
 def queued_jobs() -> int:

@@ -67,8 +67,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
-from common import BENCH_DB, OUT, ROOT, emit, setup_django, sql_times, summary
-from inbound import CpuMeter, ensure_database, free_port, stop_server
+from common import BENCH_DB, OUT, ROOT, emit, ensure_database, fail, purge_queue, setup_django, sql_times, summary
+from inbound import CpuMeter, free_port, stop_server
 from robot_runs import execute, insert_select
 
 HERE = Path(__file__).resolve().parent
@@ -80,11 +80,6 @@ SECRET = "bench-postback-signing-secret-0123456789"
 PHONE_PREFIX = "75"  # +7 5xx: generate_clients.py has 9xx, inbound.py 70x, robot_runs.py 6xx
 BUDGET_P95_MS = 30.0  # DESIGN §12
 RATE = "10000000"
-
-
-def fail(message: str) -> None:
-    print(f"FAILED: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
 
 
 # What the bench makes, and removes ---------------------------------------------------------------
@@ -121,19 +116,7 @@ def cleanup() -> None:
         Partner.objects.filter(slug=SLUG).delete()
         Funnel.objects.filter(name=NAME).delete()
         User.objects.filter(username=MANAGER).delete()
-    purge_queue()
-
-
-def broker():
-    from crm.celery import app
-
-    return app.connection_for_write()
-
-
-def purge_queue() -> None:
-    with broker() as conn:
-        conn.default_channel.queue_declare(queue=QUEUE, durable=True, auto_delete=False)
-        conn.default_channel.queue_purge(QUEUE)
+    purge_queue(QUEUE)
 
 
 def make_world(count: int) -> dict:

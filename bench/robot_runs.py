@@ -72,8 +72,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psycopg
-from common import BENCH_DB, OUT, ROOT, emit, setup_django, sql_times
+from common import BENCH_DB, OUT, ROOT, broker, emit, ensure_database, fail, purge_queue, setup_django, sql_times
 
 HERE = Path(__file__).resolve().parent
 NAME = "Bench robots"
@@ -91,18 +90,6 @@ GREETING = "Hello, {name}! We got your request."
 
 def label(count: int) -> str:
     return {10_000: "10k", 100_000: "100k"}.get(count, str(count))
-
-
-def fail(message: str) -> None:
-    print(f"FAILED: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
-
-
-def ensure_database() -> None:
-    base, _slash, name = BENCH_DB.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # Set-based inserts ------------------------------------------------------------------------------
@@ -186,7 +173,7 @@ def cleanup() -> None:
         execute(f"DELETE FROM {table(Client)} WHERE id IN ({clients})", marker)
         Funnel.objects.filter(name=NAME).delete()
         Channel.objects.filter(name=NAME).delete()
-    purge_queue()
+    purge_queue(QUEUE)
 
 
 def make_world(sweep_clients: int, entries: int):
@@ -239,18 +226,6 @@ def insert_deals(client_ids: list[int], stages: list[int], count: int, entered_a
 
 
 # The broker and the workers -------------------------------------------------------------------------
-
-
-def broker():
-    from crm.celery import app
-
-    return app.connection_for_write()
-
-
-def purge_queue() -> None:
-    with broker() as conn:
-        conn.default_channel.queue_declare(queue=QUEUE, durable=True, auto_delete=False)
-        conn.default_channel.queue_purge(QUEUE)
 
 
 def start_worker(index: int, log: Path) -> subprocess.Popen:
@@ -409,7 +384,7 @@ def sweep_phase(world: dict, deals: int, sweeps: int) -> dict:
     # The rest wait on, due tomorrow: they neither fire nor get in the way of the rounds below.
     execute(f"UPDATE {Run._meta.db_table} SET state = %s, due_at = now() + interval '1 day' WHERE id = ANY(%s)",
             [Run.State.WAITING, run_ids])
-    purge_queue()  # the sweeps' kicks: no worker ran
+    purge_queue(QUEUE)  # the sweeps' kicks: no worker ran
     p50 = sorted(samples)[len(samples) // 2]
     result = {f"robot_sweep_{size}_ms": round(p50, 1), f"robot_sweep_{size}_max_ms": round(max(samples), 1),
               f"robot_sweep_{size}_queries": len(queries), f"robot_sweep_{size}_sql_ms": sql_ms,
