@@ -100,6 +100,11 @@ def emit_many(kind: str, rows: Iterable[tuple[int, int | None, int | None]], *, 
 
 
 def dispatch_on_commit() -> None:
+    """Kick the worker once the transaction commits: once per transaction, however many events it
+    emits (a callback dropped with a rolled-back savepoint is no longer there to count)."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(func is kick for _ids, func, _robust in connection.run_on_commit):
+        return
     transaction.on_commit(kick)
 
 

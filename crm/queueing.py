@@ -54,3 +54,22 @@ def drain(step, *, key: str, limit: int, seconds: float, kick_again) -> int:
             if not short:
                 kick_again()
             return done
+
+
+def count(key: str, *, seconds: int) -> int:
+    """Add one to the counter `key` (created at 1, gone `seconds` after) and return it. On Redis one
+    round trip (INCR and EXPIRE NX in a pipeline); on another cache add and incr."""
+    from django.core.cache import cache
+
+    if shared_cache():
+        redis_key = cache.make_and_validate_key(key)
+        client = cache._cache.get_client(redis_key, write=True)  # type: ignore[attr-defined]
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(redis_key)
+        pipe.expire(redis_key, seconds, nx=True)
+        return int(pipe.execute()[0])
+    cache.add(key, 0, timeout=seconds)
+    try:
+        return cache.incr(key)
+    except ValueError:  # evicted meanwhile
+        return 1

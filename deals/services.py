@@ -304,19 +304,54 @@ def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
                        fill_player_id="external_id" not in gate.locked_fields(actor))
 
 
+SALE_SQL = """
+WITH sale AS (
+    INSERT INTO deals_sale (deal_id, client_id, player_id, amount, created_at, created_by_id)
+    VALUES (%(deal)s, %(client)s, %(player)s, %(amount)s, %(now)s, %(actor)s)
+    RETURNING id
+), deal AS (
+    UPDATE deals_deal SET sales_count = sales_count + 1, sales_sum = sales_sum + %(amount)s, last_sale_at = %(now)s,
+                          modified_at = %(now)s
+     WHERE id = %(deal)s
+), client AS (
+    UPDATE clients_client SET sales_count = sales_count + 1, sales_sum = sales_sum + %(amount)s, last_sale_at = %(now)s,
+                              external_id = CASE WHEN %(fill)s AND external_id = '' THEN %(player)s ELSE external_id END
+     WHERE id = %(client)s
+), feed AS (
+    INSERT INTO crm_activity (client_id, deal_id, actor_id, kind, field, field_label, old_value, new_value, text, created_at)
+    VALUES (%(client)s, %(deal)s, %(actor)s, 'sale', '', '', '', %(amount_text)s, %(text)s, %(now)s)
+), event AS (
+    INSERT INTO crm_event (kind, client_id, deal_id, depth, at) VALUES ('sale', %(client)s, %(deal)s, %(depth)s, %(now)s)
+)
+SELECT id FROM sale
+"""
+
+
 def sale_record(*, deal: Deal, player_id: str, amount: Decimal, actor=None, fill_player_id: bool = True,
                 text: str = "") -> Sale:
     """What every sale does, by hand or from a partner's postback (no permission asked: the caller
-    decided): the sale, the sums of deal and client, the card's Player ID when empty, the feed, the event."""
+    decided): the sale, the sums of deal and client (SQL arithmetic: two sales at once both count),
+    the card's Player ID when empty, the feed, the event. One statement on PostgreSQL."""
     if amount <= 0:
         raise ValidationError(_("The amount must be greater than zero."))
     now = timezone.now()
-    sale = Sale.objects.create(deal=deal, client_id=deal.client_id, player_id=player_id, amount=amount, created_by=actor)
+    sale = Sale(deal=deal, client_id=deal.client_id, player_id=player_id, amount=amount, created_by=actor, created_at=now)
+    fill = bool(fill_player_id and player_id)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(SALE_SQL, {
+                "deal": deal.pk, "client": deal.client_id, "player": player_id, "amount": amount, "now": now,
+                "actor": actor.pk if actor else None, "fill": fill, "amount_text": activity.as_text(amount),
+                "text": text or player_id, "depth": events.current_depth()})
+            sale.pk = cursor.fetchone()[0]
+        events.dispatch_on_commit()
+        return sale
+    sale.save()
     Deal.objects.filter(pk=deal.pk).update(
         sales_count=F("sales_count") + 1, sales_sum=F("sales_sum") + amount, last_sale_at=now, modified_at=now
     )
     client_changes = {"sales_count": F("sales_count") + 1, "sales_sum": F("sales_sum") + amount, "last_sale_at": now}
-    if fill_player_id and player_id:  # the card's Player ID, when empty: in the same statement
+    if fill:  # the card's Player ID, when empty: in the same statement
         client_changes["external_id"] = Case(When(external_id="", then=Value(player_id)), default=F("external_id"))
     Client.objects.filter(pk=deal.client_id).update(**client_changes)
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=actor, kind=Activity.Kind.SALE,
@@ -339,21 +374,49 @@ def sale_reverse(*, sale: Sale, reason: str) -> bool:
     return True
 
 
+REGISTERED_SQL = """
+WITH deal AS (
+    UPDATE deals_deal SET registration_date = %(when)s, modified_at = %(now)s
+     WHERE id = %(deal)s AND registration_date IS NULL
+    RETURNING id, client_id
+), client AS (
+    UPDATE clients_client AS c
+       SET registration_date = COALESCE(c.registration_date, %(when)s),
+           external_id = CASE WHEN %(player)s <> '' AND c.external_id = '' THEN %(player)s ELSE c.external_id END
+      FROM deal WHERE c.id = deal.client_id
+), feed AS (
+    INSERT INTO crm_activity (client_id, deal_id, actor_id, kind, field, field_label, old_value, new_value, text, created_at)
+    SELECT client_id, id, NULL, 'change', 'registration_date', %(label)s, '', %(when_text)s, %(text)s, %(now)s FROM deal
+), event AS (
+    INSERT INTO crm_event (kind, client_id, deal_id, depth, at) SELECT 'registration', client_id, id, %(depth)s, %(now)s FROM deal
+)
+SELECT count(*) FROM deal
+"""
+
+
 def deal_registered(*, deal: Deal, player_id: str, when, text: str = "") -> bool:
     """The client registered with a partner (a postback): the deal's and the client's registration
     date and the card's Player ID, where empty; the feed and the registration event. False if the
-    deal already had its date."""
-    changed = Deal.objects.filter(pk=deal.pk, registration_date__isnull=True).update(registration_date=when,
-                                                                                      modified_at=timezone.now())
-    if not changed:
+    deal already had its date. One statement on PostgreSQL."""
+    now = timezone.now()
+    label = f"#{deal.pk} · {Deal._meta.get_field('registration_date').verbose_name}"[:60]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(REGISTERED_SQL, {
+                "deal": deal.pk, "when": when, "now": now, "player": player_id or "", "label": label,
+                "when_text": activity.as_text(when), "text": text, "depth": events.current_depth()})
+            changed = cursor.fetchone()[0]
+        if changed:
+            events.dispatch_on_commit()
+        return bool(changed)
+    if not Deal.objects.filter(pk=deal.pk, registration_date__isnull=True).update(registration_date=when, modified_at=now):
         return False
     client: dict[str, Any] = {"registration_date": Coalesce("registration_date", Value(when))}
     if player_id:
         client["external_id"] = Case(When(external_id="", then=Value(player_id)), default=F("external_id"))
     Client.objects.filter(pk=deal.client_id).update(**client)
     activity.record(client_id=deal.client_id, deal_id=deal.pk, actor=None, kind=Activity.Kind.CHANGE, field="registration_date",
-                    field_label=f"#{deal.pk} · {Deal._meta.get_field('registration_date').verbose_name}", new=when,
-                    text=text)
+                    field_label=label, new=when, text=text)
     events.emit(Event.Kind.REGISTRATION, client_id=deal.client_id, deal_id=deal.pk)
     return True
 

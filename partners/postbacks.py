@@ -34,13 +34,15 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from crm import activity
-from crm.models import Notification
+from clients.models import Client
+from crm import activity, queueing
+from crm.models import Notification, User
 from deals import services as deal_services
+from deals.models import Deal
 from messenger import secrets
 
 from .models import Click, Conversion, Link, Partner, Postback
@@ -107,12 +109,7 @@ def _allowed(partner: Partner, ip: str) -> bool:
 def _rate_limited(who: str) -> bool:
     """More than POSTBACK_RATE_PER_MINUTE this minute (counted in the cache: Redis in production,
     shared by every web process; the embedded default's memory cache counts per process)."""
-    key = f"postback-rate:{who}:{int(time.time() // 60)}"
-    cache.add(key, 0, timeout=120)
-    try:
-        return cache.incr(key) > settings.POSTBACK_RATE_PER_MINUTE
-    except ValueError:  # evicted meanwhile
-        return False
+    return queueing.count(f"postback-rate:{who}:{int(time.time() // 60)}", seconds=120) > settings.POSTBACK_RATE_PER_MINUTE
 
 
 def _clean(text: str) -> str:
@@ -188,19 +185,21 @@ def _apply(partner: Partner, params: dict, log: dict) -> Answer:
             raise Refusal(400, Verdict.INVALID, f"{partner.param('amount')}: out of range")
     if event == Partner.Event.PURCHASE and not amount:
         raise Refusal(400, Verdict.INVALID, f"{partner.param('amount')} is missing for a purchase")
-    click = Click.objects.select_related("link").filter(key=key, link__partner=partner).first()
-    if click is None:
+    found = (Click.objects.filter(key=key, link__partner=partner)
+             .values_list("pk", "link_id", Subquery(_done(partner, OuterRef("pk"), event, transaction_id)[:1])).first())
+    if found is None:
         raise Refusal(404, Verdict.UNKNOWN_CLICK, key[:100])
+    click_id, link_id, done = found
+    if done is not None:  # a replay of a conversion already committed: no lock needed
+        return _duplicate(log, done)
     with transaction.atomic():
-        link = Link.objects.select_for_update(of=("self",)).select_related("deal", "deal__client", "deal__responsible").get(
-            pk=click.link_id)
-        done = Conversion.objects.filter(partner=partner, click=click, event=event, transaction=transaction_id).first()
+        deal, responsible = _locked_deal(link_id)
+        # Looked up again under the link's lock: a concurrent twin that held it has committed by now.
+        done = _done(partner, click_id, event, transaction_id).first()
         if done is not None:
-            postback = Postback.objects.create(**log, verdict=Verdict.DUPLICATE, conversion=done)
-            return Answer(200, Verdict.DUPLICATE, postback=postback)
-        deal = link.deal
+            return _duplicate(log, done)
         history = Conversion.objects.filter(deal=deal, partner=partner)
-        conversion = Conversion(partner=partner, click=click, deal=deal, event=event, transaction=transaction_id,
+        conversion = Conversion(partner=partner, click_id=click_id, deal=deal, event=event, transaction=transaction_id,
                                 amount=amount, currency=partner.currency, player_id=player_id)
         if event == Partner.Event.REGISTERED and history.filter(event=Partner.Event.PURCHASE, reversed_at__isnull=True).exists():
             postback = Postback.objects.create(**log, verdict=Verdict.IGNORED, detail="purchase already")
@@ -216,21 +215,46 @@ def _apply(partner: Partner, params: dict, log: dict) -> Answer:
             bought = history.filter(event=Partner.Event.PURCHASE, reversed_at__isnull=True, sale__isnull=False)
             if transaction_id:
                 bought = bought.filter(transaction=transaction_id)
-            purchase = bought.order_by("-pk").first()
+            purchase = bought.select_related("sale").order_by("-pk").first()
             if purchase is not None and purchase.sale is not None:
                 deal_services.sale_reverse(sale=purchase.sale, reason=partner.name)
                 Conversion.objects.filter(pk=purchase.pk).update(reversed_at=timezone.now())
         conversion.save()
-        _tell(deal, partner, conversion)
+        _tell(deal, responsible, partner, conversion)
         postback = Postback.objects.create(**log, verdict=Verdict.ACCEPTED, conversion=conversion)
     return Answer(200, Verdict.ACCEPTED, postback=postback)
 
 
-def _tell(deal, partner: Partner, conversion: Conversion) -> None:
+def _done(partner: Partner, click, event: str, transaction_id: str):
+    """The conversion this event already made (ids), if any."""
+    return Conversion.objects.filter(partner=partner, click=click, event=event, transaction=transaction_id).values_list(
+        "pk", flat=True)
+
+
+def _duplicate(log: dict, conversion_id: int) -> Answer:
+    postback = Postback.objects.create(**log, verdict=Verdict.DUPLICATE, conversion_id=conversion_id)
+    return Answer(200, Verdict.DUPLICATE, postback=postback)
+
+
+def _locked_deal(link_id: int) -> tuple[Deal, User | None]:
+    """The link's row locked (the deal's postbacks queue up behind each other) and what the effects
+    need of its deal, client and responsible, read in the same statement as plain values."""
+    (deal_id, name, registration_date, client_id, client_name, external_id, responsible_id,
+     responsible_active) = Link.objects.select_for_update(of=("self",)).filter(pk=link_id).values_list(
+        "deal_id", "deal__name", "deal__registration_date", "deal__client_id", "deal__client__name",
+        "deal__client__external_id", "deal__responsible_id", "deal__responsible__is_active").get()
+    deal = Deal(pk=deal_id, name=name, registration_date=registration_date, client_id=client_id,
+                responsible_id=responsible_id)
+    deal.client = Client(pk=client_id, name=client_name, external_id=external_id)
+    responsible = User(pk=responsible_id, is_active=responsible_active) if responsible_id else None
+    return deal, responsible
+
+
+def _tell(deal: Deal, responsible: User | None, partner: Partner, conversion: Conversion) -> None:
     """The responsible manager hears of it, worded when read (crm.activity.notification_text)."""
-    if deal.responsible is None:
+    if responsible is None:
         return
-    activity.notify(user=deal.responsible, kind=Notification.Kind.PARTNER, actor=None, url=deal.get_absolute_url(),
+    activity.notify(user=responsible, kind=Notification.Kind.PARTNER, actor=None, url=deal.get_absolute_url(),
                     params={"about": conversion.event, "partner": partner.name, "deal_id": deal.pk, "deal": deal.name,
                             "amount": format(conversion.amount, "f") if conversion.amount else "",
                             "currency": conversion.currency, **activity.client_params(deal.client)})

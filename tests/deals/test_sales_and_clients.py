@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from clients.models import Client
+from crm.models import Activity, Event
 from deals.models import Deal, Sale
 from tests.conftest import HX
 from tests.factories import ClientFactory, DealFactory, FunnelFactory, UserFactory, role
@@ -38,20 +38,25 @@ def test_bad_sale_is_refused_and_nothing_changes(admin_client, stages):
 
 
 def test_sale_failure_rolls_back_everything(admin, stages, monkeypatch):
+    """The sale's writes (one statement on PostgreSQL) belong to sale_add's transaction: a failure
+    after them leaves no sale, no sums, no feed entry and no event."""
+    from crm import events
     from deals import services
 
     deal = DealFactory(stage=stages[0])
-    real_update = Client.objects.filter
 
-    def broken(*args, **kwargs):
+    def broken():
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(Client.objects, "filter", broken)
+    monkeypatch.setattr(events, "dispatch_on_commit", broken)
     with pytest.raises(RuntimeError):
         services.sale_add(actor=admin, deal=deal, player_id="x", amount=Decimal("10"))
-    monkeypatch.setattr(Client.objects, "filter", real_update)
     deal.refresh_from_db()
-    assert deal.sales_count == 0 and not Sale.objects.exists()
+    deal.client.refresh_from_db()
+    assert (deal.sales_count, deal.sales_sum, deal.client.sales_count, deal.client.external_id) == (0, 0, 0, "")
+    assert not Sale.objects.exists()
+    assert not Activity.objects.filter(kind=Activity.Kind.SALE).exists()
+    assert not Event.objects.filter(kind=Event.Kind.SALE).exists()
 
 
 def test_quick_deal_makes_the_author_responsible(manager_client, manager, stages):

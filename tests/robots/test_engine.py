@@ -413,3 +413,29 @@ def test_a_message_with_link_sends_the_deals_registration_link(admin, stages, ch
     settle()
     link = Link.objects.get(deal=deal)
     assert Message.objects.get(direction="out").text == f"Ваша ссылка: https://crm.example/go/{link.token}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_asks_a_worker_once_however_many_events_it_emits():
+    from django.db import connection
+
+    client = ClientFactory()
+
+    def kicks() -> int:
+        return sum(1 for _ids, func, _robust in connection.run_on_commit if func is events.kick)
+
+    with transaction.atomic():
+        for _ in range(3):
+            events.emit(Event.Kind.SALE, client_id=client.pk)
+        assert kicks() == 1
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                events.emit(Event.Kind.SALE, client_id=client.pk)
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        assert kicks() == 0  # dropped with its savepoint
+        events.emit(Event.Kind.SALE, client_id=client.pk)
+        assert kicks() == 1  # so it is asked for again
+    assert Event.objects.filter(kind=Event.Kind.SALE).count() == 4
