@@ -92,6 +92,36 @@ class CustomField(models.Model):
         return self.key
 
 
+class LeadStep(models.Model):
+    """One step of a potential client's way to conversion (seed 004's progress bar), in order. The
+    defaults keep a `system_key` and are shown in the reader's language until an admin renames them."""
+
+    DEFAULTS = {
+        "new": _("New lead"),
+        "contract": _("Contract signed"),
+        "work": _("Work in progress"),
+        "conversion": _("Conversion"),
+    }
+
+    name = models.CharField(_("name"), max_length=40, blank=True)
+    system_key = models.CharField(max_length=20, blank=True, editable=False)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name = _("lead step")
+        verbose_name_plural = _("lead steps")
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return str(self.DEFAULTS.get(self.system_key, self.system_key))
+
+
 class ClientQuerySet(models.QuerySet):
     def alive(self):
         return self.filter(deleted_at__isnull=True)
@@ -161,6 +191,13 @@ class Client(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         db_index=False,  # NULL on every live row and never filtered on: an index only slows writes
     )
+    # Seed 004: the lead's step and when its last note or action was written («Последнее действие»).
+    step = models.ForeignKey(LeadStep, verbose_name=_("step"), null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="clients")
+    last_action_at = models.DateTimeField(_("last action"), null=True, blank=True)
+    # Soft-deleted by a merge into another client: the merge that did it (undoable, clients.Merge).
+    merged_in = models.ForeignKey("clients.Merge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  db_index=False)
 
     objects = ClientQuerySet.as_manager()
 
@@ -172,6 +209,7 @@ class Client(models.Model):
             ("change_responsible", _("Can change the responsible")),
             ("import_clients", _("Can import clients")),
             ("export_clients", _("Can export clients")),
+            ("merge_clients", _("Can merge clients")),
         ]
         # An index behind every sort and filter the table offers (trigram ones are PostgreSQL-only,
         # in migration 0002). Partial on live rows: the table never lists deleted ones by default.
@@ -218,14 +256,23 @@ class Client(models.Model):
 
 
 class DuplicateSuggestion(models.Model):
-    """Two clients that look like one person (same phone or e-mail), suggested for a merge and
-    never merged automatically. `client` is the newer one."""
+    """Two clients that look like one person (same phone or e-mail, or a similar name with the same
+    city or company), suggested for a merge and never merged automatically. `client` is the newer
+    one. "Not a duplicate" dismisses the pair for good."""
+
+    class Kind(models.TextChoices):
+        PHONE = "phone", _("Same phone")
+        EMAIL = "email", _("Same e-mail")
+        NAME = "name", _("Similar name")
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
     other = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind, blank=True)
     reason = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", db_index=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client", "other"], name="duplicate_pair_once")]
@@ -324,3 +371,54 @@ class DocumentTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class LeadConversion(models.Model):
+    """A potential client made a customer (seed 004, «Конвертация»): converted with the form, or
+    linked to an existing customer instead of a second record. `before` keeps what the form changed,
+    so an admin can undo it."""
+
+    class Kind(models.TextChoices):
+        CONVERTED = "converted", _("Converted")
+        LINKED = "linked", _("Linked to an existing customer")
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="conversions")
+    kind = models.CharField(max_length=10, choices=Kind)
+    customer = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    from_step = models.ForeignKey(LeadStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    step_label = models.CharField(max_length=40, blank=True)  # the step's name when it happened
+    before = models.JSONField(default=dict, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self):
+        return f"{self.kind} #{self.client_id}"
+
+
+class Merge(models.Model):
+    """Two clients merged into one (`kept`): the other (`merged`) is soft-deleted and points here.
+    `journal` records the kept client's values before, and every related row that moved, so an admin
+    can undo it (clients.merge.undo)."""
+
+    kept = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="+")
+    merged = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="+")
+    journal = models.JSONField(default=dict)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["kept", "-at"], name="merge_kept_idx"),
+                   models.Index(fields=["merged", "-at"], name="merge_merged_idx")]
+
+    def __str__(self):
+        return f"#{self.merged_id} → #{self.kept_id}"

@@ -126,6 +126,9 @@ class Activity(models.Model):
         ASSIGNED = "assigned", _("Assignment")
         IGNORE = "ignore", _("Ignore list")
         ROBOT = "robot", _("Robot")
+        STEP = "step", _("Lead step")
+        CONVERSION = "conversion", _("Conversion")
+        MERGE = "merge", _("Merge")
 
     # no index of its own: activity_feed_idx (client, id) and activity_kind_idx lead with it
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="activities", db_index=False)
@@ -137,6 +140,8 @@ class Activity(models.Model):
     old_value = models.TextField(blank=True)
     new_value = models.TextField(blank=True)
     text = models.TextField(blank=True)  # a comment's body
+    # A comment written at a lead's step is that step's note (seed 004); the step's id, no constraint.
+    step_id = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
 
     # Not stored: a stage move's stage names, set by crm.selectors.feed_page for the feed's template,

@@ -22,7 +22,8 @@ RESTORE_CLIENT = "clients.restore_client"
 CHANGE_RESPONSIBLE = "clients.change_responsible"
 IMPORT_CLIENTS = "clients.import_clients"
 EXPORT_CLIENTS = "clients.export_clients"
-CONFIGURE_FIELDS = "clients.change_customfield"
+CONFIGURE_FIELDS = "clients.change_customfield"  # also the lead steps (seed 004)
+MERGE_CLIENTS = "clients.merge_clients"
 MANAGE_USERS = "crm.manage_users"
 VIEW_DEALS = "deals.view_deal"
 ADD_DEAL = "deals.add_deal"
@@ -56,6 +57,7 @@ ROLE_PERMISSIONS = [
         (CHANGE_RESPONSIBLE, _("Change the responsible")),
         (IMPORT_CLIENTS, _("Import clients")),
         (EXPORT_CLIENTS, _("Export clients")),
+        (MERGE_CLIENTS, _("Merge clients")),
         (SEND_MESSAGES, _("Send SMS and email")),
     ]),
     (_("Deals"), [

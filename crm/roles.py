@@ -11,7 +11,7 @@ DEALS_ADMIN = [*DEALS_MANAGER, "deals.delete_deal", "deals.restore_deal", "deals
 ADMIN_PERMISSIONS = [
     "clients.view_client", "clients.add_client", "clients.change_client", "clients.delete_client",
     "clients.restore_client", "clients.change_responsible", "clients.import_clients",
-    "clients.export_clients", "clients.change_customfield", "crm.manage_users", *DEALS_ADMIN, *TASKS_ADMIN,
+    "clients.export_clients", "clients.change_customfield", "clients.merge_clients", "crm.manage_users", *DEALS_ADMIN, *TASKS_ADMIN,
     "messenger.send_messages", "messenger.reply", "messenger.manage_ignore", "messenger.configure_channels",
     "robots.configure_robots", "partners.configure_partners",
 ]

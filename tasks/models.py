@@ -37,6 +37,9 @@ class Task(models.Model):
     deal = models.ForeignKey("deals.Deal", verbose_name=_("deal"), null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
     type = models.ForeignKey(TaskType, verbose_name=_("task type"), on_delete=models.PROTECT, related_name="tasks")
     description = models.CharField(_("description"), max_length=DESCRIPTION_MAX)
+    # An action at a lead's step (seed 004: a comment with an action type and a planned date).
+    step = models.ForeignKey("clients.LeadStep", verbose_name=_("step"), null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
     responsible = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("responsible"), null=True, on_delete=models.SET_NULL, related_name="tasks"
     )
