@@ -85,6 +85,8 @@ def test_link_click_console_postbacks_and_the_card_and_bell(new_page, live_serve
     console.get_by_label("Amount").fill("49.90")
     console.get_by_label("Transaction id").fill("T-1")
     console.get_by_role("button", name="Send").click()
+    # the purchase's own answer (the registration's, also "Accepted", is on screen until it arrives)
+    expect(admin.locator(".console-answer code.params")).to_contain_text("T-1")
     expect(admin.locator(".console-answer")).to_contain_text("Accepted")
     shot(admin, "partners-console")
     assert list(Conversion.objects.order_by("pk").values_list("event", flat=True)) == ["registered", "purchase"]
