@@ -83,10 +83,19 @@ def card_context(request, client, *, deal_pk=None) -> dict:
                       .filter(other__in=gate.visible_clients(user)).select_related("other")[:5])
     from partners.views import registration_context
 
+    from .models import Merge
+
+    # merges into this client an admin may still undo; and, on a merged client's card, the merge
+    merges_in = list(Merge.objects.filter(kept=client, undone_at__isnull=True).select_related("merged", "by")[:5])
+    merged_in = (Merge.objects.select_related("kept", "by").filter(pk=client.merged_in_id).first()
+                 if client.merged_in_id else None)
+
     return {
         "registration": registration_context(request, deal) if deal is not None else None,
         "conversations": conversations,
         "duplicates": duplicates,
+        "merges_in": merges_in,
+        "merged_in": merged_in,
         "client": client,
         "tags": list(client.tags.all()),
         "contact_rows": contact,

@@ -149,6 +149,7 @@ class Client(models.Model):
     # Every phone's digits, space separated: what "search by any 3+ digits" looks in.
     phone_digits = models.CharField(max_length=200, blank=True, editable=False)
     email = models.EmailField(_("email"), blank=True)
+    extra_emails = models.JSONField(_("other e-mails"), default=list, blank=True)  # kept by a merge (DESIGN §2)
     country = models.CharField(_("country"), max_length=2, blank=True, choices=COUNTRIES)
     city = models.CharField(_("city"), max_length=60, blank=True)
     address = models.CharField(_("address"), max_length=200, blank=True)

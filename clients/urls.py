@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import card_views as card
-from . import views
+from . import merge_views, views
 
 app_name = "clients"
 urlpatterns = [
@@ -30,4 +30,6 @@ urlpatterns = [
     path("<int:pk>/edit/", views.client_edit, name="edit"),
     path("<int:pk>/delete/", views.client_delete, name="delete"),
     path("<int:pk>/restore/", views.client_restore, name="restore"),
+    path("<int:pk>/merge/", merge_views.merge_page, name="merge"),
+    path("merges/<int:pk>/undo/", merge_views.merge_undo, name="merge-undo"),
 ]

@@ -109,6 +109,14 @@
     });
   });
 
+  // Merge page (seed 004's «Копировать»): "Copy →" keeps the left client's value for that field.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-merge-copy]");
+    if (!button) return;
+    var left = button.closest("[data-merge-row]").querySelector("input[type=radio][value=other]");
+    if (left) { left.checked = true; left.focus(); }
+  });
+
   // Layout editor: the trash marks a row deleted (saved with the form) and hides it.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-delete-row]");

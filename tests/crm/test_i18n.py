@@ -237,6 +237,8 @@ def russian_pages(world):
         "partner form": reverse("partners:edit", args=[world["partner"].pk]),
         "new partner": reverse("partners:create"),
         "postback log": reverse("partners:log"),
+        "merge, finding the other": reverse("clients:merge", args=[client]) + "?q=Пётр",
+        "merge side by side": reverse("clients:merge", args=[client]) + f"?other={world['conversation'].client_id}",
     }
 
 
