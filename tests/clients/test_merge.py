@@ -15,7 +15,7 @@ from clients import services as client_services
 from clients.models import Client, ClientNote, Merge
 from crm.models import Activity, User
 from deals import services as deal_services
-from deals.models import Deal, Sale
+from deals.models import Deal
 from messenger.models import Channel, Conversation, Delivery, MassSend, Message
 from tasks.models import Task, TaskType
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, TagFactory, UserFactory, role
@@ -213,7 +213,7 @@ def _in_thread(target, results, key):
     def run():
         try:
             results[key] = target()
-        except Exception as error:  # noqa: BLE001 - reported to the test
+        except Exception as error:
             results[key] = error
         finally:
             connection.close()
