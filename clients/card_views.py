@@ -49,6 +49,8 @@ def _value(client, row, deal):
         return format_phone(client.phone)
     if key == "extra_phones":
         return ", ".join(format_phone(p) for p in client.extra_phones)
+    if key == "extra_emails":
+        return ", ".join(client.extra_emails)
     if key in ("country", "channel", "priority", "lifecycle"):
         return label(key, getattr(client, key))
     value = getattr(client, key, "")

@@ -9,7 +9,8 @@ from crm import permissions as gate
 from .models import CARD_SYSTEM_FIELDS, CardField
 
 SYSTEM_LABELS = {
-    "phone": _("Phone"), "extra_phones": _("Other phones"), "email": _("Email"), "responsible": _("Responsible"),
+    "phone": _("Phone"), "extra_phones": _("Other phones"), "email": _("Email"), "extra_emails": _("Other e-mails"),
+    "responsible": _("Responsible"),
     "company": _("Company"), "country": _("Country"), "city": _("City"), "address": _("Address"),
     "channel": _("Channel"), "source": _("Source"), "priority": _("Priority"), "lifecycle": _("Status"), "external_id": _("Player ID"),
     "registration_date": _("Registration date"), "last_sale_at": _("Last sale date"),
@@ -17,7 +18,7 @@ SYSTEM_LABELS = {
     "deal_responsible": _("Responsible"),
 }
 # System fields that are shown but never written through the card's form.
-READ_ONLY_SYSTEM = {"last_sale_at", "funnel", "line", "stage"}
+READ_ONLY_SYSTEM = {"last_sale_at", "funnel", "line", "stage", "extra_emails"}  # other e-mails: kept by merges
 
 
 def ensure_default_layout(apps) -> None:

@@ -47,8 +47,10 @@ def merge_page(request, pk):
         merging.merge(actor=request.user, kept=kept, other=other, take={k for k, v in chosen.items() if v == "other"})
     except merging.MergeRefused as refusal:
         return _page(request, kept, other, error=str(refusal), chosen=chosen)
-    messages.success(request, _("“%(other)s” was merged into “%(kept)s”. An administrator can undo it from either card.")
-                     % {"other": other.name, "kept": kept.name})
+    kept.refresh_from_db(fields=["name"])
+    messages.success(request, _("“%(other)s” (#%(other_id)s) was merged into “%(kept)s” (#%(kept_id)s). An administrator "
+                                "can undo it from either card.") % {"other": other.name, "other_id": other.pk,
+                                                                    "kept": kept.name, "kept_id": kept.pk})
     return redirect(kept)
 
 

@@ -312,7 +312,7 @@ class ClientNote(models.Model):
 # The system fields the card layout can show (seed 001: "system field, e.g. channel").
 CARD_SYSTEM_FIELDS = {
     "contact": [
-        "phone", "extra_phones", "email", "responsible", "company", "country", "city", "address", "channel",
+        "phone", "extra_phones", "email", "extra_emails", "responsible", "company", "country", "city", "address", "channel",
         "source", "priority", "lifecycle", "external_id", "registration_date", "last_sale_at",
     ],
     "deal": ["funnel", "line", "stage", "channel", "budget", "deal_responsible"],
