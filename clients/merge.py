@@ -28,7 +28,7 @@ from crm import activity
 from crm import permissions as gate
 from crm.models import Activity, User
 from deals.models import Deal, Sale
-from messenger.models import Conversation, Delivery, IgnoreRule, Message
+from messenger.models import Attachment, Conversation, Delivery, IgnoreRule, Message
 from tasks.models import Task
 
 from .labels import label
@@ -154,7 +154,7 @@ def emails_union(kept_email: str, kept: Client, other: Client) -> list[str]:
 
 
 def preview(kept: Client, other: Client) -> list[tuple[str, int]]:
-    """What moves from the other client to the kept one: (what, how many), in one query."""
+    """What moves from the other client to the kept one: (what, how many)."""
     counts = Client.objects.filter(pk=other.pk).aggregate(
         deals=Count("deals", distinct=True),
         tasks=Count("tasks", distinct=True),
@@ -164,10 +164,11 @@ def preview(kept: Client, other: Client) -> list[tuple[str, int]]:
     )
     notes = ClientNote.objects.filter(client=other).exclude(text="").count()
     messages = Message.objects.filter(conversation__client=other).count()
+    files = Attachment.objects.filter(message__conversation__client=other).count()  # they move with the chats
     return [
         (_("Deals"), counts["deals"]), (_("Tasks"), counts["tasks"]), (_("Comments"), counts["comments"]),
         (_("Notes"), notes), (_("Messages"), messages), (_("Sales"), counts["sales"]),
-        (_("Conversations"), counts["conversations"]),
+        (_("Conversations"), counts["conversations"]), (_("Files"), files),
     ]
 
 

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -16,7 +17,7 @@ from clients.models import Client, ClientNote, Merge
 from crm.models import Activity, User
 from deals import services as deal_services
 from deals.models import Deal
-from messenger.models import Channel, Conversation, Delivery, MassSend, Message
+from messenger.models import Attachment, Channel, Conversation, Delivery, MassSend, Message
 from tasks.models import Task, TaskType
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, TagFactory, UserFactory, role
 
@@ -44,7 +45,11 @@ def _related(client, admin, n=1):
         Task.objects.create(client=client, type=type_, description=f"Call back {i}", responsible=admin,
                             deadline=timezone.now() + timedelta(days=1), created_by=admin)
         client_services.comment_add(actor=admin, client=client, text=f"Comment {i}")
-        Message.objects.create(conversation=conversation, channel=channel, direction="in", text=f"hi {i}", status="received")
+        said = Message.objects.create(conversation=conversation, channel=channel, direction="in", text=f"hi {i}",
+                                      status="received")
+    attached = Attachment(message=said, name="passport.pdf", content_type="application/pdf", size=3)
+    attached.file.save("passport.pdf", ContentFile(b"pdf"), save=False)
+    attached.save()
     ClientNote.objects.create(client=client, text=f"Note of {client.name}")
 
 
@@ -65,7 +70,7 @@ def test_side_by_side_page_shows_both_values_and_what_moves(admin_client, admin)
     with translation.override("en"):
         preview = dict(merging.preview(kept, other))
     assert (preview["Deals"], preview["Tasks"], preview["Comments"], preview["Notes"], preview["Messages"],
-            preview["Sales"], preview["Conversations"]) == (2, 2, 2, 1, 2, 2, 1)
+            preview["Sales"], preview["Conversations"], preview["Files"]) == (2, 2, 2, 1, 2, 2, 1, 1)
     assert "+7 909 765-43-21" in page or "+79097654321" in page  # the phones kept together
 
 
@@ -199,8 +204,8 @@ def test_merge_page_query_count(n, admin_client, admin, django_assert_num_querie
     kept, other = _pair(admin)
     _related(other, admin, n=n)
     url = reverse("clients:merge", args=[kept.pk]) + f"?other={other.pk}"
-    # user, perms, kept, other, custom fields, the preview's counts, notes, messages, both clients' tags
-    with django_assert_num_queries(10):
+    # user, perms, kept, other, custom fields, the preview's counts, notes, messages, files, both clients' tags
+    with django_assert_num_queries(11):
         admin_client.get(url)
     with django_assert_num_queries(4):  # user, perms, kept, the candidates
         admin_client.get(reverse("clients:merge", args=[kept.pk]) + "?q=Иван", headers={"HX-Request": "true"})
