@@ -33,7 +33,7 @@ from tasks.models import Task
 
 from .labels import label
 from .models import Client, ClientNote, CustomField, LeadConversion, Merge
-from .phones import format_phone
+from .phones import format_phone, phone_digits
 
 # The fields a merge lets the user choose between, in the order the page shows them.
 FIELDS = [
@@ -209,6 +209,7 @@ def merge(*, actor, kept: Client, other: Client, take: set[str]) -> Merge:
     for key in take:
         _set_raw(kept, key, _raw(other, key))
     kept.phone, kept.extra_phones = phones_union(kept, other)
+    kept.phone_digits = phone_digits(kept.all_phones)  # found by any of its numbers
     kept.extra_emails = emails_union(kept.email, kept, other)
     kept.modified_by = actor
     try:
@@ -289,6 +290,7 @@ def undo(*, actor, record: Merge) -> list[str]:
             setattr(kept, key, old)
         else:
             _set_raw(kept, key, old)
+    kept.phone_digits = phone_digits(kept.all_phones)
     kept.modified_by = actor
     kept.save()
     list(Deal.objects.select_for_update(no_key=True).filter(pk__in=journal["moved"].get("deals", [])).order_by("pk")

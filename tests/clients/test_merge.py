@@ -85,6 +85,7 @@ def test_merge_copies_the_chosen_fields_unions_the_rest_and_moves_everything(adm
     assert (kept.name, kept.city, kept.external_id, kept.company) == ("Иванов Иван", "Казань", "P-1001", "Ромашка")
     assert kept.email == "ivan@example.com" and kept.extra_emails == ["IVAN.I@mail.ru"]
     assert kept.phone == "+79091234567" and kept.extra_phones == ["+79097654321"]  # the shared number once
+    assert "79097654321" in kept.phone_digits  # found by the other's number too
     assert {t.name for t in kept.tags.all()} == {"VIP", "Авито"}
     assert Deal.objects.filter(client=kept).count() == 3 and not Deal.objects.filter(client=other).exists()
     assert Task.objects.filter(client=kept).count() == 3
@@ -119,6 +120,7 @@ def test_undo_brings_both_back_and_keeps_what_changed_since(admin_client, admin)
     other.refresh_from_db()
     assert not other.is_deleted and other.merged_in is None
     assert (kept.city, kept.external_id, kept.extra_emails, kept.extra_phones) == ("", "P-2002", [], [])
+    assert kept.phone_digits == "79091234567"
     assert {t.name for t in kept.tags.all()} == {"VIP"}
     assert set(Deal.objects.filter(client=other).values_list("pk", flat=True)) == deals_of_other
     assert Task.objects.filter(client=other).count() == 2 and Task.objects.filter(client=kept).count() == 1
