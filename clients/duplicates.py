@@ -14,7 +14,7 @@ stays, so the pair is never suggested again in either order.
   longer hold (a phone was changed) and are not dismissed are removed in the same statement.
 - `rebuild()`: the whole list at once (`manage.py find_duplicates`, after a big import; the bench's
   `duplicates_scan_1m_s`), set-based: clients grouped by phone, by e-mail, and for names by blocks
-  of (city or company, two words of the name or the beginnings of two words); a block
+  of (city or company, the beginnings of two words of the name); a block
   shared by more than BIG_GROUP clients says nothing about any two of them and is skipped. So a pair
   of similar names whose every shared block is bigger (two namesakes "Иванов Иван" among a hundred in
   one city) is left to the incremental lookup, which compares every candidate the trigram index gives.
@@ -30,10 +30,30 @@ from django.db import connection, transaction
 from .models import Client, DuplicateSuggestion
 
 NAME_SIMILARITY = 0.6  # pg_trgm similarity: "Иванов Иван" ~ "Иван Иванов" 1.0, "Кузнецов Иван Петрович" ~ "Кузнецоф …" 0.84
+# …and each word of the name with fewer words found in the other (pg_trgm word_similarity, ё as е):
+# "Пономарёва Маргарита" ~ "Пономарёва Маргарита Олеговна" (1.0) is one, "Котов Константин Иванович" ~
+# "Новиков Константин Иванович" (similarity 0.72, "котов" 0.50) and "Кузнецова Ирина" ~ "Кузнецова Алина" are not.
+WORD_SIMILARITY = 0.55
+# The trigram index is on the names as written: "Пономарёва" and "Пономарева" differ there, so it is
+# asked for a little less and alike_sql (ё as е) decides.
+PROBE_SIMILARITY = 0.5
 CANDIDATES = 20  # per client, phone and kind: beyond that a value is shared too widely to be one person's
 BIG_GROUP = 30  # rebuild: a phone, e-mail or name block shared by more clients is skipped
 COMPARED_FIELDS = {"name", "phone", "extra_phones", "email", "city", "company"}  # an edit of one of these looks again
 KIND_RANK = {DuplicateSuggestion.Kind.PHONE: 1, DuplicateSuggestion.Kind.EMAIL: 2, DuplicateSuggestion.Kind.NAME: 3}
+
+
+def _words(name: str) -> str:
+    return f"array_length(regexp_split_to_array(btrim({name}), '\\s+'), 1)"
+
+
+def alike_sql(a: str, b: str) -> str:
+    """SQL: the names (expressions a and b) are alike (NAME_SIMILARITY and WORD_SIMILARITY above)."""
+    fewer, more = (f"translate(lower(CASE WHEN {_words(a)} <= {_words(b)} THEN {x} ELSE {y} END), 'ё', 'е')"
+                   for x, y in ((a, b), (b, a)))
+    return (f"(similarity(translate({a}, 'ёЁ', 'еЕ'), translate({b}, 'ёЁ', 'еЕ')) >= {NAME_SIMILARITY} AND NOT EXISTS (SELECT 1 FROM "
+            f"regexp_split_to_table({fewer}, '[^[:alnum:]]+') AS w(word) "
+            f"WHERE length(w.word) >= 2 AND word_similarity(w.word, {more}) < {WORD_SIMILARITY}))")
 
 
 def is_postgres() -> bool:
@@ -50,6 +70,7 @@ def _tables() -> dict[str, str]:
 SIMILAR_NAMES = """    SELECT s.id, m.id, 3 FROM src s CROSS JOIN LATERAL (
         SELECT c.id FROM {clients} c WHERE upper(c.name::text) %% s.uname AND c.deleted_at IS NULL AND c.id <> s.id
         AND ((s.city <> '' AND lower(btrim(c.city)) = s.city) OR (s.company <> '' AND lower(btrim(c.company)) = s.company))
+        AND {alike}
         ORDER BY similarity(upper(c.name::text), s.uname) DESC, c.id LIMIT {limit}) m
     WHERE s.city <> '' OR s.company <> ''"""
 # The same words in any order, case and ё aside (client_name_key_idx): what an import chunk asks.
@@ -113,10 +134,11 @@ def suggest_for(ids: Iterable[int], *, similar_names: bool = True) -> int:
         return 0
     if not is_postgres():
         return _suggest_python(ids, similar_names=similar_names)
-    names = (SIMILAR_NAMES if similar_names else SAME_NAMES).format(limit=CANDIDATES, **_tables())
+    names = (SIMILAR_NAMES if similar_names else SAME_NAMES).format(
+        limit=CANDIDATES, alike=alike_sql("c.name::text", "s.name").replace("%", "%%"), **_tables())
     with transaction.atomic(), connection.cursor() as cursor:
         if similar_names:
-            cursor.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(NAME_SIMILARITY)])
+            cursor.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(PROBE_SIMILARITY)])
         cursor.execute(SUGGEST_SQL.format(limit=CANDIDATES, names=names, **_tables()), {"ids": ids})
         added = cursor.rowcount
         if similar_names:  # the threshold is this transaction's (set_config(..., true)): the default back for what follows
@@ -125,9 +147,9 @@ def suggest_for(ids: Iterable[int], *, similar_names: bool = True) -> int:
 
 
 # The whole list. Phones and e-mails: clients grouped by the value. Names: each client's words, with
-# the scope (its city, its company); a block is the scope with two words of the name, or the first
-# four letters of two of them (a one-word name: that word); pairs within a block whose names are
-# similar. Blocks of 2..BIG_GROUP clients only.
+# the scope (its city, its company); a block is the scope with the first four letters of two words of
+# the name (a one-word name: that word); pairs within a block whose names are alike. Blocks of
+# 2..BIG_GROUP clients only.
 REBUILD_SQL = [
     "SET LOCAL work_mem = '1GB'",  # the blocks are grouped in memory (an admin's command, once in a while)
     """CREATE TEMP TABLE dup_pairs ON COMMIT DROP AS
@@ -154,24 +176,21 @@ REBUILD_SQL = [
         SELECT array_agg(id) AS ids, array_agg(uname) AS names FROM (
             SELECT d.scope || ' ' || d.words[1] AS key, d.id, d.uname FROM dup_words d WHERE cardinality(d.words) = 1
             UNION ALL
-            SELECT d.scope || ' ' || least(d.words[i], d.words[j]) || ' ' || greatest(d.words[i], d.words[j]), d.id, d.uname
-            FROM dup_words d, generate_subscripts(d.words, 1) AS i, generate_subscripts(d.words, 1) AS j
-            WHERE i < j AND length(d.words[i]) >= 2 AND length(d.words[j]) >= 2
-            UNION ALL  -- two words' beginnings: "Петров Иван" and "Петрова Иван", a typo at a word's end
-            SELECT d.scope || ' ~' || least(left(d.words[i], 4), left(d.words[j], 4)) || ' ' || greatest(left(d.words[i], 4), left(d.words[j], 4)),
+            -- two words' beginnings: the same two words, and "Петров Иван" ~ "Петрова Иван" (a typo at a word's end)
+            SELECT d.scope || ' ' || least(left(d.words[i], 4), left(d.words[j], 4)) || ' ' || greatest(left(d.words[i], 4), left(d.words[j], 4)),
                    d.id, d.uname
             FROM dup_words d, generate_subscripts(d.words, 1) AS i, generate_subscripts(d.words, 1) AS j
-            WHERE i < j AND length(d.words[i]) >= 2 AND length(d.words[j]) >= 2 AND length(d.words[i]) + length(d.words[j]) > 8
+            WHERE i < j AND length(d.words[i]) >= 2 AND length(d.words[j]) >= 2
         ) k GROUP BY hashtextextended(key, 0) HAVING count(*) BETWEEN 2 AND {big}  -- a rare collision only adds candidates
     )
-    , candidates AS (  -- a pair meets in several blocks (two words, their beginnings, city and company): compared once
+    , candidates AS (  -- a pair meets in several blocks (several words, city and company): compared once
         SELECT DISTINCT ON (greatest(b.ids[i], b.ids[j]), least(b.ids[i], b.ids[j]))
                greatest(b.ids[i], b.ids[j]) AS hi, least(b.ids[i], b.ids[j]) AS lo, b.names[i] AS a, b.names[j] AS b
         FROM blocks b, generate_series(1, cardinality(b.ids)) AS i, generate_series(i + 1, cardinality(b.ids)) AS j
         WHERE b.ids[i] <> b.ids[j]
         ORDER BY greatest(b.ids[i], b.ids[j]), least(b.ids[i], b.ids[j])
     )
-    SELECT hi, lo, 3 FROM candidates WHERE similarity(a, b) >= {similarity}""",
+    SELECT hi, lo, 3 FROM candidates WHERE {alike}""",
     # One row per pair, the strongest kind.
     """CREATE TEMP TABLE dup_best ON COMMIT DROP AS
     SELECT hi, lo, min(rank) AS rank FROM dup_pairs GROUP BY hi, lo""",
@@ -194,7 +213,7 @@ def rebuild() -> int:
     added = 0
     with transaction.atomic(), connection.cursor() as cursor:
         for statement in REBUILD_SQL:
-            cursor.execute(statement.format(big=BIG_GROUP, similarity=NAME_SIMILARITY, **_tables()))
+            cursor.execute(statement.format(big=BIG_GROUP, alike=alike_sql("a", "b"), **_tables()))
             added = cursor.rowcount
     return max(added, 0)
 
@@ -221,6 +240,16 @@ def similarity(a: str, b: str) -> float:
     return len(first & second) / len(union) if union else 0.0
 
 
+def alike(a: str, b: str) -> bool:
+    """alike_sql in Python (a word's best match among the other name's words stands for word_similarity)."""
+    if similarity(a.replace("ё", "е").replace("Ё", "Е"), b.replace("ё", "е").replace("Ё", "Е")) < NAME_SIMILARITY:
+        return False
+    words_a, words_b = (WORD.split(x.lower().replace("ё", "е")) for x in (a, b))
+    fewer, more = (words_a, words_b) if len([w for w in words_a if w]) <= len([w for w in words_b if w]) else (words_b, words_a)
+    return all(max((len(trigrams(w) & trigrams(v)) / len(trigrams(w)) for v in more if v), default=0) >= WORD_SIMILARITY
+               for w in fewer if len(w) >= 2)
+
+
 def name_key(name: str) -> str:
     """client_name_key in Python: the words, lower case, ё as е, sorted."""
     return " ".join(sorted(w for w in WORD.split(name.lower().replace("ё", "е")) if w))
@@ -233,7 +262,7 @@ def _likeness(a: dict, b: dict, similar_names: bool = True) -> int | None:
     if a["email"] and a["email"] == b["email"]:
         return 2
     same_place = (a["city"] and a["city"] == b["city"]) or (a["company"] and a["company"] == b["company"])
-    if same_place and (similarity(a["name"], b["name"]) >= NAME_SIMILARITY if similar_names
+    if same_place and (alike(a["name"], b["name"]) if similar_names
                        else name_key(a["name"]) == name_key(b["name"])):
         return 3
     return None

@@ -68,6 +68,19 @@ def test_a_similar_name_at_the_same_company(admin):
     assert pairs() == {("Кузнецоф Иван Петрович", "Кузнецов Иван Петрович", "name")}
 
 
+def test_a_name_is_alike_when_every_word_of_the_shorter_one_is_in_the_other(admin):
+    make(admin, name="Пономарёва Маргарита", city="Казань")
+    make(admin, name="Пономарева Маргарита Олеговна", city="Казань")  # the patronymic added, ё written е
+    make(admin, name="Котов Константин Иванович", city="Омск")
+    make(admin, name="Новиков Константин Иванович", city="Омск")  # trigram similarity 0.72, but another surname
+    make(admin, name="Кузнецова Ирина", city="Тула")
+    make(admin, name="Кузнецова Алина", city="Тула")  # another first name
+    assert pairs() == {("Пономарева Маргарита Олеговна", "Пономарёва Маргарита", "name")}
+    DuplicateSuggestion.objects.all().delete()
+    duplicates.rebuild()
+    assert pairs() == {("Пономарева Маргарита Олеговна", "Пономарёва Маргарита", "name")}
+
+
 def test_the_same_name_in_another_city_or_without_a_city_is_not_a_suggestion(admin):
     make(admin, name="Иванов Иван", city="Тула")
     make(admin, name="Иванов Иван", city="Омск")
