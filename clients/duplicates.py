@@ -109,7 +109,7 @@ WITH src AS (
     FROM found ORDER BY greatest(a, b), least(a, b), rank
 ), stale AS (
     DELETE FROM {dups} d WHERE d.dismissed_at IS NULL AND (d.client_id = ANY(%(ids)s::bigint[]) OR d.other_id = ANY(%(ids)s::bigint[]))
-    AND NOT EXISTS (SELECT 1 FROM pairs p WHERE (p.hi = d.client_id AND p.lo = d.other_id) OR (p.hi = d.other_id AND p.lo = d.client_id))
+    AND NOT EXISTS (SELECT 1 FROM pairs p WHERE p.hi = greatest(d.client_id, d.other_id) AND p.lo = least(d.client_id, d.other_id))
     RETURNING d.id  -- a data-modifying WITH runs once whether or not it is read
 )
 INSERT INTO {dups} (client_id, other_id, kind, reason, created_at)
@@ -137,12 +137,17 @@ def suggest_for(ids: Iterable[int], *, similar_names: bool = True) -> int:
     names = (SIMILAR_NAMES if similar_names else SAME_NAMES).format(
         limit=CANDIDATES, alike=alike_sql("c.name::text", "s.name").replace("%", "%%"), **_tables())
     with transaction.atomic(), connection.cursor() as cursor:
-        if similar_names:
-            cursor.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(PROBE_SIMILARITY)])
+        # The trigram threshold of the name probe; no JIT: the plan's estimates (a million-row table)
+        # would have PostgreSQL compile it for half a second, to run a few milliseconds of index probes.
+        cursor.execute("SELECT current_setting('jit'), current_setting('pg_trgm.similarity_threshold', true), "
+                       "set_config('jit', 'off', true), set_config('pg_trgm.similarity_threshold', %s, true)",
+                       [str(PROBE_SIMILARITY)])
+        jit, threshold, _off, _set = cursor.fetchone()
         cursor.execute(SUGGEST_SQL.format(limit=CANDIDATES, names=names, **_tables()), {"ids": ids})
         added = cursor.rowcount
-        if similar_names:  # the threshold is this transaction's (set_config(..., true)): the default back for what follows
-            cursor.execute("SELECT set_config('pg_trgm.similarity_threshold', '0.3', true)")
+        # set_config(..., true) lasts to the end of the transaction: what follows in it gets the settings back
+        cursor.execute("SELECT set_config('jit', %s, true), set_config('pg_trgm.similarity_threshold', %s, true)",
+                       [jit, threshold or "0.3"])
     return max(added, 0)
 
 
