@@ -10,8 +10,9 @@ stays, so the pair is never suggested again in either order.
 - `suggest_for(ids)`: the incremental lookup for a batch of clients (a create, an edit, an import
   chunk, a client the messenger made): one statement for any number of clients, each client an
   index probe per phone (client_phone_idx, client_extra_phones_gin), e-mail (client_email_lower_idx)
-  and name (client_name_upper_trgm), never a scan of the table. Suggestions of these clients that no
-  longer hold (a phone was changed) and are not dismissed are removed in the same statement.
+  and name (client_name_upper_trgm; an import chunk: the same words, client_name_key_idx), never a
+  scan of the table. Suggestions of these clients that no longer hold (a phone was changed) and are
+  not dismissed are removed in the same statement.
 - `rebuild()`: the whole list at once (`manage.py find_duplicates`, after a big import; the bench's
   `duplicates_scan_1m_s`), set-based: clients grouped by phone, by e-mail, and for names by blocks
   of (city or company, the beginnings of two words of the name); a block
@@ -109,6 +110,7 @@ WITH src AS (
     FROM found ORDER BY greatest(a, b), least(a, b), rank
 ), stale AS (
     DELETE FROM {dups} d WHERE d.dismissed_at IS NULL AND (d.client_id = ANY(%(ids)s::bigint[]) OR d.other_id = ANY(%(ids)s::bigint[]))
+    AND (%(similar_names)s OR d.kind <> 'name')  -- names compared by their words only: a similar-name pair is not judged
     AND NOT EXISTS (SELECT 1 FROM pairs p WHERE p.hi = greatest(d.client_id, d.other_id) AND p.lo = least(d.client_id, d.other_id))
     RETURNING d.id  -- a data-modifying WITH runs once whether or not it is read
 )
@@ -143,7 +145,7 @@ def suggest_for(ids: Iterable[int], *, similar_names: bool = True) -> int:
                        "set_config('jit', 'off', true), set_config('pg_trgm.similarity_threshold', %s, true)",
                        [str(PROBE_SIMILARITY)])
         jit, threshold, _off, _set = cursor.fetchone()
-        cursor.execute(SUGGEST_SQL.format(limit=CANDIDATES, names=names, **_tables()), {"ids": ids})
+        cursor.execute(SUGGEST_SQL.format(limit=CANDIDATES, names=names, **_tables()), {"ids": ids, "similar_names": similar_names})
         added = cursor.rowcount
         # set_config(..., true) lasts to the end of the transaction: what follows in it gets the settings back
         cursor.execute("SELECT set_config('jit', %s, true), set_config('pg_trgm.similarity_threshold', %s, true)",
@@ -294,7 +296,7 @@ def _suggest_python(ids: list[int], *, whole: bool = False, similar_names: bool 
             stale = stale.filter(client_id__in=ids) | stale.filter(other_id__in=ids)
         for suggestion in stale:
             key = (max(suggestion.client_id, suggestion.other_id), min(suggestion.client_id, suggestion.other_id))
-            if key not in found:
+            if key not in found and (similar_names or suggestion.kind != DuplicateSuggestion.Kind.NAME):
                 suggestion.delete()
         known = set(DuplicateSuggestion.objects.filter(client_id__in={lo for _hi, lo in found}).values_list("client_id", "other_id"))
         new = [DuplicateSuggestion(client_id=hi, other_id=lo, kind=kinds[rank]) for (hi, lo), rank in found.items()

@@ -183,6 +183,16 @@ def test_an_import_chunk_suggests_duplicates_against_the_table_and_within_the_fi
     assert pairs() == {("Пётр Петров", "Петров Пётр", "name"), ("Анна Сидорова", "Сидорова Анна", "name")}
 
 
+def test_an_import_that_updates_a_client_keeps_its_similar_name_pair(admin):
+    make(admin, name="Кузнецов Иван Петрович", city="Тула")
+    known = make(admin, name="Кузнецоф Иван Петрович", city="Тула", phone="+79265550001")
+    assert pairs() == {("Кузнецоф Иван Петрович", "Кузнецов Иван Петрович", "name")}
+    rows = [["ФИО", "Телефон", "Email"], ["Кузнецоф Иван Петрович", "8 926 555-00-01", "k@example.com"]]
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone", 2: "email"}, duplicates="update")
+    assert job.updated == 1 and Client.objects.get(pk=known.pk).email == "k@example.com"
+    assert pairs() == {("Кузнецоф Иван Петрович", "Кузнецов Иван Петрович", "name")}
+
+
 def test_an_import_in_create_mode_suggests_the_same_phone(admin):
     ClientFactory(name="Старый", phone="+79168880008")
     rows = [["ФИО", "Телефон"], ["Новый", "8 916 888-00-08"], ["Новый 2", "79168880008"]]
