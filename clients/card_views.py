@@ -4,6 +4,7 @@ import re
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -81,8 +82,14 @@ def card_context(request, client, *, deal_pk=None) -> dict:
     conversations = list(Conversation.objects.filter(client=client).select_related("channel").order_by("-last_message_at", "-pk"))
     for conversation in conversations:
         conversation.address_hidden = hidden_address(conversation.channel.kind, hidden[gate.CONTACT])  # type: ignore[attr-defined]
-    duplicates = list(DuplicateSuggestion.objects.filter(client=client, dismissed_at__isnull=True, other__deleted_at__isnull=True)
-                      .filter(other__in=gate.visible_clients(user)).select_related("other")[:5])
+    # Pairs with this client on either side (clients.duplicates stores the newer one as `client`), the
+    # other one live and visible to the reader; `person` is that other one.
+    visible = gate.visible_clients(user).values("pk")
+    duplicates = list(DuplicateSuggestion.objects.filter(Q(client=client, other__in=visible) | Q(other=client, client__in=visible),
+                                                         dismissed_at__isnull=True)
+                      .select_related("client", "other").order_by("-created_at", "-pk")[:5])
+    for suggestion in duplicates:
+        suggestion.person = suggestion.other if suggestion.client_id == client.pk else suggestion.client  # type: ignore[attr-defined]
     from partners.views import registration_context
 
     from .models import Merge

@@ -16,9 +16,9 @@ from crm import activity, events, jobs
 from crm import permissions as gate
 from crm.models import Activity, Event, Job, Notification, TableSettings
 
-from . import layout
+from . import duplicates, layout
 from .labels import label
-from .models import CardField, Client, ClientNote, CustomField, SavedFilter
+from .models import CardField, Client, ClientNote, CustomField, DuplicateSuggestion, SavedFilter
 from .phones import phone_digits
 
 User = get_user_model()
@@ -52,6 +52,7 @@ def client_create(*, actor, data: dict) -> Client:
     if "tags" in data:
         client.tags.set(data["tags"])
     activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.CREATED, new=client.name)
+    duplicates.suggest_for([client.pk])
     _notify_assigned(actor=actor, client=client, responsible=client.responsible)
     return client
 
@@ -135,6 +136,8 @@ def client_update(*, actor, client: Client, data: dict, seen_modified=None) -> C
             entries.append(activity.entry(client_id=current.pk, actor=actor, kind=Activity.Kind.CHANGE, field="tags",
                                           field_label=_("Tags"), old=old_tags, new=new_tags))
     activity.record_many(entries)
+    if set(changed) & duplicates.COMPARED_FIELDS:
+        duplicates.suggest_for([current.pk])
     if "responsible" in changed and current.responsible_id and current.responsible_id != getattr(old_responsible, "pk", None):
         _notify_assigned(actor=actor, client=current, responsible=current.responsible)
     return current
@@ -232,6 +235,7 @@ def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> in
     activity.record_many([activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.RESTORED, new=text) for pk in ids])
     if with_deals:
         deals_restore_with_clients(actor=actor, client_ids=ids)
+    duplicates.suggest_for(ids)
     return done
 
 
@@ -529,3 +533,21 @@ def layout_show_system(*, actor, block: str, key: str) -> None:
     gate.require(actor, gate.CONFIGURE_FIELDS)
     if not CardField.objects.filter(block=block, system_key=key).update(hidden=False):
         raise ValidationError(_("Choose a system field."))
+
+
+@transaction.atomic
+def duplicate_dismiss(*, actor, suggestion: DuplicateSuggestion) -> DuplicateSuggestion:
+    """"Not a duplicate": the pair is never suggested again (clients.duplicates keeps dismissed rows),
+    with a feed entry on both clients. Dismissing it twice changes nothing."""
+    gate.require(actor, gate.CHANGE_CLIENT)
+    locked = DuplicateSuggestion.objects.select_for_update().select_related("client", "other").get(pk=suggestion.pk)
+    if locked.dismissed_at is None:
+        locked.dismissed_at = timezone.now()
+        locked.dismissed_by = actor
+        locked.save(update_fields=["dismissed_at", "dismissed_by"])
+        activity.record_many([
+            activity.entry(client_id=mine.pk, actor=actor, kind=Activity.Kind.CHANGE, field="duplicate",
+                           field_label=_("Possible duplicate"), old=f"#{theirs.pk} {theirs.name}", new=_("Not a duplicate"))
+            for mine, theirs in ((locked.client, locked.other), (locked.other, locked.client))
+        ])
+    return locked

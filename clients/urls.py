@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import card_views as card
+from . import duplicate_views as dups
 from . import merge_views, views
 
 app_name = "clients"
@@ -14,6 +15,8 @@ urlpatterns = [
     path("filters/save/", views.saved_filter_create, name="filter-save"),
     path("filters/<int:pk>/delete/", views.saved_filter_delete, name="filter-delete"),
     path("search/", views.advanced_search, name="search"),
+    path("duplicates/", dups.duplicate_list, name="duplicates"),
+    path("duplicates/<int:pk>/dismiss/", dups.duplicate_dismiss, name="duplicate-dismiss"),
     path("columns/", views.table_columns, name="columns"),
     path("new/", views.client_create, name="create"),
     path("bulk/confirm/", views.bulk_confirm, name="bulk-confirm"),

@@ -377,6 +377,9 @@ def load_demo(*, clients: int = 2000, seed: int = 7) -> list[tuple[str, str]]:
     if Client.objects.exists():
         return logins
     Seeder(random.Random(seed), users).run(clients)
+    from clients import duplicates
+
+    duplicates.rebuild()  # the "Possible duplicates" list, as `manage.py find_duplicates` makes it after an import
     return logins
 
 

@@ -19,7 +19,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clients.models import Client, DuplicateSuggestion, Tag
+from clients.models import Client, Tag
 from clients.phones import phone_digits
 from crm import activity, events
 from crm import permissions as gate
@@ -187,8 +187,6 @@ class ChunkWriter:
             results.append(result)
             if result.outcome == Outcome.CREATED:
                 fresh.append(result)
-                for other in matches:
-                    result.previous.setdefault("_suggest", []).append(other)
             if result.target is not None and result.outcome in (Outcome.CREATED, Outcome.UPDATED):
                 target = result.target
                 target.row = row.number
@@ -213,7 +211,7 @@ class ChunkWriter:
         self._save_updates([r for r in results if r.outcome == Outcome.UPDATED and not r.landed.new])
         self._tags([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._deals([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
-        self._suggestions(fresh)
+        self._suggestions(results)
         self._records(results)
         bump(self.job, plan.counts, plan.rows)
 
@@ -384,12 +382,14 @@ class ChunkWriter:
             waiting = {d.client_id for d in given if d.responsible_id is None} & fresh
             Client.objects.filter(pk__in=waiting, responsible_id=self.actor.pk).update(responsible_id=None)
 
-    def _suggestions(self, fresh: list[Result]) -> None:
-        pairs = [
-            DuplicateSuggestion(client_id=r.landed.client.pk, other_id=other.client.pk, reason=_("Import: same phone or e-mail"))
-            for r in fresh for other in r.previous.pop("_suggest", []) if other.client.pk
-        ]
-        DuplicateSuggestion.objects.bulk_create(pairs, ignore_conflicts=True)
+    def _suggestions(self, results: list[Result]) -> None:
+        """Possible duplicates of the chunk's created and updated clients, against the table and
+        within the file (earlier chunks and this one are in the table by now): one set-based lookup,
+        names by their words (the similar ones: `manage.py find_duplicates` after a big import)."""
+        from clients import duplicates
+
+        duplicates.suggest_for([r.landed.client.pk for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)],
+                               similar_names=False)
 
     def _records(self, results: list[Result]) -> None:
         columns = ["job_id", "row", "outcome", "column", "reason", "client_id", "deal_id", "previous", "values"]

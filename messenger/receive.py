@@ -22,7 +22,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clients.models import NAME_MAX, Client, DuplicateSuggestion
+from clients import duplicates
+from clients.models import NAME_MAX, Client
 from clients.phones import normalize_phone, phone_digits
 from crm import activity, events, queueing
 from crm.models import Activity, Event, Notification
@@ -258,21 +259,8 @@ def _client_for(channel: Channel, item: Incoming) -> Client:
     client.save()
     activity.record(client_id=client.pk, actor=None, kind=Activity.Kind.CREATED, new=client.name,
                     field="channel", field_label=channel.name)
-    _suggest_duplicates(client, phone, email)
+    duplicates.suggest_for([client.pk])
     return client
-
-
-def _suggest_duplicates(client: Client, phone: str, email: str) -> None:
-    """A weak likeness (the same name, or a phone or e-mail that several clients share) is shown on
-    the card as a possible duplicate, never merged."""
-    likeness = Q(name__iexact=client.name)
-    if phone:
-        likeness |= Q(phone=phone)
-    if email:
-        likeness |= Q(email__iexact=email)
-    others = list(Client.objects.alive().filter(likeness).exclude(pk=client.pk).values_list("pk", flat=True)[:5])
-    DuplicateSuggestion.objects.bulk_create(
-        [DuplicateSuggestion(client=client, other_id=other, reason="messenger") for other in others], ignore_conflicts=True)
 
 
 def _conversation(channel: Channel, client: Client, item: Incoming) -> Conversation:

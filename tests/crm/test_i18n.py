@@ -154,6 +154,8 @@ def russian_world(db):
             actor=boss, data={"name": "Анна Кузнецова", "phone": "+79161234567", "email": "anna@example.ru",
                               "company": "Ромашка", "city": "Казань", "responsible": colleague, "tags": [tag]},
         )
+        client_services.client_create(  # a possible duplicate of Анна (the same name in another order, the same city)
+            actor=boss, data={"name": "Кузнецова Анна", "phone": "+79161234599", "city": "Казань", "responsible": colleague})
         funnel = Funnel.objects.order_by("position", "pk").first()
         stage = funnel.lines.order_by("position").first().stages.order_by("position").first()
         deal = deal_services.deal_create(actor=boss, client=client, stage=stage, name="Поставка мебели", budget=50000)
@@ -198,6 +200,7 @@ def russian_pages(world):
         "client form": reverse("clients:edit", args=[client]),
         "new client": reverse("clients:create"),
         "advanced search": reverse("clients:search"),
+        "possible duplicates": reverse("clients:duplicates"),
         "client filters": reverse("clients:filters"),
         "deal board": reverse("deals:board", args=[funnel]),
         "deal table": reverse("deals:table", args=[funnel]),

@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from clients.models import CardField, ClientNote, CustomField, Merge, SavedFilter, Tag
+from clients.models import CardField, ClientNote, CustomField, DuplicateSuggestion, Merge, SavedFilter, Tag
 from crm.models import Activity, Notification, Role, TableSettings, Team, User
 from deals.models import Deal, Funnel, Line, Sale, Shift, Stage
 from messenger.models import Attachment, Channel, Conversation, IgnoreRule, Inbound, Message, QuickReply
@@ -46,6 +46,7 @@ CLIENT_RECORD = {
     "clients:panel", "clients:feed", "clients:comment", "clients:mention-options", "clients:note", "tasks:create",
     "clients:merge", "clients:merge-undo",  # a client (or a merge of clients) one may not see: 404 before the permission
 }
+CLIENT_RECORD |= {"clients:duplicate-dismiss"}  # a pair with a client one may not see: 404
 DEAL_RECORD = {"deals:detail", "deals:edit", "deals:move", "deals:sale", "deals:delete", "deals:restore",
                "tasks:complete", "messenger:send-progress"}
 JOB_RECORD = {"crm:job", "crm:job-download"}  # someone else's job: 404
@@ -59,6 +60,7 @@ CLIENT_SECTION = {
     "clients:columns", "clients:create", "clients:bulk-confirm", "clients:bulk-run", "clients:export",
     "clients:documents", "messenger:inbox", "messenger:list", "messenger:ignore-list",
 }
+CLIENT_SECTION |= {"clients:duplicates"}
 ADMIN_ONLY |= {"messenger:channels", "messenger:channel-create", "messenger:channel-edit", "messenger:simulate",
                "messenger:inbound-retry", "messenger:quick-replies"}
 ROBOTS = {"robots:board", "robots:create", "robots:reorder", "robots:edit", "robots:toggle", "robots:move", "robots:copy",
@@ -129,6 +131,7 @@ def fingerprint():
         list(Postback.objects.order_by("pk").values_list("pk", "verdict")),
         list(Conversion.objects.values_list("pk", flat=True)),
         list(Merge.objects.order_by("pk").values_list("pk", "kept", "merged", "undone_at")),
+        list(DuplicateSuggestion.objects.order_by("pk").values_list("pk", "dismissed_at")),
     )
 
 
@@ -174,7 +177,10 @@ def world(db, admin, manager, nobody):
 
     admins_merge = merging.merge(actor=admin, kept=ClientFactory(responsible=admin), other=ClientFactory(responsible=admin),
                                  take=set())
+    twin = ClientFactory(name="Admin's secret client", responsible=admin)
+    pair = DuplicateSuggestion.objects.create(client=twin, other=secret, kind="name")
     objects = {
+        "clients:duplicate-dismiss": pair.pk,
         "messenger": chat.pk, "messenger:retry": said.pk, "messenger:attachment": attached.pk, "messenger:ignore-end": rule.pk,
         "messenger:channel-edit": channel.pk, "messenger:simulate": channel.pk, "messenger:inbound-retry": failed.pk,
         "kind": "telegram", "token": "no-such-channel", "slug": "no-such-partner",

@@ -100,8 +100,15 @@ def test_a_known_phone_attaches_to_the_client_and_a_shared_name_is_only_suggeste
     deliver(channel, sender="b", name="Olga Sidorova")  # the same name, nothing else: a new client
     new = Conversation.objects.get(external_chat_id="b").client
     assert new != namesake
-    assert DuplicateSuggestion.objects.filter(client=new, other=namesake).exists()
+    # a name alone, without a shared city or company, is no evidence (clients.duplicates)
+    assert not DuplicateSuggestion.objects.filter(client=new).exists()
     assert Client.objects.count() == 3
+    # a phone that is another client's extra phone: a new client, suggested as a duplicate of that one
+    extra = ClientFactory(name="Pavel", phone="+79160000003", extra_phones=["+79160000004"])
+    deliver(channel, sender="c", phone="8 916 000-00-04", name="Паша")
+    third = Conversation.objects.get(external_chat_id="c").client
+    assert third != extra
+    assert DuplicateSuggestion.objects.filter(client=third, other=extra, kind="phone").exists()
 
 
 def test_a_known_client_with_an_open_deal_gets_no_second_deal(channel, manager):
