@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import card_views as card
+from . import lead_views as leads
 from . import views
 
 app_name = "clients"
@@ -30,4 +31,11 @@ urlpatterns = [
     path("<int:pk>/edit/", views.client_edit, name="edit"),
     path("<int:pk>/delete/", views.client_delete, name="delete"),
     path("<int:pk>/restore/", views.client_restore, name="restore"),
+    # Leads (seed 004): the card's progress bar and steps' history, conversion, today's actions
+    path("<int:pk>/lead/", leads.lead_block, name="lead"),
+    path("<int:pk>/step/", leads.step_set, name="step"),
+    path("<int:pk>/convert/", leads.convert, name="convert"),
+    path("<int:pk>/link/", leads.link_customer, name="link"),
+    path("<int:pk>/conversion/undo/", leads.conversion_undo, name="conversion-undo"),
+    path("actions/today/", leads.todays_actions, name="today-actions"),
 ]
