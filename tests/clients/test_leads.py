@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from clients.models import Client, LeadConversion, LeadStep
 from crm.models import Activity, TableSettings
@@ -25,7 +25,8 @@ def steps():
 
 
 def labels():
-    return [s.label for s in steps()]
+    with translation.override("en"):
+        return [s.label for s in steps()]
 
 
 def take_away(role_name: str, codename: str):
@@ -77,7 +78,7 @@ def test_admin_adds_renames_moves_and_deletes_steps(admin_client):
     # the default name typed back (or emptied) gives the step its own, translated name again
     admin_client.post(reverse("fields:step-rename", args=[first.pk]), {"name": "New lead"}, headers=HX)
     first.refresh_from_db()
-    assert first.name == "" and first.label == "New lead"
+    assert first.name == "" and labels()[0] == "New lead"
     ids = [s.pk for s in steps()]
     admin_client.post(reverse("fields:steps-order"), {"order": [ids[3], ids[0], ids[1], ids[2], ids[4]]}, headers=HX)
     assert labels() == ["Work in progress", "New lead", "Contract signed", "Холодные контакты", "Conversion"]

@@ -237,6 +237,10 @@ def russian_pages(world):
         "partner form": reverse("partners:edit", args=[world["partner"].pk]),
         "new partner": reverse("partners:create"),
         "postback log": reverse("partners:log"),
+        "lead steps": reverse("fields:steps"),
+        "today's actions": reverse("clients:today-actions"),
+        "convert form": reverse("clients:convert", args=[client]),
+        "link to a customer": reverse("clients:link", args=[client]) + "?q=Пётр",
     }
 
 
