@@ -160,7 +160,7 @@ def step_set(*, actor, client: Client, step: LeadStep) -> Client:
         raise ValidationError(_("Only a potential client moves through the steps."))
     if current.step_id == step.pk:
         return current
-    old = current.step.label if current.step_id else ""
+    old = current.step.label if current.step is not None else ""
     Client.objects.filter(pk=current.pk).update(step=step, modified_by=actor, modified_at=timezone.now())
     activity.record(client_id=current.pk, actor=actor, kind=Activity.Kind.STEP, field="step", field_label=_("Step"),
                     old=old, new=step.label)
@@ -184,10 +184,12 @@ def note_or_action_add(*, actor, client: Client, text: str, action_type=None, pl
         raise ValidationError(_("An action needs both an action type and a planned date; "
                                 "for a note, leave both empty."))
     from tasks import services as task_services
+    from tasks.models import Task
 
     with transaction.atomic():
         step = current_step(client, steps_all())
-        if action_type is None:
+        made: Activity | Task
+        if action_type is None or planned is None:
             made = services.comment_add(actor=actor, client=client, text=text, step_id=step.pk if step else None)
         else:
             made = task_services.task_create(actor=actor, client=client, type=action_type, description=text,
@@ -221,7 +223,7 @@ def lead_context(user, client: Client) -> dict:
     notes = (Activity.objects.filter(client=client, kind=Activity.Kind.COMMENT, step_id__isnull=False)
              .select_related("actor").order_by("-pk")[:HISTORY_PER_STEP * max(len(steps), 1)])
     for note in notes:
-        note.is_action = False
+        note.is_action = False  # type: ignore[attr-defined]
         if note.step_id in history:
             history[note.step_id].entries.append(note)
     if gate.can(user, gate.VIEW_TASKS):

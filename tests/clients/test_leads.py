@@ -15,7 +15,7 @@ from crm.models import Activity, TableSettings
 from deals.models import Deal
 from tasks.models import Task, TaskType
 from tests.conftest import HX
-from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, UserFactory, role
+from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, role
 
 pytestmark = pytest.mark.django_db
 
