@@ -160,7 +160,8 @@ def step_set(*, actor, client: Client, step: LeadStep) -> Client:
         raise ValidationError(_("Only a potential client moves through the steps."))
     if current.step_id == step.pk:
         return current
-    old = current.step.label if current.step is not None else ""
+    here = current_step(current, steps_all())  # a lead nobody moved yet was at the first step
+    old = here.label if here is not None else ""
     Client.objects.filter(pk=current.pk).update(step=step, modified_by=actor, modified_at=timezone.now())
     activity.record(client_id=current.pk, actor=actor, kind=Activity.Kind.STEP, field="step", field_label=_("Step"),
                     old=old, new=step.label)

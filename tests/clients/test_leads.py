@@ -155,6 +155,13 @@ def test_clicking_a_step_sets_it_with_a_feed_entry(manager_client, manager):
     assert "moved the lead to another step" in feed and "Work in progress" in feed
 
 
+def test_a_lead_nobody_moved_yet_leaves_the_first_step(manager_client, manager):
+    lead = ClientFactory(responsible=manager)
+    manager_client.post(reverse("clients:step", args=[lead.pk]), {"step": steps()[1].pk}, headers=HX)
+    entry = Activity.objects.get(client=lead, kind=Activity.Kind.STEP)
+    assert (entry.old_value, entry.new_value) == ("New lead", "Contract signed")
+
+
 def test_setting_a_step_needs_edit_client_and_writes_nothing_without_it(manager_client, manager):
     lead = ClientFactory(responsible=manager, step=steps()[0])
     take_away("Manager", "change_client")
@@ -587,8 +594,8 @@ def test_lead_pages_and_partials_query_counts_are_flat(size, admin_client, admin
 def test_setting_a_step_query_count_is_flat(size, admin_client, admin, manager, django_assert_num_queries):
     lead = grow(size, admin, manager)
     first = steps()[0]
-    # user, perms, client, step, savepoint, lock, update, feed entry, re-read, release,
+    # user, perms, client, step, savepoint, lock, steps, update, feed entry, re-read, release,
     # then the block: steps, notes, actions, conversions
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(15):
         response = admin_client.post(reverse("clients:step", args=[lead.pk]), {"step": first.pk}, headers=HX)
     assert response.status_code == 200
