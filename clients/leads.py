@@ -274,7 +274,8 @@ def todays_actions(user, *, mine: bool = False, limit: int | None = None) -> tup
           .filter(client__in=gate.visible_clients(user).values("pk")))
     if mine:
         qs = qs.filter(responsible=user)
-    qs = qs.select_related("client", "type", "responsible", "step").order_by("status", "deadline", "pk")
+    # open ones first ("open" sorts after "done"), then by the time planned
+    qs = qs.select_related("client", "type", "responsible", "step").order_by("-status", "deadline", "pk")
     if limit is None:
         rows = list(qs)
         return rows, len(rows)
