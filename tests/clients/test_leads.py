@@ -153,6 +153,8 @@ def test_clicking_a_step_sets_it_with_a_feed_entry(manager_client, manager):
     assert (entry.old_value, entry.new_value, entry.actor) == ("New lead", "Work in progress", manager)
     feed = manager_client.get(reverse("clients:feed", args=[lead.pk]), headers=HX).content.decode()
     assert "moved the lead to another step" in feed and "Work in progress" in feed
+    changes = manager_client.get(reverse("clients:feed", args=[lead.pk]), {"kind": "changes"}, headers=HX).content.decode()
+    assert "moved the lead to another step" in changes  # a step is a change of the card
 
 
 def test_a_lead_nobody_moved_yet_leaves_the_first_step(manager_client, manager):
@@ -588,6 +590,16 @@ def test_lead_pages_and_partials_query_counts_are_flat(size, admin_client, admin
         with django_assert_num_queries(queries, info=url):
             response = admin_client.get(url, headers=headers)
         assert response.status_code == 200, url
+
+
+@pytest.mark.parametrize("size", [1, 15])
+def test_the_steps_settings_writes_answer_with_a_flat_query_count(size, admin_client, admin, manager, django_assert_num_queries):
+    grow(size, admin, manager)
+    step = steps()[1]
+    # user, perms, the step, savepoint, lock the steps, renumber, release; the list: steps, clients per step
+    with django_assert_num_queries(9):
+        response = admin_client.post(reverse("fields:step-move", args=[step.pk]), {"direction": "down"}, headers=HX)
+    assert response.status_code == 200 and "steps-list" in response.content.decode()
 
 
 @pytest.mark.parametrize("size", [1, 15])
