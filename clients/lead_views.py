@@ -112,6 +112,9 @@ def step_rename(request, pk):
     try:
         leads.step_rename(actor=request.user, step=step, name=request.POST.get("name", ""))
     except ValidationError as exc:
+        if not request.htmx:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("fields:steps")
         return _steps_page(request, error=" ".join(exc.messages))
     if not request.htmx:
         return redirect("fields:steps")
@@ -180,7 +183,12 @@ def step_set(request, pk):
     try:
         client = leads.step_set(actor=request.user, client=client, step=step)
     except ValidationError as exc:
+        if not request.htmx:
+            messages.error(request, " ".join(exc.messages))
+            return redirect(client)
         return _lead_block(request, client, error=" ".join(exc.messages))
+    if not request.htmx:  # the form without JavaScript: back to the card
+        return redirect(client)
     response = _lead_block(request, client)
     trigger_client_event(response, "feed-changed")
     return response

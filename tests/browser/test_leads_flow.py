@@ -6,7 +6,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 from playwright.sync_api import expect
 
 from clients.models import Client, LeadConversion, LeadStep
@@ -21,6 +21,25 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def steps():
     return list(LeadStep.objects.order_by("position", "pk"))
+
+
+def labels():
+    with translation.override("en"):
+        return [s.label for s in steps()]
+
+
+def settled(page, act):
+    """Do something that makes htmx swap, and wait until the new content is settled (and live)."""
+    before = page.evaluate("window.__settled || 0")
+    act()
+    page.wait_for_function("(before) => (window.__settled || 0) > before", arg=before)
+
+
+def count_settles(page):
+    # only the steps' list: the bell and the shift button poll and settle too
+    page.evaluate("""document.body.addEventListener('htmx:afterSettle', (event) => {
+        if (event.target.closest && event.target.closest('#steps')) window.__settled = (window.__settled || 0) + 1;
+    })""")
 
 
 def current(page):
@@ -116,3 +135,36 @@ def test_a_note_and_an_action_at_a_step_and_the_action_in_todays_actions(new_pag
     page.locator(f"#today-action-{task.pk}").get_by_role("link", name="Vasya Pupkin").click()
     expect(page.locator("h1")).to_have_text("Vasya Pupkin")
     expect(page.locator(".step-history-step", has_text="Contract signed").locator(".step-entry.action")).to_contain_text("done")
+
+
+def test_an_admin_reorders_renames_and_deletes_steps_from_the_keyboard(new_page, boss):
+    ClientFactory(name="On the second step", step=steps()[1])
+    page = new_page(boss)
+    page.goto(f"{page.base}/settings/fields/steps/")
+    count_settles(page)
+    names = page.locator("#steps-list input[name=name]")
+    expect(names).to_have_count(4)
+    up = page.get_by_role("button", name="Move Conversion up")
+    up.focus()
+    settled(page, lambda: page.keyboard.press("Enter"))
+    expect(names.nth(2)).to_have_value("Conversion")
+    expect(page.get_by_role("button", name="Move Conversion up")).to_be_focused()  # the focus stays on the arrow
+    settled(page, lambda: page.keyboard.press("Enter"))
+    expect(names.nth(1)).to_have_value("Conversion")
+    assert labels() == ["New lead", "Conversion", "Contract signed", "Work in progress"]
+
+    page.get_by_label("Name of the step New lead").fill("Cold contacts")
+    settled(page, lambda: page.keyboard.press("Enter"))
+    expect(names.nth(0)).to_have_value("Cold contacts")
+    page.get_by_label("New step").fill("Interested")
+    settled(page, lambda: page.keyboard.press("Enter"))
+    expect(names.nth(4)).to_have_value("Interested")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete Contract signed").click()
+    expect(page.get_by_role("alert")).to_have_text("1 client is at the step “Contract signed”: move them to another step first.")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete Interested").click()
+    expect(names).to_have_count(4)
+    assert labels() == ["Cold contacts", "Conversion", "Contract signed", "Work in progress"]
+    shot(page, "leads-steps-settings-en")

@@ -157,6 +157,14 @@ def test_clicking_a_step_sets_it_with_a_feed_entry(manager_client, manager):
     assert "moved the lead to another step" in changes  # a step is a change of the card
 
 
+def test_the_step_form_works_without_javascript(manager_client, manager):
+    lead = ClientFactory(responsible=manager, step=steps()[0])
+    response = manager_client.post(reverse("clients:step", args=[lead.pk]), {"step": steps()[1].pk})
+    assert response.status_code == 302 and response["Location"] == lead.get_absolute_url()
+    lead.refresh_from_db()
+    assert lead.step == steps()[1]
+
+
 def test_a_lead_nobody_moved_yet_leaves_the_first_step(manager_client, manager):
     lead = ClientFactory(responsible=manager)
     manager_client.post(reverse("clients:step", args=[lead.pk]), {"step": steps()[1].pk}, headers=HX)
