@@ -218,6 +218,14 @@ def test_the_table_shows_the_step_and_the_last_action_and_filters_by_step(admin_
     assert f'value="{third.pk}"' in panel and "Work in progress" in panel
 
 
+def test_the_export_writes_the_steps_label(admin_client, admin):
+    ClientFactory(name="Экспортный лид", step=steps()[2])
+    TableSettings.objects.create(user=admin, table="clients", columns=["name", "step"])
+    response = admin_client.get(reverse("clients:export"), {"format": "csv"})
+    body = b"".join(response.streaming_content).decode("utf-8-sig") if response.streaming else response.content.decode("utf-8-sig")
+    assert "Экспортный лид" in body and "Work in progress" in body
+
+
 def test_the_step_and_last_action_columns_are_offered_in_the_column_settings(admin_client):
     page = admin_client.get(reverse("clients:columns"), headers=HX).content.decode()
     assert 'data-key="step"' in page and 'data-key="last_action_at"' in page
