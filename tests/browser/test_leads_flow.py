@@ -14,7 +14,7 @@ from crm.models import Activity
 from tasks.models import Task
 from tests.factories import ClientFactory, CustomFieldFactory
 
-from .conftest import shot
+from .conftest import drag, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,10 +161,16 @@ def test_an_admin_reorders_renames_and_deletes_steps_from_the_keyboard(new_page,
     expect(names.nth(4)).to_have_value("Interested")
 
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Delete Contract signed").click()
+    settled(page, lambda: page.get_by_role("button", name="Delete Contract signed").click())
     expect(page.get_by_role("alert")).to_have_text("1 client is at the step “Contract signed”: move them to another step first.")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Delete Interested").click()
+    settled(page, lambda: page.get_by_role("button", name="Delete Interested").click())
     expect(names).to_have_count(4)
     assert labels() == ["Cold contacts", "Conversion", "Contract signed", "Work in progress"]
+
+    # or by drag, by the handle: saved as soon as it is dropped
+    rows = page.locator("#steps-list .step-setting")
+    settled(page, lambda: drag(page, rows.nth(3).locator(".handle"), rows.nth(0)))
+    expect(names.nth(0)).to_have_value("Work in progress")
+    assert labels() == ["Work in progress", "Cold contacts", "Conversion", "Contract signed"]
     shot(page, "leads-steps-settings-en")
