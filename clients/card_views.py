@@ -99,7 +99,13 @@ def card_context(request, client, *, deal_pk=None) -> dict:
     merged_in = (Merge.objects.select_related("kept", "by").filter(pk=client.merged_in_id).first()
                  if client.merged_in_id else None)
 
+    from . import leads
+    from .lead_views import action_types_for
+
+    lead = leads.lead_context(user, client)
     return {
+        **lead,
+        "action_types": action_types_for(user),
         "registration": registration_context(request, deal) if deal is not None else None,
         "conversations": conversations,
         "duplicates": duplicates,
@@ -159,17 +165,25 @@ def comment_add(request, pk):
     text = request.POST.get("text", "")
     error = None
     not_notified = []
+    # Seed 004: with an action type and a planned date the comment is an action at the lead's step
+    from .lead_views import action_types_for, parse_action
+
+    action_type, planned = request.POST.get("action_type", ""), request.POST.get("planned", "")
     try:
-        entry = services.comment_add(actor=request.user, client=client, text=text)
-        text = ""
+        entry = parse_action(request.user, client, text, action_type, planned)
+        text, action_type, planned = "", "", ""
         not_notified = [_("%(name)s cannot see this client and was not notified.") % {"name": user}
-                        for user in entry.not_notified]
+                        for user in getattr(entry, "not_notified", [])]
     except ValidationError as exc:
         error = " ".join(exc.messages)
     rows, more = crm_selectors.feed_page(client, hidden=gate.hidden_by_block(request.user))
     ctx = {"client": client, "feed": rows, "feed_more": more, "feed_kind": "", "kind_filters": KIND_FILTERS,
-           "comment_text": text, "comment_error": error, "comment_not_notified": not_notified, "comment_max": 999}
-    return render(request, "clients/card.html#feed-with-form", ctx, status=200)
+           "comment_text": text, "comment_error": error, "comment_not_notified": not_notified, "comment_max": 999,
+           "action_types": action_types_for(request.user), "comment_action_type": action_type, "comment_planned": planned}
+    response = render(request, "clients/card.html#feed-with-form", ctx, status=200)
+    if error is None:
+        trigger_client_event(response, "lead-changed")
+    return response
 
 
 TYPED_MENTION = re.compile(r"(?<![\w@])@([\w.+-]{0,150})$")

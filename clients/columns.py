@@ -61,7 +61,17 @@ SYSTEM_COLUMNS = [
     Column("modified_at", _("Modified"), lambda c: _datetime(c.modified_at)),
     Column("created_by", _("Created by"), lambda c: c.created_by or "", "created_by"),
     Column("modified_by", _("Modified by"), lambda c: c.modified_by or "", "modified_by"),
+    # Seed 004's «Шаг» and «Последнее действие»; the step's label is put in by the selectors (step_labels)
+    Column("step", _("Step"), lambda c: c.step_id or "", reads="step_id"),
+    Column("last_action_at", _("Last action"), lambda c: _datetime(c.last_action_at)),
 ]
+
+
+def step_labels() -> dict[int, str]:
+    """Every lead step's label in the reader's language (one query; there are a handful)."""
+    from .models import LeadStep
+
+    return {step.pk: step.label for step in LeadStep.objects.all()}
 
 
 def custom_column(field: CustomField) -> Column:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import lead_views, views
 
 app_name = "fields"
 urlpatterns = [
@@ -8,4 +8,10 @@ urlpatterns = [
     path("new/", views.field_edit, name="create"),
     path("<int:pk>/", views.field_edit, name="edit"),
     path("<int:pk>/toggle/", views.field_toggle, name="toggle"),
+    # The lead steps (seed 004), configured beside the client fields
+    path("steps/", lead_views.steps, name="steps"),
+    path("steps/order/", lead_views.steps_reorder, name="steps-order"),
+    path("steps/<int:pk>/rename/", lead_views.step_rename, name="step-rename"),
+    path("steps/<int:pk>/move/", lead_views.step_move, name="step-move"),
+    path("steps/<int:pk>/delete/", lead_views.step_delete, name="step-delete"),
 ]

@@ -12,7 +12,7 @@ from django.utils.translation import pgettext_lazy
 
 from crm.countries import COUNTRIES
 
-from .models import Channel, Client, CustomField, Lifecycle, Priority, Tag
+from .models import Channel, Client, CustomField, LeadStep, Lifecycle, Priority, Tag
 from .phones import digits_of, phone_search
 
 MIN_SEARCH_DIGITS = 3
@@ -180,6 +180,7 @@ class ClientFilter(df.FilterSet):
     country = df.MultipleChoiceFilter(label=_("Country"), choices=COUNTRIES, widget=CheckboxList)
     channel = df.MultipleChoiceFilter(label=_("Channel"), choices=Channel.choices, widget=CheckboxList)
     priority = df.MultipleChoiceFilter(label=_("Priority"), choices=Priority.choices, widget=CheckboxList)
+    step = IdListFilter(label=_("Step"), field_name="step_id")  # seed 004: the lead's step
 
     class Meta:
         model = Client
@@ -217,6 +218,8 @@ class ClientFilter(df.FilterSet):
         form.fields["created_by"].widget.choices = [("", ANY), *people]
         form.fields["modified_by"].widget.choices = [("", ANY), *people]
         form.fields["tags"].widget.choices = [(t.pk, t.name) for t in Tag.objects.all()]
+        if "step" in form.fields:
+            form.fields["step"].widget.choices = [(s.pk, s.label) for s in LeadStep.objects.all()]
         if user is not None:
             form.fields["deal_stage"].widget.choices = [
                 (stage_id, f"{group} · {label}") for group, stages in stage_choices_for(user) for stage_id, label in stages

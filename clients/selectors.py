@@ -24,7 +24,7 @@ from crm.exports import ExportRows, whole_result
 from crm.http import url_maker
 from crm.models import TableSettings
 
-from .columns import Column, all_columns, chosen_columns
+from .columns import Column, all_columns, chosen_columns, step_labels
 from .filters import ClientFilter, is_selective_phone_search
 from .models import Client, CustomField, SavedFilter
 
@@ -169,6 +169,9 @@ def _cell_values(columns: list[Column], tags: dict[int, list[TagChip]]) -> list[
             values.append(lambda row, parts=parts: person_name(*parts(row)))
         elif col.key == "tags":
             values.append(lambda row: tags.get(row.id, []))
+        elif col.key == "step":
+            names = step_labels()
+            values.append(lambda row, names=names: names.get(row.step_id, ""))
         else:
             values.append(col.value)
     return values
@@ -399,6 +402,9 @@ def export_rows(user, params: QueryDict) -> ExportRows:
         names = _user_names() if people else {}
         for key in people:
             value_of[key] = functools.partial(_user_name, names, f"{key}_id")
+        if "step" in value_of:
+            steps = step_labels()
+            value_of["step"] = lambda c: steps.get(c.step_id, "")
         values = [value_of[c.key] for c in columns]
         with whole_result():
             for client in qs.order_by("-modified_at", "-pk").values_list(*fields, *extra, named=True).iterator(chunk_size=2000):

@@ -434,7 +434,7 @@ def custom_field_set_active(*, actor, field: CustomField, active: bool) -> None:
 
 
 @transaction.atomic
-def comment_add(*, actor, client: Client, text: str) -> Activity:
+def comment_add(*, actor, client: Client, text: str, step_id: int | None = None) -> Activity:
     """A comment at the top of the feed (seed 002: at most 999 characters); @username notifies
     the named colleague if they may see the client. Those who may not are not told (the
     notification would show them the client and the comment): the returned entry lists them in
@@ -445,7 +445,7 @@ def comment_add(*, actor, client: Client, text: str) -> Activity:
         raise ValidationError(_("Write something first."))
     if len(text) > activity.COMMENT_MAX:
         raise ValidationError(_("A comment can have at most %(n)s characters.") % {"n": activity.COMMENT_MAX})
-    entry = activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.COMMENT, text=text)
+    entry = activity.record(client_id=client.pk, actor=actor, kind=Activity.Kind.COMMENT, text=text, step_id=step_id)
     events.emit(Event.Kind.COMMENT, client_id=client.pk)
     entry.not_notified = []
     mentioned = activity.mentioned_users(text, exclude=actor)

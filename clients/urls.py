@@ -2,6 +2,7 @@ from django.urls import path
 
 from . import card_views as card
 from . import duplicate_views as dups
+from . import lead_views as leads
 from . import merge_views, views
 
 app_name = "clients"
@@ -35,4 +36,11 @@ urlpatterns = [
     path("<int:pk>/restore/", views.client_restore, name="restore"),
     path("<int:pk>/merge/", merge_views.merge_page, name="merge"),
     path("merges/<int:pk>/undo/", merge_views.merge_undo, name="merge-undo"),
+    # Leads (seed 004): the card's progress bar and steps' history, conversion, today's actions
+    path("<int:pk>/lead/", leads.lead_block, name="lead"),
+    path("<int:pk>/step/", leads.step_set, name="step"),
+    path("<int:pk>/convert/", leads.convert, name="convert"),
+    path("<int:pk>/link/", leads.link_customer, name="link"),
+    path("<int:pk>/conversion/undo/", leads.conversion_undo, name="conversion-undo"),
+    path("actions/today/", leads.todays_actions, name="today-actions"),
 ]

@@ -33,10 +33,10 @@ def as_text(value) -> str:
     return str(value)
 
 
-def entry(*, client_id, actor, kind, deal_id=None, field="", field_label="", old="", new="", text="") -> Activity:
+def entry(*, client_id, actor, kind, deal_id=None, field="", field_label="", old="", new="", text="", step_id=None) -> Activity:
     return Activity(
         client_id=client_id, deal_id=deal_id, actor=actor, kind=kind, field=field, field_label=str(field_label)[:60],
-        old_value=as_text(old), new_value=as_text(new), text=text,
+        old_value=as_text(old), new_value=as_text(new), text=text, step_id=step_id,
     )
 
 

@@ -36,7 +36,7 @@ def teams_all() -> QuerySet:
 FEED_PAGE = 30
 FEED_FILTERS = {
     "comments": ["comment"],
-    "changes": ["created", "change", "deleted", "restored"],
+    "changes": ["created", "change", "deleted", "restored", "step", "conversion"],
     "notes": ["note"],
     "deals": ["deal", "stage", "sale", "assigned"],
     "tasks": ["task"],

@@ -34,11 +34,12 @@ def _clean(description: str) -> str:
 
 
 @transaction.atomic
-def task_create(*, actor, client, type: TaskType, description: str, responsible, deadline, deal=None) -> Task:
+def task_create(*, actor, client, type: TaskType, description: str, responsible, deadline, deal=None, step=None) -> Task:
+    """A task; with `step`, an action at that step of a lead (seed 004, clients.leads)."""
     gate.require(actor, gate.ADD_TASK)
     task = Task.objects.create(
         client=client, deal=deal, type=type, description=_clean(description), responsible=responsible,
-        deadline=deadline, created_by=actor,
+        deadline=deadline, created_by=actor, step=step,
     )
     activity.record(client_id=client.pk, deal_id=deal.pk if deal else None, actor=actor, kind=Activity.Kind.TASK,
                     field="created", new=f"{type}: {task.description}", text=str(task.pk))

@@ -52,7 +52,9 @@ def test_main_pages_have_no_serious_violations(new_page):
                        ("robots", f"/robots/{stage.line.funnel_id}/"), ("robot", f"/robots/{stage.line.funnel_id}/{robot.pk}/"),
                        ("robot-log", f"/robots/{stage.line.funnel_id}/{robot.pk}/test/?deal={deal.pk}"),
                        ("partners", "/settings/partners/"), ("partner", f"/settings/partners/{partner.pk}/"),
-                       ("postbacks", "/settings/partners/postbacks/")]:
+                       ("postbacks", "/settings/partners/postbacks/"),
+                       ("lead-steps", "/settings/fields/steps/"), ("today-actions", "/clients/actions/today/"),
+                       ("convert", f"/clients/{client.pk}/convert/"), ("link", f"/clients/{client.pk}/link/?q=Дос")]:
         page.goto(page.base + path)
         page.wait_for_load_state("networkidle")
         found[name] = violations(page)

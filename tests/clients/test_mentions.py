@@ -128,7 +128,9 @@ def test_a_comment_with_mentions_costs_the_same_whatever_it_names(size, client, 
     url = reverse("clients:comment", args=[people["client"].pk])
     client.post(url, {"text": "warm-up"}, headers=HX)
     # user, perms, client, savepoint, the comment, its event (robots' activity), the users named,
-    # those of them who may see the client, release, card fields, feed; and one insert per notification sent
-    with django_assert_num_queries(11 + size):
+    # those of them who may see the client, release, card fields, feed; and one insert per notification sent;
+    # issue 18: the lead steps (the note's step), a savepoint and its release around the note, the client's
+    # last action, the comment box's action types
+    with django_assert_num_queries(16 + size):
         client.post(url, {"text": text}, headers=HX)
     assert Notification.objects.filter(kind="mention").count() == size

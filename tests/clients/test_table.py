@@ -201,8 +201,8 @@ def test_filter_panel_query_count(admin_client, django_assert_num_queries):
     UserFactory.create_batch(5)
     TagFactory.create_batch(5)
     CustomFieldFactory.create_batch(2)
-    # user, perms, custom fields, users, tags, deal stages, saved filters
-    with django_assert_num_queries(7):
+    # user, perms, custom fields, users, tags, lead steps, deal stages, saved filters
+    with django_assert_num_queries(8):
         assert admin_client.get(reverse("clients:filters"), headers=HX).status_code == 200
 
 

@@ -102,7 +102,7 @@ def test_custom_field_admin(admin_client):
         ("crm:password", 2),
         ("fields:list", 3),
         ("fields:create", 2),
-        ("clients:search", 6),     # + custom fields, users, tags, deal stages
+        ("clients:search", 7),     # + custom fields, users, tags, lead steps, deal stages
         ("clients:columns", 4),    # + custom fields, table settings
         ("clients:create", 5),     # + custom fields, responsible and tag choices
     ],

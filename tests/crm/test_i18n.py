@@ -242,6 +242,10 @@ def russian_pages(world):
         "postback log": reverse("partners:log"),
         "merge, finding the other": reverse("clients:merge", args=[client]) + "?q=Пётр",
         "merge side by side": reverse("clients:merge", args=[client]) + f"?other={world['conversation'].client_id}",
+        "lead steps": reverse("fields:steps"),
+        "today's actions": reverse("clients:today-actions"),
+        "convert form": reverse("clients:convert", args=[client]),
+        "link to a customer": reverse("clients:link", args=[client]) + "?q=Пётр",
     }
 
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from clients.models import CardField, ClientNote, CustomField, DuplicateSuggestion, Merge, SavedFilter, Tag
+from clients.models import CardField, ClientNote, CustomField, DuplicateSuggestion, LeadConversion, LeadStep, Merge, SavedFilter, Tag
 from crm.models import Activity, Notification, Role, TableSettings, Team, User
 from deals.models import Deal, Funnel, Line, Sale, Shift, Stage
 from messenger.models import Attachment, Channel, Conversation, IgnoreRule, Inbound, Message, QuickReply
@@ -73,6 +73,10 @@ DEAL_RECORD |= {"partners:link-create"}  # a deal's registration link: 404 for a
 # channels' and partners' endpoints: no session; an unknown channel, link token or partner is 404 for anyone
 # (the hook and the click answer 405 to the method they do not take)
 INBOUND = {"hooks:hook", "partner-go", "partner-postback"}
+# Leads (seed 004): the steps beside the client fields; a lead's bar, conversion and link; today's actions
+ADMIN_ONLY |= {"fields:steps", "fields:steps-order", "fields:step-rename", "fields:step-move", "fields:step-delete"}
+CLIENT_RECORD |= {"clients:lead", "clients:step", "clients:convert", "clients:link", "clients:conversion-undo"}
+CLIENT_SECTION |= {"clients:today-actions"}
 ALL = INBOUND | PUBLIC | SELF | ADMIN_ONLY | CLIENT_RECORD | CLIENT_SECTION | DEAL_RECORD | FUNNEL_RECORD | DEALS_SECTION | JOB_RECORD
 
 
@@ -132,6 +136,8 @@ def fingerprint():
         list(Conversion.objects.values_list("pk", flat=True)),
         list(Merge.objects.order_by("pk").values_list("pk", "kept", "merged", "undone_at")),
         list(DuplicateSuggestion.objects.order_by("pk").values_list("pk", "dismissed_at")),
+        list(LeadStep.objects.order_by("pk").values_list("pk", "name", "position")),
+        list(LeadConversion.objects.order_by("pk").values_list("pk", "kind", "undone_at")),
     )
 
 
