@@ -329,13 +329,8 @@ def test_the_merge_link_is_shown_only_to_who_may_merge(client, admin, manager):
     duplicates.suggest_for(Client.objects.values_list("pk", flat=True))
     client.force_login(manager)
     assert "?other=" not in client.get(reverse("clients:duplicates")).content.decode()  # a Manager may not merge
-    # the merge page is the lead's (clients:merge); where it exists, an admin gets the link to it
-    from django.urls import NoReverseMatch
-
-    try:
-        merge = reverse("clients:merge", args=[DuplicateSuggestion.objects.get().client_id])
-    except NoReverseMatch:
-        pytest.skip("clients:merge is not on this branch yet")
+    # an admin gets the link to the merge page, the pair side by side
+    merge = reverse("clients:merge", args=[DuplicateSuggestion.objects.get().client_id])
     client.force_login(admin)
     suggestion = DuplicateSuggestion.objects.get()
     assert f'href="{merge}?other={suggestion.other_id}"' in client.get(reverse("clients:duplicates")).content.decode()
@@ -395,6 +390,8 @@ def test_the_card_shows_possible_duplicate_of_on_both_clients_with_the_reason(ad
     on_old = admin_client.get(old.get_absolute_url()).content.decode()
     assert "Possible duplicate of" in on_new and f'href="/clients/{old.pk}/">Анна Смирнова<' in on_new and "Same phone" in on_new
     assert f'href="/clients/{new.pk}/">Другая Анна<' in on_old
+    # and from the card straight to the two side by side
+    assert f'href="{reverse("clients:merge", args=[new.pk])}?other={old.pk}"' in on_new
 
 
 def test_the_card_does_not_show_a_dismissed_pair(admin_client, admin):
