@@ -105,6 +105,16 @@ def steps(request):
     return _steps_page(request)
 
 
+def _after_write(request, error: str = ""):
+    """What a write to the steps answers: the list again (HTMX, with the refusal if any), or a
+    redirect to it with the refusal as a message."""
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("fields:steps")
+    return _steps_page(request, error=error or None)
+
+
 @require_POST
 def step_rename(request, pk):
     gate.require(request.user, gate.CONFIGURE_FIELDS)
@@ -112,13 +122,8 @@ def step_rename(request, pk):
     try:
         leads.step_rename(actor=request.user, step=step, name=request.POST.get("name", ""))
     except ValidationError as exc:
-        if not request.htmx:
-            messages.error(request, " ".join(exc.messages))
-            return redirect("fields:steps")
-        return _steps_page(request, error=" ".join(exc.messages))
-    if not request.htmx:
-        return redirect("fields:steps")
-    return _steps_page(request)
+        return _after_write(request, " ".join(exc.messages))
+    return _after_write(request)
 
 
 @require_POST
@@ -126,9 +131,7 @@ def step_move(request, pk):
     gate.require(request.user, gate.CONFIGURE_FIELDS)
     step = leads.step_or_404(pk)
     leads.step_move(actor=request.user, step=step, offset=-1 if request.POST.get("direction") == "up" else 1)
-    if not request.htmx:
-        return redirect("fields:steps")
-    return _steps_page(request)
+    return _after_write(request)
 
 
 @require_POST
@@ -136,9 +139,7 @@ def steps_reorder(request):
     gate.require(request.user, gate.CONFIGURE_FIELDS)
     order = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
     leads.steps_reorder(actor=request.user, order=order)
-    if not request.htmx:
-        return redirect("fields:steps")
-    return _steps_page(request)
+    return _after_write(request)
 
 
 @require_POST
@@ -148,13 +149,8 @@ def step_delete(request, pk):
     try:
         leads.step_delete(actor=request.user, step=step)
     except ValidationError as exc:
-        if not request.htmx:
-            messages.error(request, " ".join(exc.messages))
-            return redirect("fields:steps")
-        return _steps_page(request, error=" ".join(exc.messages))
-    if not request.htmx:
-        return redirect("fields:steps")
-    return _steps_page(request)
+        return _after_write(request, " ".join(exc.messages))
+    return _after_write(request)
 
 
 # The card's lead block ------------------------------------------------------------------------
