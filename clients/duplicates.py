@@ -153,6 +153,23 @@ def suggest_for(ids: Iterable[int], *, similar_names: bool = True) -> int:
     return max(added, 0)
 
 
+IMPORT_BATCH = 2000
+
+
+def suggest_for_import(job_id) -> int:
+    """After an import (clients.tasks.duplicates_after_import, queued when it is done): the possible
+    duplicates of the clients it created and updated, against the table and each other (the file's
+    rows are all in the table by then), in batches, names by their words as for a chunk. Not in the
+    import's chunks: at a million clients the lookup was 40 % of a 100,000-row import. Idempotent
+    (a redelivered task adds nothing twice)."""
+    from imports.models import ImportRecord
+
+    ids = list(ImportRecord.objects.filter(job_id=job_id, client__isnull=False,
+                                           outcome__in=[ImportRecord.Outcome.CREATED, ImportRecord.Outcome.UPDATED])
+               .order_by("client_id").values_list("client_id", flat=True).distinct())
+    return sum(suggest_for(ids[start:start + IMPORT_BATCH], similar_names=False) for start in range(0, len(ids), IMPORT_BATCH))
+
+
 # The whole list. Phones and e-mails: clients grouped by the value. Names: each client's words, with
 # the scope (its city, its company); a block is the scope with the first four letters of two words of
 # the name (a one-word name: that word); pairs within a block whose names are alike. Blocks of

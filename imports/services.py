@@ -312,11 +312,27 @@ def _run(job_id, progress=None) -> ImportJob:
     finally:
         if reader is not None:
             reader.close()
-    ImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(status=Status.DONE, finished_at=timezone.now(),
-                                                                     total=F("processed"))
+    if ImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(status=Status.DONE, finished_at=timezone.now(),
+                                                                        total=F("processed")):
+        _look_for_duplicates(job)
     job.refresh_from_db()
     _drop_file(job)
     return job
+
+
+def _look_for_duplicates(job: ImportJob) -> None:
+    """The imported clients' possible duplicates are looked for by a worker once the import is done
+    (clients.duplicates.suggest_for_import), not in its chunks. A broker that is down is logged:
+    `manage.py find_duplicates` finds them all the same."""
+    from clients.tasks import duplicates_after_import
+
+    def queue() -> None:
+        try:
+            duplicates_after_import.delay(str(job.pk))
+        except Exception:
+            log.exception("could not queue the duplicate lookup of import %s", job.pk)
+
+    transaction.on_commit(queue)
 
 
 def _write_all(job: ImportJob, writer: ChunkWriter, rows, progress=None) -> None:

@@ -211,7 +211,6 @@ class ChunkWriter:
         self._save_updates([r for r in results if r.outcome == Outcome.UPDATED and not r.landed.new])
         self._tags([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._deals([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
-        self._suggestions(results)
         self._records(results)
         bump(self.job, plan.counts, plan.rows)
 
@@ -381,15 +380,6 @@ class ChunkWriter:
                                       previous={d.pk: self.actor.pk for d in given if d.client_id in fresh})
             waiting = {d.client_id for d in given if d.responsible_id is None} & fresh
             Client.objects.filter(pk__in=waiting, responsible_id=self.actor.pk).update(responsible_id=None)
-
-    def _suggestions(self, results: list[Result]) -> None:
-        """Possible duplicates of the chunk's created and updated clients, against the table and
-        within the file (earlier chunks and this one are in the table by now): one set-based lookup,
-        names by their words (the similar ones: `manage.py find_duplicates` after a big import)."""
-        from clients import duplicates
-
-        duplicates.suggest_for([r.landed.client.pk for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)],
-                               similar_names=False)
 
     def _records(self, results: list[Result]) -> None:
         columns = ["job_id", "row", "outcome", "column", "reason", "client_id", "deal_id", "previous", "values"]

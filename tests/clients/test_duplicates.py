@@ -180,6 +180,8 @@ def test_an_import_chunk_suggests_duplicates_against_the_table_and_within_the_fi
     ]
     job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone", 2: "email", 3: "city"}, duplicates="skip")
     assert (job.created, job.skipped) == (4, 1), list(job.records.values_list("row", "outcome", "reason"))
+    assert pairs() == set()  # not in the import's chunks: a worker looks once it is done (the test below)
+    duplicates.suggest_for_import(job.pk)
     assert pairs() == {("Пётр Петров", "Петров Пётр", "name"), ("Анна Сидорова", "Сидорова Анна", "name")}
 
 
@@ -189,6 +191,7 @@ def test_an_import_that_updates_a_client_keeps_its_similar_name_pair(admin):
     assert pairs() == {("Кузнецоф Иван Петрович", "Кузнецов Иван Петрович", "name")}
     rows = [["ФИО", "Телефон", "Email"], ["Кузнецоф Иван Петрович", "8 926 555-00-01", "k@example.com"]]
     job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone", 2: "email"}, duplicates="update")
+    duplicates.suggest_for_import(job.pk)
     assert job.updated == 1 and Client.objects.get(pk=known.pk).email == "k@example.com"
     assert pairs() == {("Кузнецоф Иван Петрович", "Кузнецов Иван Петрович", "name")}
 
@@ -196,8 +199,23 @@ def test_an_import_that_updates_a_client_keeps_its_similar_name_pair(admin):
 def test_an_import_in_create_mode_suggests_the_same_phone(admin):
     ClientFactory(name="Старый", phone="+79168880008")
     rows = [["ФИО", "Телефон"], ["Новый", "8 916 888-00-08"], ["Новый 2", "79168880008"]]
-    service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone"}, duplicates="create")
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone"}, duplicates="create")
+    duplicates.suggest_for_import(job.pk)
+    duplicates.suggest_for_import(job.pk)  # a redelivered task adds nothing twice
     assert pairs() == {("Новый", "Старый", "phone"), ("Новый 2", "Старый", "phone"), ("Новый 2", "Новый", "phone")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_looks_for_the_imported_clients_duplicates_once_the_import_is_done(celery_worker):
+    from tests.conftest import wait_for
+
+    admin = UserFactory(role=role("Admin"))
+    ClientFactory(name="Старый", phone="+79168880008", email="old@example.com")
+    rows = [["ФИО", "Телефон", "Email"], ["Новый", "8 916 888-00-08", None], ["Другой", None, "OLD@example.com"]]
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone", 2: "email"}, duplicates="create")
+    assert job.status == "done"
+    assert wait_for(lambda: len(pairs()) == 2, timeout=30), pairs()
+    assert pairs() == {("Новый", "Старый", "phone"), ("Другой", "Старый", "email")}
 
 
 # The lookup's cost ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ the same file; a row matching two different clients is never applied."""
 
 import pytest
 
+from clients import duplicates
 from clients.models import Client, DuplicateSuggestion
 from imports.models import ImportRecord
 from tests.factories import ClientFactory, UserFactory, role
@@ -94,6 +95,7 @@ def test_create_mode_makes_a_new_client_and_suggests_the_pair(admin):
     data = plain_xlsx([HEADER, ["Новый", "8 916 888-00-08", None, None], ["Новый 2", "8 916 888-00-08", None, None]])
     job = service_import(admin, data, MAPPING, duplicates="create")
     assert Client.objects.count() == 3 and job.created == 2
+    duplicates.suggest_for_import(job.pk)  # what the worker does once the import is done
     pairs = {(s.client.name, s.other.name) for s in DuplicateSuggestion.objects.select_related("client", "other")}
     assert ("Новый", "Старый") in pairs and ("Новый 2", "Старый") in pairs and ("Новый 2", "Новый") in pairs
     assert f"Possible duplicate of #{existing.pk} «Старый»" in reasons(job)[2][1]
