@@ -378,6 +378,13 @@ def load_demo(*, clients: int = 2000, seed: int = 7) -> list[tuple[str, str]]:
         return logins
     Seeder(random.Random(seed), users).run(clients)
     from clients import duplicates
+    from clients.models import LeadStep
+
+    # Leads stand at their steps (seed 004): the potential clients spread over all but the last one.
+    steps = list(LeadStep.objects.order_by("position", "pk"))[:-1]
+    leads = list(Client.objects.filter(lifecycle=Lifecycle.POTENTIAL).order_by("pk").values_list("pk", flat=True))
+    for i, step in enumerate(steps):
+        Client.objects.filter(pk__in=leads[i::len(steps)]).update(step=step)
 
     duplicates.rebuild()  # the "Possible duplicates" list, as `manage.py find_duplicates` makes it after an import
     return logins

@@ -192,3 +192,12 @@ def test_loading_again_changes_nothing(seeded):
     counts = (Client.objects.count(), Deal.objects.count(), Activity.objects.count(), Task.objects.count())
     call_command("load_demo", clients=CLIENTS, stdout=StringIO())
     assert (Client.objects.count(), Deal.objects.count(), Activity.objects.count(), Task.objects.count()) == counts
+
+
+def test_leads_stand_at_their_steps(seeded):
+    from clients.models import Client, LeadStep
+
+    steps = list(LeadStep.objects.order_by("position", "pk"))
+    leads = Client.objects.filter(lifecycle="potential")
+    assert leads.exists() and not leads.filter(step__isnull=True).exists()
+    assert set(leads.values_list("step", flat=True)) == {s.pk for s in steps[:-1]}  # all but "Conversion"
