@@ -10,6 +10,7 @@ from crm.http import hx_redirect
 
 from . import merge as merging
 from .models import Merge
+from .phones import format_phone
 
 
 def _page(request, kept, other, *, error: str = "", chosen: dict | None = None):
@@ -21,7 +22,7 @@ def _page(request, kept, other, *, error: str = "", chosen: dict | None = None):
     ctx = {
         "kept": kept, "other": other, "rows": rows, "error": error,
         "preview": merging.preview(kept, other),
-        "phones": [p for p in [phone, *extra] if p],
+        "phones": [format_phone(p) for p in [phone, *extra] if p],
         "emails": merging.emails_union("", kept, other),
         "tags": sorted({t.name for t in [*kept.tags.all(), *other.tags.all()]}),
     }

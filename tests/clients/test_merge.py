@@ -71,7 +71,9 @@ def test_side_by_side_page_shows_both_values_and_what_moves(admin_client, admin)
         preview = dict(merging.preview(kept, other))
     assert (preview["Deals"], preview["Tasks"], preview["Comments"], preview["Notes"], preview["Messages"],
             preview["Sales"], preview["Conversations"], preview["Files"]) == (2, 2, 2, 1, 2, 2, 1, 1)
-    assert "+7 909 765-43-21" in page or "+79097654321" in page  # the phones kept together
+    # the phones and e-mails kept together, each once, as people read them
+    assert "+7 909 123-45-67, +7 909 765-43-21" in page
+    assert "ivan@example.com, IVAN.I@mail.ru" in page
 
 
 def test_merge_copies_the_chosen_fields_unions_the_rest_and_moves_everything(admin_client, admin):
