@@ -1,7 +1,7 @@
 """Merging two clients into one, and undoing it (seed 004's «Импорт» side by side; DESIGN §2 Merge).
 
-`preview` says what would move; `merge` does it in one transaction: both clients' rows locked in
-a fixed order (the lower id first, as every writer that locks two clients must), the chosen
+`preview` says what would move; `merge` does it in one transaction: the other's deals and then both clients' rows
+locked in a fixed order (deals before clients, as a sale takes them; the lower id first), the chosen
 values copied onto the kept client, phones, e-mails and tags unioned, every related row (deals,
 sales, tasks, feed entries, the note, conversations, mass-send deliveries, ignore rules, lead
 conversions) moved to it, the other soft-deleted with a link to the merge, a feed entry on both,
@@ -180,6 +180,12 @@ def _lock(*ids: int) -> dict[int, Client]:
     return {c.pk: c for c in Client.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")}
 
 
+def _lock_deals(deals) -> None:
+    """Deals' rows locked in id order (FOR NO KEY UPDATE): a move or a sale of one of them holding
+    it finishes first, or waits for this."""
+    list(deals.select_for_update(no_key=True).order_by("pk").values_list("pk", flat=True))
+
+
 def _recount_sales(client_ids: list[int]) -> None:
     """A client's sales count, sum and last sale from its sales (exact, whatever moved meanwhile)."""
     for client_id in client_ids:
@@ -196,6 +202,9 @@ def merge(*, actor, kept: Client, other: Client, take: set[str]) -> Merge:
     gate.require(actor, gate.MERGE_CLIENTS)
     if kept.pk == other.pk:
         raise MergeRefused(_("Choose two different clients."))
+    # The other's deals first, then both clients: the order a sale takes them (its deal, then the
+    # deal's client), so a sale and a merge queue instead of deadlocking.
+    _lock_deals(Deal.objects.filter(client_id=other.pk))
     locked = _lock(kept.pk, other.pk)
     if len(locked) < 2 or any(c.is_deleted for c in locked.values()):
         raise MergeRefused(_("One of the clients was deleted or merged meanwhile."))
@@ -222,8 +231,6 @@ def merge(*, actor, kept: Client, other: Client, take: set[str]) -> Merge:
 
     now = timezone.now()
     journal: dict = {"before": before, "after": after, "took": sorted(take), "moved": {}}
-    # Deals first, locked in id order: a move racing this merge waits, or this waits for it.
-    list(Deal.objects.select_for_update(no_key=True).filter(client=other).order_by("pk").values_list("pk", flat=True))
     for key, model, field in MOVED:
         rows_of_other = model._default_manager.filter(**{field: other})
         if model is Delivery:  # one delivery per mass send and client: the kept client's own stays
@@ -272,6 +279,7 @@ def undo(*, actor, record: Merge) -> list[str]:
     record = Merge.objects.select_for_update().get(pk=record.pk)
     if record.undone_at is not None:
         raise MergeRefused(_("This merge was already undone."))
+    _lock_deals(Deal.objects.filter(pk__in=record.journal["moved"].get("deals", [])))
     locked = _lock(record.kept_id, record.merged_id)
     kept, other = locked[record.kept_id], locked[record.merged_id]
     if kept.is_deleted:
@@ -293,8 +301,6 @@ def undo(*, actor, record: Merge) -> list[str]:
     kept.phone_digits = phone_digits(kept.all_phones)
     kept.modified_by = actor
     kept.save()
-    list(Deal.objects.select_for_update(no_key=True).filter(pk__in=journal["moved"].get("deals", [])).order_by("pk")
-         .values_list("pk", flat=True))
     for key, model, field in MOVED:
         ids = journal["moved"].get(key) or []
         if ids:

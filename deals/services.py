@@ -305,25 +305,26 @@ def sale_add(*, actor, deal: Deal, player_id: str, amount: Decimal) -> Sale:
 
 
 SALE_SQL = """
-WITH sale AS (
-    INSERT INTO deals_sale (deal_id, client_id, player_id, amount, created_at, created_by_id)
-    VALUES (%(deal)s, %(client)s, %(player)s, %(amount)s, %(now)s, %(actor)s)
-    RETURNING id
-), deal AS (
+WITH deal AS (
     UPDATE deals_deal SET sales_count = sales_count + 1, sales_sum = sales_sum + %(amount)s, last_sale_at = %(now)s,
                           modified_at = %(now)s
      WHERE id = %(deal)s
+    RETURNING id, client_id
+), sale AS (
+    INSERT INTO deals_sale (deal_id, client_id, player_id, amount, created_at, created_by_id)
+    SELECT id, client_id, %(player)s, %(amount)s, %(now)s, %(actor)s FROM deal
+    RETURNING id, client_id
 ), client AS (
     UPDATE clients_client SET sales_count = sales_count + 1, sales_sum = sales_sum + %(amount)s, last_sale_at = %(now)s,
                               external_id = CASE WHEN %(fill)s AND external_id = '' THEN %(player)s ELSE external_id END
-     WHERE id = %(client)s
+     WHERE id = (SELECT client_id FROM deal)
 ), feed AS (
     INSERT INTO crm_activity (client_id, deal_id, actor_id, kind, field, field_label, old_value, new_value, text, created_at)
-    VALUES (%(client)s, %(deal)s, %(actor)s, 'sale', '', '', '', %(amount_text)s, %(text)s, %(now)s)
+    SELECT client_id, id, %(actor)s, 'sale', '', '', '', %(amount_text)s, %(text)s, %(now)s FROM deal
 ), event AS (
-    INSERT INTO crm_event (kind, client_id, deal_id, depth, at) VALUES ('sale', %(client)s, %(deal)s, %(depth)s, %(now)s)
+    INSERT INTO crm_event (kind, client_id, deal_id, depth, at) SELECT 'sale', client_id, id, %(depth)s, %(now)s FROM deal
 )
-SELECT id FROM sale
+SELECT id, client_id FROM sale
 """
 
 
@@ -331,7 +332,9 @@ def sale_record(*, deal: Deal, player_id: str, amount: Decimal, actor=None, fill
                 text: str = "") -> Sale:
     """What every sale does, by hand or from a partner's postback (no permission asked: the caller
     decided): the sale, the sums of deal and client (SQL arithmetic: two sales at once both count),
-    the card's Player ID when empty, the feed, the event. One statement on PostgreSQL."""
+    the card's Player ID when empty, the feed, the event. One statement on PostgreSQL, which takes
+    the client from the deal row it has just locked: a merge moving the deal to another client
+    meanwhile (clients.merge) has the sale counted on the client the deal belongs to."""
     if amount <= 0:
         raise ValidationError(_("The amount must be greater than zero."))
     now = timezone.now()
@@ -340,10 +343,10 @@ def sale_record(*, deal: Deal, player_id: str, amount: Decimal, actor=None, fill
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(SALE_SQL, {
-                "deal": deal.pk, "client": deal.client_id, "player": player_id, "amount": amount, "now": now,
+                "deal": deal.pk, "player": player_id, "amount": amount, "now": now,
                 "actor": actor.pk if actor else None, "fill": fill, "amount_text": activity.as_text(amount),
                 "text": text or player_id, "depth": events.current_depth()})
-            sale.pk = cursor.fetchone()[0]
+            sale.pk, sale.client_id = cursor.fetchone()
         events.dispatch_on_commit()
         return sale
     sale.save()

@@ -313,3 +313,48 @@ def test_an_edit_of_the_merged_client_after_the_merge_is_refused_not_lost():
     with pytest.raises(PermissionDenied):
         client_services.client_update(actor=admin, client=other, data={"company": "Late edit"})
     assert Client.objects.get(pk=other.pk).company == ""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["sale", "merge"])
+def test_a_sale_on_the_other_clients_deal_racing_a_merge_is_counted_once_on_the_kept_client(first):
+    """Whichever takes the deal first, the sale lands once, on the client the deal belongs to when
+    it is written, and both clients' counts agree with their sales (no deadlock: deals, then clients)."""
+    admin = UserFactory(role=role("Admin"))
+    kept, other = _pair(admin)
+    deal = DealFactory(client=other, responsible=admin)
+    holds, release = threading.Event(), threading.Event()
+    results: dict = {}
+
+    def sale():
+        with transaction.atomic():
+            deal_services.sale_record(deal=Deal.objects.get(pk=deal.pk), player_id="P-1001", amount=Decimal("70.00"))
+            if first == "sale":
+                holds.set()
+                release.wait(10)
+        return "sold"
+
+    def merge():
+        with transaction.atomic():
+            record = merging.merge(actor=admin, kept=kept, other=other, take=set())
+            if first == "merge":
+                holds.set()
+                release.wait(10)
+        return record
+
+    one, two = (sale, merge) if first == "sale" else (merge, sale)
+    starting = _in_thread(one, results, "one")
+    assert holds.wait(10)
+    waiting = _in_thread(two, results, "two")
+    assert _waiting_on_lock()
+    release.set()
+    starting.join(10)
+    waiting.join(10)
+    assert not any(isinstance(v, Exception) for v in results.values()), results
+    kept.refresh_from_db()
+    other.refresh_from_db()
+    from deals.models import Sale
+
+    sale_row = Sale.objects.get()
+    assert sale_row.client_id == kept.pk and Deal.objects.get(pk=deal.pk).client_id == kept.pk
+    assert (kept.sales_count, kept.sales_sum, other.sales_count, other.sales_sum) == (1, Decimal("70.00"), 0, 0)
