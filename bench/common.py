@@ -204,7 +204,7 @@ def emit(result: dict) -> None:
 
 __all__ = ["setup_django", "summary", "emit", "statistics", "git_state", "timed", "captured", "sql_times",
            "sql_execution_ms", "framework_floor", "floor_ratio", "measure_page", "find_elements", "ROOT", "OUT",
-           "BENCH_DB"]
+           "BENCH_DB", "stop", "wait_answering"]
 
 
 def fail(message: str) -> None:
@@ -233,3 +233,36 @@ def purge_queue(queue: str) -> None:
     with broker() as conn:
         conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False)
         conn.default_channel.queue_purge(queue)
+
+
+def stop(process: subprocess.Popen, seconds: float = 30) -> None:
+    """Stop a server or worker the bench started: SIGTERM, then SIGKILL after `seconds`."""
+    import signal
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_answering(process: subprocess.Popen, log: Path, ask: Callable[[], int], expected: int, what: str,
+                   seconds: float = 60) -> None:
+    """Until the server the bench started answers `ask()` (an HTTP status) with `expected`; a server
+    that exits, answers otherwise or stays silent for `seconds` fails the bench with its log."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            fail(f"the server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            status = ask()
+        except OSError:
+            if time.monotonic() > deadline:
+                fail(f"the server did not answer within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+            continue
+        if status != expected:
+            fail(f"the server answered {status} to {what}, not {expected}")
+        return

@@ -49,7 +49,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -60,7 +59,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import BENCH_DB, OUT, ROOT, broker, emit, ensure_database, fail, purge_queue, setup_django, summary
+from common import BENCH_DB, OUT, ROOT, broker, emit, ensure_database, fail, purge_queue, setup_django, stop, summary, wait_answering
 
 HERE = Path(__file__).resolve().parent
 NAME = "Bench inbound"
@@ -150,16 +149,6 @@ def start_server(app: str, port: int, workers: int, threads: int, log: Path) -> 
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
-def stop_server(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def post(conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict) -> tuple[int, dict]:
     conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **headers})
     response = conn.getresponse()
@@ -175,21 +164,13 @@ def post(conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict
 def wait_ready(port: int, path: str, process: subprocess.Popen, log: Path, senders: int) -> None:
     """Until the server answers; then unsigned posts (401) from `senders` connections at once, so
     that every server process has loaded the application and opened its database connection."""
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            fail(f"gunicorn exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            status, _answer = post(conn, path, b"{}", {})
-            conn.close()
-            if status == 401:
-                break
-            fail(f"the hook answered {status} to an unsigned request, not 401")
-        except OSError:
-            if time.monotonic() > deadline:
-                fail(f"gunicorn did not answer within 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    def ask() -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        status, _answer = post(conn, path, b"{}", {})
+        conn.close()
+        return status
+
+    wait_answering(process, log, ask, 401, "an unsigned request")
 
     def warm():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -407,7 +388,7 @@ def posting_phase(label: str, app: str, args, channel, path: str, log: Path) -> 
         with CpuMeter(server) as cpu:
             sent = send_all(port, path, fresh, args.messages, args.senders)
     finally:
-        stop_server(server)
+        stop(server)
     cores = os.cpu_count() or 1
     spent = cpu.spent
     others_s = max(0.0, spent["machine"] - spent["server"] - spent["database"] - spent["senders"])

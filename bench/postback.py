@@ -70,8 +70,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
-from common import BENCH_DB, OUT, ROOT, emit, ensure_database, fail, purge_queue, setup_django, sql_times, summary
-from inbound import CpuMeter, free_port, stop_server
+from common import BENCH_DB, OUT, ROOT, emit, ensure_database, fail, purge_queue, setup_django, sql_times, stop, summary, wait_answering
+from inbound import CpuMeter, free_port
 from robot_runs import execute, insert_select
 
 HERE = Path(__file__).resolve().parent
@@ -312,22 +312,14 @@ def wait_ready(port: int, path: str, process: subprocess.Popen, log: Path, conne
     """Until the server answers a wrong token with 403; then as many from `connections` connections
     at once, so that every worker has loaded the application and opened its database connection."""
     bad = path.split("?")[0] + "?token=wrong"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            fail(f"gunicorn exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("POST", bad, body=b"status=sale", headers={"Content-Type": "application/x-www-form-urlencoded"})
-            status = conn.getresponse().status
-            conn.close()
-            if status == 403:
-                break
-            fail(f"the endpoint answered {status} to a wrong token, not 403")
-        except OSError:
-            if time.monotonic() > deadline:
-                fail(f"gunicorn did not answer within 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    def ask() -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("POST", bad, body=b"status=sale", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    wait_answering(process, log, ask, 403, "a wrong token")
 
     def warm():
         for _ in range(20):
@@ -474,7 +466,7 @@ def main():
                 concurrent_s = concurrent_phase(port, path, events, args.senders, record, lock)
                 replay_s = replay_phase(port, path, events, args.senders, record, lock)
         finally:
-            stop_server(server)
+            stop(server)
         checked = check(world, events)
         probed = probe(world, probe_event, path)
     finally:

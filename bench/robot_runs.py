@@ -72,7 +72,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import BENCH_DB, OUT, ROOT, broker, emit, ensure_database, fail, purge_queue, setup_django, sql_times
+from common import BENCH_DB, OUT, ROOT, broker, emit, ensure_database, fail, purge_queue, setup_django, sql_times, stop
 
 HERE = Path(__file__).resolve().parent
 NAME = "Bench robots"
@@ -242,16 +242,6 @@ def start_worker(index: int, log: Path) -> subprocess.Popen:
          "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=warning"],
         cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
     )
-
-
-def stop_worker(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 def wait_ready(workers: list[subprocess.Popen], deadline_s: float = 90.0) -> float:
@@ -580,11 +570,11 @@ def main():
         first = run_round("fire", world, world["clients"]["r1"], workers, logs, deadline_s, args.sent_wait)
         second = run_round("kill", world, world["clients"]["r2"], workers, logs, deadline_s, args.sent_wait, kill=True)
         for worker in workers:
-            stop_worker(worker)
+            stop(worker, 20)
         checked = [check(world, first), check(world, second)]
     finally:
         for worker in workers:
-            stop_worker(worker)
+            stop(worker, 20)
         cleanup()
     for log in logs:
         log.unlink(missing_ok=True)  # the console channel's "sent" lines, one per message

@@ -19,6 +19,7 @@ from deals import services as deal_services
 from deals.models import Deal
 from messenger.models import Attachment, Channel, Conversation, Delivery, MassSend, Message
 from tasks.models import Task, TaskType
+from tests.conftest import wait_for
 from tests.factories import ClientFactory, CustomFieldFactory, DealFactory, TagFactory, UserFactory, role
 
 pytestmark = pytest.mark.django_db
@@ -232,18 +233,15 @@ def _in_thread(target, results, key):
     return thread
 
 
-def _waiting_on_lock(deadline_s=10.0) -> bool:
+def _waiting_on_lock() -> bool:
     """True once another backend waits on a row lock (the merge, blocked by the open edit)."""
-    import time
 
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
+    def someone_waits() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
-            if cursor.fetchone()[0]:
-                return True
-        time.sleep(0.05)
-    return False
+            return bool(cursor.fetchone()[0])
+
+    return wait_for(someone_waits, timeout=10)
 
 
 @pytest.mark.django_db(transaction=True)
