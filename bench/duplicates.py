@@ -36,6 +36,7 @@ _shared = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:54
 os.environ["BENCH_DATABASE_URL"] = os.environ.get("BENCH_DUPS_DATABASE_URL", _shared + "_dups")
 
 from common import emit, ensure_database, fail, setup_django  # noqa: E402 (reads BENCH_DATABASE_URL)
+from robot_runs import insert_select  # noqa: E402
 
 BUDGET_S = 60.0  # DESIGN §12
 SYLLABLES = ["ба", "во", "ге", "да", "ке", "ли", "ма", "но", "па", "ро", "са", "ту", "фе", "ха", "це", "ша",
@@ -85,33 +86,6 @@ def scalar(sql: str, params: list | tuple | None = None):
         return cursor.fetchone()[0]
 
 
-def insert_select(exprs: dict[str, str], source: str) -> int:
-    """INSERT INTO clients_client SELECT the expressions FROM `source`; every other NOT NULL column
-    gets its model default (now() for auto_now ones); a NOT NULL column without either stops the script."""
-    from django.db import connection
-
-    from clients.models import Client
-
-    columns, values, params = [], [], []
-    for field in Client._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        if field.attname in exprs:
-            sql = exprs[field.attname]
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            sql = "now()"
-        elif field.null:
-            continue
-        elif field.has_default() or field.get_default() is not None:
-            sql = "%s"
-            params.append(field.get_db_prep_save(field.get_default(), connection))
-        else:
-            fail(f"clients_client.{field.column} is NOT NULL without a default: name it in bench/duplicates.py")
-        columns.append(connection.ops.quote_name(field.column))
-        values.append(sql)
-    return execute(f"INSERT INTO clients_client ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}", params)
-
-
 def name_expr(seed: int, expr: str = "g") -> str:
     syllables, endings = _array(SYLLABLES), _array(ENDINGS)
     first, patronymics = _array(FIRST), _array(PATRONYMICS)
@@ -131,6 +105,8 @@ def build(clients: int) -> None:
     during the load and made again after it."""
     from django.db import transaction
 
+    from clients.models import Client
+
     base = clients - clients // 100
     planted = clients - base
     started = time.perf_counter()
@@ -146,7 +122,7 @@ def build(clients: int) -> None:
         for name in names:
             execute(f'DROP INDEX "{name}"')
         cities = _array(CITIES)
-        insert_select({
+        insert_select(Client, {
             "name": name_expr(10),
             "phone": phone_expr("g"),
             "extra_phones": "'[]'::jsonb",
@@ -168,7 +144,7 @@ def build(clients: int) -> None:
         typo = "overlay(split_part(name, ' ', 1) placing 'ъ' from length(split_part(name, ' ', 1))) || substr(name, length(split_part(name, ' ', 1)) + 1)"
         other_name = name_expr(40, "n + 5000000")
         fresh_phone = phone_expr(f"n + {clients} + 10")
-        insert_select({
+        insert_select(Client, {
             "name": f"CASE WHEN mod(n, 3) = 2 THEN CASE WHEN mod(n, 2) = 0 THEN {swapped} ELSE {typo} END ELSE {other_name} END",
             "phone": f"CASE WHEN mod(n, 3) = 0 AND mod(n, 2) = 0 THEN phone ELSE {fresh_phone} END",
             "extra_phones": "CASE WHEN mod(n, 3) = 0 AND mod(n, 2) = 1 THEN jsonb_build_array(phone) ELSE '[]'::jsonb END",
