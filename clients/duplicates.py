@@ -156,18 +156,26 @@ def suggest_for(ids: Iterable[int], *, similar_names: bool = True) -> int:
 IMPORT_BATCH = 2000
 
 
-def suggest_for_import(job_id) -> int:
-    """After an import (clients.tasks.duplicates_after_import, queued when it is done): the possible
-    duplicates of the clients it created and updated, against the table and each other (the file's
-    rows are all in the table by then), in batches, names by their words as for a chunk. Not in the
-    import's chunks: at a million clients the lookup was 40 % of a 100,000-row import. Idempotent
-    (a redelivered task adds nothing twice)."""
+def suggest_for_import(import_id, *, progress=None, start: int = 0) -> int:
+    """After an import (a crm.Job of kind "duplicates", clients.jobs, started when it is done): the
+    possible duplicates of the clients it created and updated, against the table and each other (the
+    file's rows are all in the table by then), in batches of IMPORT_BATCH clients, names by their
+    words as for a chunk. Not in the import's chunks: at a million clients the lookup was 40 % of a
+    100,000-row import. `start`: clients already done (a resumed job); each batch is idempotent."""
     from imports.models import ImportRecord
 
-    ids = list(ImportRecord.objects.filter(job_id=job_id, client__isnull=False,
+    ids = list(ImportRecord.objects.filter(job_id=import_id, client__isnull=False,
                                            outcome__in=[ImportRecord.Outcome.CREATED, ImportRecord.Outcome.UPDATED])
                .order_by("client_id").values_list("client_id", flat=True).distinct())
-    return sum(suggest_for(ids[start:start + IMPORT_BATCH], similar_names=False) for start in range(0, len(ids), IMPORT_BATCH))
+    if progress is not None:
+        progress(total=len(ids))
+    added = 0
+    for first in range(start, len(ids), IMPORT_BATCH):
+        batch = ids[first:first + IMPORT_BATCH]
+        added += suggest_for(batch, similar_names=False)
+        if progress is not None:
+            progress(first + len(batch))
+    return added
 
 
 # The whole list. Phones and e-mails: clients grouped by the value. Names: each client's words, with

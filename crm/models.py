@@ -213,6 +213,7 @@ class Job(models.Model):
         BULK_DELETE = "bulk_delete", _("Deleting clients")
         EXPORT = "export", _("Export")
         DOCUMENTS = "documents", _("Documents")
+        DUPLICATES = "duplicates", _("Possible duplicates")
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")

@@ -322,17 +322,12 @@ def _run(job_id, progress=None) -> ImportJob:
 
 def _look_for_duplicates(job: ImportJob) -> None:
     """The imported clients' possible duplicates are looked for by a worker once the import is done
-    (clients.duplicates.suggest_for_import), not in its chunks. A broker that is down is logged:
-    `manage.py find_duplicates` finds them all the same."""
-    from clients.tasks import duplicates_after_import
+    (clients.duplicates.suggest_for_import), not in its chunks: a crm.Job of its own, which the sweep
+    resumes should its worker die."""
+    from crm import jobs
+    from crm.models import Job
 
-    def queue() -> None:
-        try:
-            duplicates_after_import.delay(str(job.pk))
-        except Exception:
-            log.exception("could not queue the duplicate lookup of import %s", job.pk)
-
-    transaction.on_commit(queue)
+    jobs.start(kind=Job.Kind.DUPLICATES, owner=job.created_by, params={"import": str(job.pk)})
 
 
 def _write_all(job: ImportJob, writer: ChunkWriter, rows, progress=None) -> None:

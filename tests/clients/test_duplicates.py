@@ -201,12 +201,13 @@ def test_an_import_in_create_mode_suggests_the_same_phone(admin):
     rows = [["ФИО", "Телефон"], ["Новый", "8 916 888-00-08"], ["Новый 2", "79168880008"]]
     job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone"}, duplicates="create")
     duplicates.suggest_for_import(job.pk)
-    duplicates.suggest_for_import(job.pk)  # a redelivered task adds nothing twice
+    duplicates.suggest_for_import(job.pk)  # a resumed job adds nothing twice
     assert pairs() == {("Новый", "Старый", "phone"), ("Новый 2", "Старый", "phone"), ("Новый 2", "Новый", "phone")}
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_looks_for_the_imported_clients_duplicates_once_the_import_is_done(celery_worker):
+    from crm.models import Job
     from tests.conftest import wait_for
 
     admin = UserFactory(role=role("Admin"))
@@ -214,8 +215,72 @@ def test_a_worker_looks_for_the_imported_clients_duplicates_once_the_import_is_d
     rows = [["ФИО", "Телефон", "Email"], ["Новый", "8 916 888-00-08", None], ["Другой", None, "OLD@example.com"]]
     job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone", 2: "email"}, duplicates="create")
     assert job.status == "done"
-    assert wait_for(lambda: len(pairs()) == 2, timeout=30), pairs()
+    lookup = Job.objects.get(kind=Job.Kind.DUPLICATES)
+    assert (lookup.owner, lookup.params) == (admin, {"import": str(job.pk)})
+    assert wait_for(lambda: Job.objects.get(pk=lookup.pk).state == "done", timeout=30)
     assert pairs() == {("Новый", "Старый", "phone"), ("Другой", "Старый", "email")}
+    assert Job.objects.get(pk=lookup.pk).done == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lookup_after_an_import_resumes_after_its_worker_is_killed(worker_queue):
+    """The worker is killed while its insert of a pair waits on the same pair held, uncommitted, by
+    another transaction; that one is rolled back; a new worker's sweep resumes the job, which
+    stores the pair exactly once."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from crm.models import Job
+    from tests.conftest import start_worker, stop_worker, wait_for
+    from tests.tasks.crash import FAST_RESUME, kill, wait_until_stuck
+
+    admin = UserFactory(role=role("Admin"))
+    old = ClientFactory(name="Старый", phone="+79168880008")
+    rows = [["ФИО", "Телефон"], ["Новый", "8 916 888-00-08"]]
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone"}, duplicates="create")  # queued: no worker yet
+    new = Client.objects.get(name="Новый")
+    lookup = Job.objects.get(kind=Job.Kind.DUPLICATES)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                DuplicateSuggestion.objects.create(client=new, other=old, kind="phone")
+                held.set()
+                release.wait(120)
+                transaction.set_rollback(True)
+        finally:
+            connection.close()
+
+    # the job's message waits for a worker already up (a solo worker busy on it would not answer the
+    # start's ping): taken off the queue, then sent again once the worker runs and the pair is held
+    from crm import jobs
+    from crm.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(worker_queue)
+    first = start_worker(worker_queue, FAST_RESUME)
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    jobs.enqueue(lookup.pk)
+    try:
+        assert wait_until_stuck(lookup.pk, done=0), open(first.log_path).read()
+        kill(first)
+    finally:
+        release.set()
+        holder.join(30)
+        stop_worker(first)
+    assert not DuplicateSuggestion.objects.exists() and Job.objects.get(pk=lookup.pk).state == "running"
+    second = start_worker(worker_queue, FAST_RESUME)
+    try:
+        assert wait_for(lambda: Job.objects.get(pk=lookup.pk).state == "done", 60), open(second.log_path).read()
+    finally:
+        stop_worker(second)
+    assert Job.objects.get(pk=lookup.pk).attempts == 2
+    assert pairs() == {("Новый", "Старый", "phone")}
+    assert job.status == "done"
 
 
 # The lookup's cost ---------------------------------------------------------------------------------
