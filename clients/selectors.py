@@ -21,6 +21,7 @@ from django.utils.translation import gettext
 
 from crm import permissions as gate
 from crm.exports import ExportRows, whole_result
+from crm.formatting import Formatter
 from crm.http import url_maker
 from crm.models import TableSettings
 
@@ -163,6 +164,7 @@ def _row_fields(columns: list[Column]) -> list[str]:
 def _cell_values(columns: list[Column], tags: dict[int, list[TagChip]]) -> list[Callable]:
     """One function per column from a selected row to the cell's display value."""
     values: list[Callable] = []
+    fmt = Formatter()
     for col in columns:
         if col.key in PEOPLE:
             parts = operator.attrgetter(f"{col.key}__first_name", f"{col.key}__last_name", f"{col.key}__username")
@@ -173,7 +175,7 @@ def _cell_values(columns: list[Column], tags: dict[int, list[TagChip]]) -> list[
             names = step_labels()
             values.append(lambda row, names=names: names.get(row.step_id, ""))
         else:
-            values.append(col.value)
+            values.append(lambda row, value=col.value: value(row, fmt))
     return values
 
 
@@ -386,23 +388,27 @@ def export_rows(user, params: QueryDict) -> ExportRows:
     custom_fields = custom_fields_active()
     columns, _available = table_columns_for(user, custom_fields)
     counted, _filterset = filtered_clients(user, params, custom_fields)
-    value_of = {c.key: c.value for c in columns}
     qs = counted
     extra: list[str] = []
-    if "tags" in value_of:
+    keys = {c.key for c in columns}
+    if "tags" in keys:
         # filtered_clients filters on tags (as on every multi-valued relation) with EXISTS, never a
         # join: this join is the query's only one, so a client is one group holding all its tags.
         qs = qs.annotate(export_tags=_tag_names())
         extra.append("export_tags")
-        value_of["tags"] = lambda c: c.export_tags or ""
-    people = [key for key in ("responsible", "created_by", "modified_by") if key in value_of]
-    fields = [f.attname for f in Client._meta.concrete_fields]
+    people = [key for key in PEOPLE if key in keys]
+    # Only what the columns show (a JSON column read for nothing is decoded for nothing).
+    fields = list(dict.fromkeys(["id", *(f"{c.key}_id" if c.key in PEOPLE else c.field for c in columns if c.key != "tags")]))
 
     def rows():
+        fmt = Formatter()  # in the reader's language and time zone (the worker's as_owner)
+        value_of: dict[str, Callable] = {c.key: (lambda row, value=c.value: value(row, fmt)) for c in columns}
+        if "tags" in keys:
+            value_of["tags"] = lambda c: c.export_tags or ""
         names = _user_names() if people else {}
         for key in people:
             value_of[key] = functools.partial(_user_name, names, f"{key}_id")
-        if "step" in value_of:
+        if "step" in keys:
             steps = step_labels()
             value_of["step"] = lambda c: steps.get(c.step_id, "")
         values = [value_of[c.key] for c in columns]

@@ -1,7 +1,7 @@
 """Exports that keep the request bounded (issue 12, point 4).
 
-Rows go from the database into the file as they are read (a server-side cursor into XlsxWriter's
-constant-memory workbook, or CSV). Up to EXPORT_INLINE_MAX_ROWS rows the request answers with the file
+Rows go from the database into the file as they are read (a server-side cursor into crm.xlsx's
+streamed sheet, or CSV). Up to EXPORT_INLINE_MAX_ROWS rows the request answers with the file
 itself; above it — counted first, no further than that limit — the export becomes a job: the
 request answers with the job's progress (or its page) and the worker writes the file
 (deals/jobs.py), reading the rows again as the user who asked, with the query string they asked
