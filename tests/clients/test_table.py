@@ -231,3 +231,24 @@ def test_table_and_export_show_times_in_the_readers_zone(client, admin):
     export = client.get(reverse("clients:export") + "?format=csv")
     text = b"".join(export.streaming_content).decode("utf-8-sig") if export.streaming else export.content.decode("utf-8-sig")
     assert "02.12.2026 15:00" in text
+
+
+def test_rows_escape_what_users_typed_in_every_column(admin_client, admin):
+    """The rows are a Jinja2 fragment (crm/fragments.py): autoescaped like Django's templates."""
+    TableSettings.objects.create(user=admin, table="clients", columns=["name", "city", "tags", "email"])
+    ClientFactory(name='<script>alert("n")</script>', city="<i>Тверь</i>", email="a&b@example.com",
+                  tags=[TagFactory(name="<u>VIP</u>")])
+    page = admin_client.get(reverse("clients:list")).content.decode()
+    assert "<script>alert" not in page and "<i>Тверь" not in page and "<u>VIP" not in page
+    for escaped in ("&lt;script&gt;alert(&#34;n&#34;)&lt;/script&gt;", "&lt;i&gt;Тверь&lt;/i&gt;", "&lt;u&gt;VIP&lt;/u&gt;",
+                    "a&amp;b@example.com"):
+        assert escaped in page, escaped
+
+
+def test_deleted_clients_have_no_tick_box(admin_client, admin):
+    ClientFactory(name="Живой")
+    page = admin_client.get(reverse("clients:list")).content.decode()
+    assert 'name="ids"' in page and "data-expand=" in page
+    ClientFactory(name="Удалённый", deleted_at=timezone.now())
+    deleted = admin_client.get(reverse("clients:list"), {"view": "deleted"}).content.decode()
+    assert "Удалённый" in deleted and 'name="ids"' not in deleted

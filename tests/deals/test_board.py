@@ -164,3 +164,12 @@ def test_card_sums_read_as_the_column_totals_do(language):
         money = Money()
         for value in ("0", "0.5", "1.49", "2.5", "999.99", "1234567.50", "-1500.5"):
             assert money(Decimal(value)) == floatformat(Decimal(value), "0g"), value
+
+
+def test_a_card_escapes_what_users_typed(admin_client, stages):
+    """The cards are a Jinja2 fragment (crm/fragments.py): autoescaped like Django's templates."""
+    hostile = '<img src=x onerror="alert(1)">'
+    DealFactory(client=ClientFactory(name=hostile), stage=stages[0], tags=[TagFactory(name="<b>tag</b>")])
+    page = admin_client.get(stages[0].line.funnel.get_absolute_url()).content.decode()
+    assert hostile not in page and "<b>tag</b>" not in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page and "&lt;b&gt;tag&lt;/b&gt;" in page
