@@ -239,16 +239,13 @@ def clients_restore(*, actor, clients: QuerySet, with_deals: bool = False) -> in
     return done
 
 
-def _responsible_entries(*, actor, responsible, previous: Mapping[int, int | None]) -> list[Activity]:
+def _record_responsible(*, actor, responsible, previous: Mapping[int, int | None]) -> None:
     """Feed entries for the clients whose responsible changes (previous: client id → old responsible id)."""
     old_ids = {pk for pk in previous.values() if pk is not None and pk != responsible.pk}
     names: dict[int | None, str] = {u.pk: str(u) for u in User.objects.filter(pk__in=old_ids)}  # looked up by a responsible_id, perhaps None
-    field_label = Client._meta.get_field("responsible").verbose_name
-    return [
-        activity.entry(client_id=pk, actor=actor, kind=Activity.Kind.CHANGE, field="responsible", field_label=field_label,
-                       old=names.get(old, ""), new=str(responsible))
-        for pk, old in sorted(previous.items()) if old != responsible.pk
-    ]
+    new = str(responsible)
+    activity.record_changes(rows=[(pk, names.get(old, ""), new) for pk, old in sorted(previous.items()) if old != responsible.pk],
+                            actor=actor, field="responsible", field_label=Client._meta.get_field("responsible").verbose_name)
 
 
 def _notify_responsible(*, actor, responsible, n: int) -> None:
@@ -272,7 +269,7 @@ def clients_change_responsible(*, actor, clients: QuerySet, responsible, digest:
     ids = _lock_selection(live, digest)
     previous = dict(Client.objects.filter(pk__in=ids).values_list("pk", "responsible_id"))
     done = _update_ids(ids, responsible=responsible, modified_at=timezone.now(), modified_by=actor)
-    activity.record_many(_responsible_entries(actor=actor, responsible=responsible, previous=previous))
+    _record_responsible(actor=actor, responsible=responsible, previous=previous)
     _notify_responsible(actor=actor, responsible=responsible, n=len(ids))
     return done
 
@@ -335,7 +332,7 @@ def clients_bulk_responsible_run(*, job: Job, progress: jobs.Progress) -> None:
     def apply(ids: list[int]) -> int:
         previous = _lock_chunk(actor, ids)
         Client.objects.filter(pk__in=list(previous)).update(responsible=responsible, modified_at=timezone.now(), modified_by=actor)
-        activity.record_many(_responsible_entries(actor=actor, responsible=responsible, previous=previous))
+        _record_responsible(actor=actor, responsible=responsible, previous=previous)
         return len(previous)
 
     def applied_before(ids: list[int]) -> int:

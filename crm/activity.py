@@ -59,15 +59,28 @@ def record_many(activities: list[Activity]) -> None:
         copy_insert(Activity, activities)
 
 
+FEED_COLUMNS = ["client_id", "deal_id", "actor_id", "kind", "field", "field_label", "old_value", "new_value", "text", "created_at"]
+
+
 def record_bulk(*, rows: list[tuple], actor, kind, field="", field_label="") -> None:
     """Entries of one kind for many (client id, deal id, new value) rows: an import chunk's tens of
     thousands of lines, written as plain rows (no model instances) by COPY on PostgreSQL."""
     from .bulk import copy_rows
 
     now = timezone.now()
-    columns = ["client_id", "deal_id", "actor_id", "kind", "field", "field_label", "old_value", "new_value", "text", "created_at"]
     label = str(field_label)[:60]
-    copy_rows(Activity, columns, [(c, d, actor.pk, kind, field, label, "", as_text(new), "", now) for c, d, new in rows])
+    copy_rows(Activity, FEED_COLUMNS, [(c, d, actor.pk, kind, field, label, "", as_text(new), "", now) for c, d, new in rows])
+
+
+def record_changes(*, rows: list[tuple[int, str, str]], actor, field: str, field_label) -> None:
+    """"Field changed" entries of one field for many (client id, old text, new text) rows (a mass
+    action's chunk), as plain rows: COPY on PostgreSQL."""
+    from .bulk import copy_rows
+
+    now = timezone.now()
+    label = str(field_label)[:60]
+    copy_rows(Activity, FEED_COLUMNS, [(c, None, actor.pk, Activity.Kind.CHANGE, field, label, old, new, "", now)
+                                       for c, old, new in rows])
 
 
 def notify(*, user, kind, actor, params: dict, text: str = "", url: str = "") -> Notification | None:
