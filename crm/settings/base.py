@@ -70,6 +70,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "crm.permissions.template_context",
             ],
+            # {% url %} that keeps its answers (crm/templatetags/urls.py)
+            "builtins": ["crm.templatetags.urls"],
         },
     },
     {
