@@ -8,7 +8,9 @@ Django template by a template tag (deals/templatetags/board.py, clients/template
 and returns HTML marked safe: every value in it was escaped on the way in (autoescape is on).
 It holds no words of its own: they come translated in its context, made once per page with
 gettext, so `makemessages` (which reads no Jinja2) misses nothing. A name missing from the
-context is an error (StrictUndefined), not an empty string.
+context is an error (StrictUndefined), not an empty string. The values are dicts (TypedDicts),
+read by subscript (card['pk']): Jinja2 tries an attribute first for card.pk, and the failed
+attribute lookup cost a tenth of the board's page.
 """
 
 from django.template import engines
