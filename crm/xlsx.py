@@ -95,7 +95,8 @@ _EPOCH = datetime(1899, 12, 30)  # Excel's day 0 (with its 1900 leap-year bug, r
 _ROWS_PER_WRITE = 500
 
 
-def _column_letters(index: int) -> str:
+def column_letters(index: int) -> str:
+    """A 0-based column's letters: 0 → A, 25 → Z, 26 → AA."""
     letters = ""
     index += 1
     while index:
@@ -162,7 +163,7 @@ def write_xlsx(out, *, header: list[str], rows) -> int:
             count = -1  # the header is row 1
             for count, values in enumerate(itertools.chain([header], rows)):
                 while len(letters) < len(values):
-                    letters.append(_column_letters(len(letters)))
+                    letters.append(column_letters(len(letters)))
                 number = count + 1
                 cells = "".join(_cell(f"{letters[i]}{number}", value) for i, value in enumerate(values))
                 batch.append(f'<row r="{number}">{cells}</row>')
