@@ -58,7 +58,9 @@ def test_a_worker_killed_while_processing_a_delivery_leaves_it_to_the_next(worke
     inbound_id = ingress.store(channel, "77", json.dumps(update))  # the request's half: stored, queued on commit
     assert inbound_id is not None
     try:
-        assert wait_for(lambda: locked(inbound_id), timeout=30, step=0.05)
+        # killed inside the stalled getFile (the stall spent on it), not before it: the next worker's
+        # getFile must not meet the stall that was meant for this one
+        assert wait_for(lambda: locked(inbound_id) and botapi.calls("getFile"), timeout=30, step=0.05)
         kill(first)
     finally:
         stop_worker(first)
