@@ -103,8 +103,14 @@ class CardMaker:
         return person_name(row["responsible__first_name"], row["responsible__last_name"], row["responsible__username"])
 
     def cards(self, rows: list[dict]) -> list[Card]:
-        tags = tags_of([row["id"] for row in rows])
-        unread = unread_of([row["client_id"] for row in rows])
+        """Cards of the rows; their tags and unread counts read here unless the rows carry them
+        (`card_tags`, `card_unread`: selectors.first_cards reads them in its statement)."""
+        if rows and "card_tags" in rows[0]:
+            tags = {row["id"]: row["card_tags"] for row in rows}
+            unread = {row["client_id"]: int(row["card_unread"]) for row in rows}
+        else:
+            tags = tags_of([row["id"] for row in rows])
+            unread = unread_of([row["client_id"] for row in rows])
         return [
             Card(
                 pk=str(row["id"]), stage_id=str(row["stage_id"]), version=str(row["version"]),
