@@ -7,15 +7,14 @@ reversed once per page, and the tags of all the cards come from one query.
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TypedDict
 
-from django.utils import formats, numberformat, timezone
+from django.utils import formats, numberformat
 from django.utils.translation import gettext as _
 
-from clients.labels import labels
 from clients.selectors import TagChip, person_name, tag_chips
+from crm.formatting import Formatter
 from crm.http import url_maker
 
 from .models import Deal
@@ -73,24 +72,16 @@ class CardMaker:
         self.show_channel = "channel" not in hidden
         self.show_country = "country" not in hidden_contact
         self.show_responsible = "deal_responsible" not in hidden
-        self.channels = labels("channel")
-        self.countries = labels("country")
+        self.fmt = Formatter()  # dates and labels in the reader's language and time zone
         self.money = Money()
         self.sales_text = _("Sales: %(n)s for %(sum)s")
         self.move_text = _("Move deal #%(n)s to")
-        self._dates: dict[date, str] = {}
-
-    def _date(self, moment) -> str:
-        day = timezone.localtime(moment).date()
-        if day not in self._dates:
-            self._dates[day] = formats.date_format(day, "SHORT_DATE_FORMAT")
-        return self._dates[day]
 
     def _place(self, row) -> str:
         parts = []
         if self.show_channel:
-            parts.append(self.channels.get(row["channel"], row["channel"]) or "—")
-        country = self.countries.get(row["client__country"], row["client__country"]) if self.show_country else ""
+            parts.append(self.fmt.label("channel", row["channel"]) or "—")
+        country = self.fmt.label("country", row["client__country"]) if self.show_country else ""
         if country:
             parts.append(country)
         return " · ".join(parts)
@@ -116,7 +107,7 @@ class CardMaker:
                 pk=str(row["id"]), stage_id=str(row["stage_id"]), version=str(row["version"]),
                 cursor=cursor_of(row["position"], row["id"]), url=self.detail_url(row["id"]),
                 client_name=row["client__name"], place=self._place(row), responsible=self._responsible(row),
-                created=self._date(row["created_at"]),
+                created=self.fmt.date(row["created_at"]),
                 sales=self.sales_text % {"n": row["sales_count"], "sum": self.money(row["sales_sum"])},
                 move_label=self.move_text % {"n": row["id"]},
                 tags=tags.get(row["id"], []), unread=unread.get(row["client_id"], 0),
