@@ -108,7 +108,7 @@ def test_feed_is_newest_first_paginated_and_filtered(admin_client, admin):
 def test_feed_query_count(entries, admin_client, admin, django_assert_num_queries):
     obj = ClientFactory()
     Activity.objects.bulk_create(Activity(client=obj, actor=admin, kind="stage", old_value="1", new_value="2") for _ in range(entries))
-    with django_assert_num_queries(5):  # user, perms, client, feed page, stage names
+    with django_assert_num_queries(4):  # user with perms, client, feed page, stage names
         admin_client.get(reverse("clients:feed", args=[obj.pk]), headers=HX)
 
 

@@ -124,8 +124,8 @@ def test_form_pages_query_counts(admin_client, url_name, django_assert_max_num_q
 def test_edit_form_query_count(admin_client, admin, django_assert_num_queries):
     obj = ClientFactory(responsible=admin)
     UserFactory.create_batch(3)
-    with django_assert_num_queries(7):
-        # user, perms, client, custom fields, responsible choices, tags choices, tag values
+    with django_assert_num_queries(6):
+        # user with perms, client, custom fields, responsible choices, tags choices, tag values
         assert admin_client.get(reverse("clients:edit", args=[obj.pk]), headers=HX).status_code == 200
 
 

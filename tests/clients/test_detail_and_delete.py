@@ -34,12 +34,12 @@ def test_card_query_count_flat(size, admin_client, admin, django_assert_num_quer
         deal = DealFactory(client=obj)
         Sale.objects.create(deal=deal, client=obj, player_id="p", amount=10)
     Activity.objects.bulk_create(Activity(client=obj, actor=admin, kind="comment", text=f"c{i}") for i in range(size * 5))
-    # user, perms, client (+responsible, authors), deals, card layout, note, feed page,
+    # user with perms, client (+responsible, authors), deals, card layout, note, feed page,
     # last contact, tags, sales, tasks, conversations (Messages tab), possible duplicates, merges into
     # it (issue 18); with a deal (size 12), the registration-link block (issue 17): active partners, the
     # deal's links, its conversions; the lead block (issue 18): steps, notes and actions at a step,
     # conversions; the comment box's action types
-    with django_assert_num_queries(19 + (3 if size else 0)):
+    with django_assert_num_queries(18 + (3 if size else 0)):
         response = admin_client.get(obj.get_absolute_url())
     assert response.status_code == 200
 

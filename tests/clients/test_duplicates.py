@@ -447,7 +447,7 @@ def test_the_page_query_count(n, admin_client, admin, django_assert_num_queries)
         ClientFactory(name=f"База {i}", phone=f"+7909{i:07d}", responsible=admin)
     duplicates.suggest_for(Client.objects.values_list("pk", flat=True))
     assert DuplicateSuggestion.objects.count() == n
-    with django_assert_num_queries(4):  # user, perms, the count, the page
+    with django_assert_num_queries(3):  # user with perms, the count, the page
         response = admin_client.get(reverse("clients:duplicates"))
     assert response.content.decode().count("Not a duplicate") == n
 
@@ -459,7 +459,7 @@ def test_the_dismiss_query_count(n, admin_client, admin, django_assert_num_queri
         ClientFactory(name=f"База {i}", phone=f"+7909{i:07d}")
     duplicates.suggest_for(Client.objects.values_list("pk", flat=True))
     suggestion = DuplicateSuggestion.objects.first()
-    with django_assert_num_queries(8):  # user, perms, the pair, savepoint, lock, update, feed, release
+    with django_assert_num_queries(7):  # user with perms, the pair, savepoint, lock, update, feed, release
         admin_client.post(reverse("clients:duplicate-dismiss", args=[suggestion.pk]), headers=HX)
 
 

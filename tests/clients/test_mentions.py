@@ -115,7 +115,7 @@ def test_the_autocomplete_query_count_is_flat(size, client, people, django_asser
         UserFactory(role=role("Manager"))
         UserFactory(role=role("Admin"))
     client.force_login(people["responsible"])
-    with django_assert_num_queries(4):  # user, perms, client, candidates
+    with django_assert_num_queries(3):  # user with perms, client, candidates
         client.get(reverse("clients:mention-options", args=[people["client"].pk]), {"text": "@"}, headers=HX)
 
 
@@ -127,10 +127,10 @@ def test_a_comment_with_mentions_costs_the_same_whatever_it_names(size, client, 
     client.force_login(people["responsible"])
     url = reverse("clients:comment", args=[people["client"].pk])
     client.post(url, {"text": "warm-up"}, headers=HX)
-    # user, perms, client, savepoint, the comment, its event (robots' activity), the users named,
+    # user with perms, client, savepoint, the comment, its event (robots' activity), the users named,
     # those of them who may see the client, release, card fields, feed; and one insert per notification sent;
     # issue 18: the lead steps (the note's step), a savepoint and its release around the note, the client's
     # last action, the comment box's action types
-    with django_assert_num_queries(16 + size):
+    with django_assert_num_queries(15 + size):
         client.post(url, {"text": text}, headers=HX)
     assert Notification.objects.filter(kind="mention").count() == size

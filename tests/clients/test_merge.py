@@ -209,10 +209,10 @@ def test_merge_page_query_count(n, admin_client, admin, django_assert_num_querie
     kept, other = _pair(admin)
     _related(other, admin, n=n)
     url = reverse("clients:merge", args=[kept.pk]) + f"?other={other.pk}"
-    # user, perms, kept, other, custom fields, the preview's counts, notes, messages, files, both clients' tags
-    with django_assert_num_queries(11):
+    # user with perms, kept, other, custom fields, the preview's counts, notes, messages, files, both clients' tags
+    with django_assert_num_queries(10):
         admin_client.get(url)
-    with django_assert_num_queries(4):  # user, perms, kept, the candidates
+    with django_assert_num_queries(3):  # user with perms, kept, the candidates
         admin_client.get(reverse("clients:merge", args=[kept.pk]) + "?q=Иван", headers={"HX-Request": "true"})
 
 

@@ -114,3 +114,28 @@ def test_unknown_login_gets_the_same_answer_as_a_wrong_password(client, db):
         response = login(client, login_name, "whatever")
         assert response.status_code == 200
         assert "Пожалуйста, введите правильные" in response.content.decode()
+
+
+@pytest.mark.parametrize("kind", ["manager", "admin", "superuser", "no role"])
+def test_the_signed_in_user_comes_with_exactly_their_roles_permissions_in_one_query(kind, django_assert_num_queries):
+    """crm.backends.RoleBackend.get_user reads the role's permissions in the user's own statement
+    (PostgreSQL): the same set the permission query gives, and asking a permission costs nothing."""
+    from crm.backends import RoleBackend
+
+    user = {"manager": lambda: UserFactory(role=role("Manager")), "admin": lambda: UserFactory(role=role("Admin")),
+            "superuser": lambda: UserFactory(is_superuser=True), "no role": lambda: UserFactory(role=None)}[kind]()
+    expected = RoleBackend().get_all_permissions(type(user).objects.get(pk=user.pk))  # the permission query itself
+    assert (kind == "no role") == (not expected)
+    with django_assert_num_queries(1):
+        signed_in = RoleBackend().get_user(user.pk)
+        assert signed_in.get_all_permissions() == expected
+        assert signed_in.has_perm("clients.view_client") == ("clients.view_client" in expected)
+
+
+def test_a_role_losing_a_permission_is_felt_on_the_next_request(client, manager):
+    from django.contrib.auth.models import Permission
+
+    client.force_login(manager)
+    assert client.get(reverse("clients:list")).status_code == 200
+    manager.role.group.permissions.remove(Permission.objects.get(codename="view_client", content_type__app_label="clients"))
+    assert client.get(reverse("clients:list")).status_code == 403

@@ -179,7 +179,7 @@ def test_jobs_list_query_count(client, manager, django_assert_num_queries, jobs_
     for _ in range(jobs_count):
         new_job(manager)
     client.force_login(manager)
-    with django_assert_num_queries(3):  # user, perms, jobs (with owners)
+    with django_assert_num_queries(2):  # user with perms, jobs (with owners)
         client.get(reverse("crm:jobs"))
 
 
@@ -235,5 +235,5 @@ def test_job_progress_partial_query_count(client, manager, django_assert_num_que
         new_job(manager)
     job = new_job(manager)
     client.force_login(manager)
-    with django_assert_num_queries(3):  # user, perms, the job (with its owner)
+    with django_assert_num_queries(2):  # user with perms, the job (with its owner)
         client.get(reverse("crm:job", args=[job.pk]), headers=HX)

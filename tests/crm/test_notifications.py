@@ -163,7 +163,7 @@ def test_the_notifications_page_query_count_is_flat(size, client, manager, djang
     grow(manager, size)
     client.force_login(manager)
     # user, notifications (with actors), the clients they name that the reader may see, unread count, perms
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         response = client.get(reverse("crm:notifications"))
     assert response.status_code == 200
     with django_assert_num_queries(2):  # user, unread count
@@ -175,5 +175,5 @@ def test_the_notifications_page_query_count_for_someone_who_sees_every_client(si
                                                                                 django_assert_num_queries):
     grow(admin, size)
     client.force_login(admin)
-    with django_assert_num_queries(4):  # user, notifications (with actors), unread count, perms
+    with django_assert_num_queries(3):  # user, notifications (with actors), unread count, perms
         client.get(reverse("crm:notifications"))

@@ -189,7 +189,7 @@ def test_poll_costs_the_same_queries_at_any_volume(deals, admin_client, stages, 
     Deal.objects.bulk_create(Deal(client=client, stage=stages[i % 8], name=f"d{i}", position=i) for i in range(deals))
     funnel, line = stages[0].line.funnel, stages[0].line
     token = board_token(admin_client, funnel)
-    with django_assert_num_queries(3):  # user, permissions, the line's change token
+    with django_assert_num_queries(2):  # user with permissions, the line's change token
         assert poll(admin_client, funnel, line, token).status_code == 204
 
 
@@ -219,7 +219,7 @@ def test_a_managers_poll_answers_from_the_cache_and_a_revoked_grant_ends_it_at_o
     client.force_login(manager)
     token = board_token(client, funnel)
     assert poll(client, funnel, line, token).status_code == 204  # the grants read into the cache
-    with django_assert_num_queries(3):  # user, permissions, the line's change token
+    with django_assert_num_queries(2):  # user with permissions, the line's change token
         assert poll(client, funnel, line, token).status_code == 204
     remove_perm("deals.access_funnel", manager, funnel)
     assert poll(client, funnel, line, token).status_code == 404

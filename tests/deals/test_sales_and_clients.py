@@ -91,7 +91,7 @@ def test_expanded_row_query_count(deals, admin_client, stages, django_assert_num
     buyer = ClientFactory()
     for _ in range(deals):
         DealFactory(client=buyer, stage=stages[0])
-    with django_assert_num_queries(4):  # user, perms, client, deals (+stage, line, funnel)
+    with django_assert_num_queries(3):  # user with perms, client, deals (+stage, line, funnel)
         admin_client.get(reverse("deals:client-row", args=[buyer.pk]), headers=HX)
 
 

@@ -88,7 +88,7 @@ def test_several_funnels(admin_client):
 def test_settings_page_query_count(extra, admin_client, sales_funnel, stages, django_assert_num_queries):
     for i in range(extra):
         Stage.objects.create(line=stages[0].line, name=f"s{i}", position=20 + i)
-    with django_assert_num_queries(7):  # user, perms, funnel, lines, stages, teams, the lines' teams
+    with django_assert_num_queries(6):  # user with perms, funnel, lines, stages, teams, the lines' teams
         admin_client.get(reverse("deals:settings", args=[sales_funnel.pk]))
 
 

@@ -256,7 +256,7 @@ def grow(funnel, size):
 @pytest.mark.parametrize("size", [1, 8])
 def test_settings_page_queries_do_not_grow(size, admin_client, sales_funnel, django_assert_num_queries):
     grow(sales_funnel, size)
-    with django_assert_num_queries(7):  # user, perms, funnel, lines, stages, teams, the lines' teams
+    with django_assert_num_queries(6):  # user with perms, funnel, lines, stages, teams, the lines' teams
         response = admin_client.get(reverse("deals:settings", args=[sales_funnel.pk]))
     assert response.status_code == 200
 
@@ -265,11 +265,11 @@ def test_settings_page_queries_do_not_grow(size, admin_client, sales_funnel, dja
 def test_confirmations_and_pieces_query_counts(size, admin_client, sales_funnel, stages, django_assert_num_queries):
     grow(sales_funnel, size)
     line = stages[0].line
-    with django_assert_num_queries(6):  # user, perms, funnel, lines, stages, deal count
+    with django_assert_num_queries(5):  # user with perms, funnel, lines, stages, deal count
         admin_client.get(reverse("deals:funnel-delete", args=[sales_funnel.pk]), headers=HX)
-    with django_assert_num_queries(6):  # user, perms, funnel, lines, stages, deal count
+    with django_assert_num_queries(5):  # user with perms, funnel, lines, stages, deal count
         admin_client.get(reverse("deals:line-delete", args=[sales_funnel.pk, line.pk]), headers=HX)
-    with django_assert_num_queries(6):  # user, perms, funnel, stage, update, stage again
+    with django_assert_num_queries(5):  # user with perms, funnel, stage, update, stage again
         admin_client.post(reverse("deals:stage-update", args=[sales_funnel.pk, stages[2].pk]),
                           {"name": "Renamed", "color": "green"}, headers=HX)
 

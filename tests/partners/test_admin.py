@@ -292,7 +292,7 @@ def _partners(n):
 @pytest.mark.parametrize("n", [1, 15])
 def test_list_query_count(n, admin_client, django_assert_num_queries):
     _partners(n)
-    with django_assert_num_queries(3):  # user, perms, partners with counts
+    with django_assert_num_queries(2):  # user with perms, partners with counts
         admin_client.get(reverse("partners:list"))
 
 
@@ -303,16 +303,16 @@ def test_form_and_console_query_count(n, admin_client, manager, django_assert_nu
         link = links.link_create(actor=manager, deal=DealFactory(responsible=manager), partner=partner)
         links.click(link.token, user_agent="", ip="")
     url = reverse("partners:edit", args=[partner.pk])
-    with django_assert_num_queries(4):  # user, perms, partner, recent clicks with deals
+    with django_assert_num_queries(3):  # user with perms, partner, recent clicks with deals
         admin_client.get(url)
-    with django_assert_num_queries(4):  # user, perms, partner, recent clicks (the form refused: no click chosen)
+    with django_assert_num_queries(3):  # user with perms, partner, recent clicks (the form refused: no click chosen)
         admin_client.post(reverse("partners:console", args=[partner.pk]), {"event": "registered"}, headers=HX)
     key = Click.objects.order_by("pk").first().key
-    # user, perms, partner, recent clicks; then postbacks.receive's own 11: its partner, the click with its
+    # user with perms, partner, recent clicks; then postbacks.receive's own 11: its partner, the click with its
     # conversion so far, a savepoint, the link locked with what the effects need of deal, client and
     # responsible, the conversion looked up again, the "purchase already?" check, the registration (one
     # statement), the conversion, the notification, the log, the savepoint released
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(14):
         response = admin_client.post(reverse("partners:console", args=[partner.pk]), {"click_id": key, "event": "registered"},
                                      headers=HX)
     assert "Accepted" in response.content.decode()
@@ -322,7 +322,7 @@ def test_form_and_console_query_count(n, admin_client, manager, django_assert_nu
 def test_log_query_count(n, admin_client, django_assert_num_queries):
     for p in _partners(n):
         Postback.objects.create(partner=p, method="GET", verdict="unknown_status", params={"a": "b"})
-    with django_assert_num_queries(4):  # user, perms, the page of rows with partners and deals, partners for the filter
+    with django_assert_num_queries(3):  # user with perms, the page of rows with partners and deals, partners for the filter
         admin_client.get(reverse("partners:log"))
 
 
@@ -335,9 +335,9 @@ def test_card_block_query_count(n, client, manager, deal, django_assert_num_quer
     client.force_login(manager)
     extra = Partner.objects.create(name="New", slug="new", url_template="https://p.example/?c={click_id}")
     client.get(deal.client.get_absolute_url())  # warms the content types and granted funnels caches, as any earlier page does
-    # user, perms, a content type (the funnel grant), deal, partner; link_create: existing?, insert and
+    # user with perms, a content type (the funnel grant), deal, partner; link_create: existing?, insert and
     # two savepoint pairs; then the block: active partners, the deal's links, conversions
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         client.post(reverse("partners:link-create", args=[deal.pk]), {"partner": extra.pk}, headers=HX)
 
 
@@ -352,6 +352,6 @@ def test_card_query_count_with_links(n, client, manager, deal, django_assert_num
     assert Conversion.objects.count() == n
     client.force_login(manager)
     client.get(deal.client.get_absolute_url())
-    with django_assert_num_queries(22):  # the card's 19 (tests/clients) and the block's 3, whatever the links and events
+    with django_assert_num_queries(21):  # the card's 19 (tests/clients) and the block's 3, whatever the links and events
         page = client.get(deal.client.get_absolute_url()).content.decode()
     assert page.count('data-copy="reg-link-') == n

@@ -427,8 +427,8 @@ def _spread_robots(stages, n):
 @pytest.mark.parametrize("n", [1, 10])
 def test_robots_view_queries_flat(n, admin_client, funnel, stages, django_assert_num_queries):
     _spread_robots(stages, n)
-    # session user, perms, funnels, lines, stages, robots (with last fired), the funnel's stages, tags
-    with django_assert_num_queries(8):
+    # session user with perms, funnels, lines, stages, robots (with last fired), the funnel's stages, tags
+    with django_assert_num_queries(7):
         response = admin_client.get(reverse("robots:board", args=[funnel.pk]))
     assert sum(len(robots) for _stage, robots in response.context["columns"]) == n
 
@@ -438,21 +438,21 @@ def test_column_partial_queries_flat(n, admin_client, funnel, stages, django_ass
     for i in range(n):
         make_robot(stages[0], name=f"R{i}", position=i)
     robot = Robot.objects.filter(stage=stages[0]).first()
-    # user, perms, funnel, robot, toggle (savepoint, update, release), lines, funnel stages, robots, tags
-    with django_assert_num_queries(11):
+    # user with perms, funnel, robot, toggle (savepoint, update, release), lines, funnel stages, robots, tags
+    with django_assert_num_queries(10):
         admin_client.post(reverse("robots:toggle", args=[funnel.pk, robot.pk]), {"on": "0"}, headers=HX)
-    # user, perms, funnel, robot, move (savepoint, lock, renumber ×2, release), lines, funnel stages, robots, tags
-    with django_assert_num_queries(13):
+    # user with perms, funnel, robot, move (savepoint, lock, renumber ×2, release), lines, funnel stages, robots, tags
+    with django_assert_num_queries(12):
         admin_client.post(reverse("robots:move", args=[funnel.pk, robot.pk]), {"direction": "down"}, headers=HX)
 
 
 @pytest.mark.parametrize("n", [1, 10])
 def test_form_page_queries_flat(n, admin_client, funnel, stages, django_assert_num_queries):
     robot = make_robot(stages[0], actions=[{"kind": "message", "text": f"Hi {i}"} for i in range(n)])
-    # user, perms, funnel, robot, stages, lines, tags, users, task types, custom fields
-    with django_assert_num_queries(10):
+    # user with perms, funnel, robot, stages, lines, tags, users, task types, custom fields
+    with django_assert_num_queries(9):
         admin_client.get(reverse("robots:edit", args=[funnel.pk, robot.pk]))
-    with django_assert_num_queries(10):  # the stage instead of the robot
+    with django_assert_num_queries(9):  # the stage instead of the robot
         admin_client.get(reverse("robots:create", args=[funnel.pk, stages[0].pk]))
 
 
@@ -462,8 +462,8 @@ def test_log_queries_flat(n, admin_client, funnel, robot, stages, django_assert_
                                      for i in range(n))
     Run.objects.bulk_create(Run(robot=robot, deal=d, entry=timezone.now(), state=Run.State.DONE) for d in deals)
     Suspension.objects.bulk_create(Suspension(robot=robot, deal=d) for d in deals[:n])
-    # user, perms, funnel, robot, runs (with their deals), suspensions (with their deals)
-    with django_assert_num_queries(6):
+    # user with perms, funnel, robot, runs (with their deals), suspensions (with their deals)
+    with django_assert_num_queries(5):
         response = admin_client.get(reverse("robots:log", args=[funnel.pk, robot.pk]))
     assert len(response.context["runs"]) == n
 
@@ -478,9 +478,9 @@ def test_dry_run_partial_queries_flat(n, admin_client, funnel, stages, django_as
     deal = DealFactory(stage=stages[0], channel="telegram", tags=tags)
     others = Deal.objects.bulk_create(Deal(client=deal.client, stage=stages[0], name=f"d{i}", position=i) for i in range(n))
     Run.objects.bulk_create(Run(robot=robot, deal=d, entry=timezone.now(), state=Run.State.DONE) for d in others)
-    # user, perms, funnel, robot, the deal; savepoint; the tag condition alone (deal's, client's tags),
+    # user with perms, funnel, robot, the deal; savepoint; the tag condition alone (deal's, client's tags),
     # then in the whole check again (deal's, client's tags); the action's tag; rollback, release
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         response = admin_client.get(reverse("robots:dry-run", args=[funnel.pk, robot.pk]), {"deal": deal.pk}, headers=HX)
     assert "It would:" in response.content.decode()
 

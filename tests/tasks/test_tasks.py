@@ -107,8 +107,8 @@ def test_section_query_count_is_flat(count, admin_client, admin, django_assert_n
     kind = TaskType.objects.first()
     Task.objects.bulk_create(Task(client=clients[i % 20], type=kind, description=f"t{i}", responsible=admin,
                                   deadline=timezone.now() + timedelta(hours=i)) for i in range(count))
-    # user, perms, types, users, tasks (+client, type, responsible)
-    with django_assert_num_queries(5):
+    # user with perms, types, users, tasks (+client, type, responsible)
+    with django_assert_num_queries(4):
         response = admin_client.get(reverse("tasks:list"), {"view": "all"})
     assert len(response.context["tasks"]) == min(count, 50)
 
@@ -118,7 +118,7 @@ def test_nav_counts(count, client, manager, django_assert_num_queries):
     for i in range(count):
         make_task(responsible=manager, deadline=timezone.now() + timedelta(hours=-1 if i % 2 else 5))
     client.force_login(manager)
-    with django_assert_num_queries(3):  # user, perms, one aggregate
+    with django_assert_num_queries(2):  # user with perms, one aggregate
         page = client.get(reverse("tasks:counts"), headers=HX).content.decode()
     assert f">{count}<" in page and (f">{count // 2}<" in page if count > 1 else True)
 
@@ -295,13 +295,13 @@ def test_task_partials_query_counts(extra, admin_client, admin, django_assert_nu
     for _ in range(extra):
         DealFactory(client=client)
         UserFactory()
-    with django_assert_num_queries(9):  # user, perms, client, types (x2), users, deals, funnels (x2)
+    with django_assert_num_queries(8):  # user with perms, client, types (x2), users, deals, funnels (x2)
         admin_client.get(reverse("tasks:create", args=[client.pk]), headers=HX)
     clients = ClientFactory.create_batch(extra)
-    with django_assert_num_queries(7):  # user, perms, matching ids, types (x2), users (x2: initial, choices)
+    with django_assert_num_queries(6):  # user with perms, matching ids, types (x2), users (x2: initial, choices)
         admin_client.post(reverse("tasks:bulk"), {"scope": "ids", "ids": [c.pk for c in clients]}, headers=HX)
     task = make_task(responsible=admin)
-    with django_assert_num_queries(3):  # user, perms, task
+    with django_assert_num_queries(2):  # user with perms, task
         admin_client.get(reverse("tasks:complete", args=[task.pk]), headers=HX)
 
 
