@@ -2,9 +2,7 @@
 the client's activity feed entries in it."""
 
 import copy
-import json
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 from django.contrib.auth import get_user_model
@@ -12,7 +10,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Field, QuerySet
 from django.utils import timezone
-from django.utils.translation import get_language, override
 from django.utils.translation import gettext as _
 
 from crm import activity, events, jobs
@@ -322,64 +319,6 @@ def _run_chunks(job: Job, progress: jobs.Progress, apply: Callable[[list[int]], 
                 finish(applied + sum(applied_before(earlier[i : i + BULK_CHUNK]) for i in range(0, len(earlier), BULK_CHUNK)))
 
 
-BULK_LANES = 2  # connections a change of responsible writes its chunks through at once (PostgreSQL)
-
-
-def _run_lanes(job: Job, apply: Callable[[list[int]], int], finish: Callable[[int], None], lanes: int = BULK_LANES) -> None:
-    """`_run_chunks` on several connections at once (PostgreSQL, outside a transaction): lane k,
-    a thread with its own connection (lane 0 is this one), takes chunks k, k + lanes, k + 2·lanes…
-    Nearly all of such a job's time is PostgreSQL writing every index entry of every row it
-    changes, on one core per connection: two lanes use this machine's two.
-
-    Each chunk commits with its lane's resume point and count (`params["lanes"][k]` = [chunks,
-    applied]) and the job's progress, written last, so the job's row is locked for the commit
-    only and the lanes do not wait on each other. The lanes' chunks are disjoint, so they never
-    lock the same client. A run after a crash skips what each lane committed; `finish(applied)`
-    runs once, when every lane is through, in a transaction that marks the job finished."""
-    ids: list[int] = job.params["ids"]
-    chunks = [ids[start : start + BULK_JOB_CHUNK] for start in range(0, len(ids), BULK_JOB_CHUNK)]
-    table = Job._meta.db_table
-    with transaction.atomic():
-        params = Job.objects.select_for_update().filter(pk=job.pk).values_list("params", flat=True).get()
-        if params.get("finished"):
-            return
-        if "lanes" not in params:
-            params = {**params, "lanes": {str(k): [0, 0] for k in range(lanes)}}
-            Job.objects.filter(pk=job.pk).update(params=params)
-    language = get_language()
-
-    def lane(k: int) -> None:
-        committed, applied = params["lanes"].get(str(k), [0, 0])
-        try:
-            with override(language):
-                for index in range(k + lanes * committed, len(chunks), lanes):
-                    with transaction.atomic(), connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit = off")  # see _run_chunks
-                        applied += apply(chunks[index])
-                        committed += 1
-                        cursor.execute(
-                            f"UPDATE {table} SET done = done + %s, heartbeat_at = %s,"
-                            " params = jsonb_set(params, ARRAY['lanes', %s], %s::jsonb) WHERE id = %s",
-                            [len(chunks[index]), timezone.now(), str(k), json.dumps([committed, applied]), job.pk],
-                        )
-        finally:
-            if k:
-                connection.close()
-
-    with ThreadPoolExecutor(max_workers=lanes - 1, thread_name_prefix="bulk-lane") as pool:
-        others = [pool.submit(lane, k) for k in range(1, lanes)]
-        lane(0)
-        for other in others:
-            other.result()
-    with transaction.atomic():
-        params = Job.objects.select_for_update().filter(pk=job.pk).values_list("params", flat=True).get()
-        if params.get("finished"):
-            return
-        job.params = {**params, "finished": True}
-        Job.objects.filter(pk=job.pk).update(params=job.params)
-        finish(sum(applied for _committed, applied in params["lanes"].values()))
-
-
 def clients_bulk_responsible_run(*, job: Job, progress: jobs.Progress) -> None:
     """The worker's side of clients_change_responsible over BULK_INLINE_MAX clients."""
     actor = job.owner
@@ -403,10 +342,7 @@ def clients_bulk_responsible_run(*, job: Job, progress: jobs.Progress) -> None:
         _notify_responsible(actor=actor, responsible=responsible, n=applied)
         _outcome(job, applied)
 
-    if jobs.sole_runner() and not connection.in_atomic_block:
-        _run_lanes(job, apply, finish)
-    else:
-        _run_chunks(job, progress, apply, applied_before, finish)
+    _run_chunks(job, progress, apply, applied_before, finish)
 
 
 def clients_bulk_delete_run(*, job: Job, progress: jobs.Progress) -> None:
