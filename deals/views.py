@@ -52,15 +52,15 @@ def home(request):
     return redirect(funnels[0])
 
 
-def _board_context(request, funnel_pk):
+def _board_context(request, funnel_pk, *, loads: bool = False):
+    """What every board page starts from (selectors.board_frame); `loads`: the stages' counters
+    too, for a page that shows the column totals."""
     gate.require(request.user, gate.VIEW_DEALS)
-    funnels = selectors.funnels_for(request.user)
+    frame = selectors.board_frame(request.user, funnel_pk, request.GET.get("line"), loads=loads)
+    funnels, lines, line, stages = frame.funnels, frame.lines, frame.line, frame.stages
     funnel = next((f for f in funnels if f.pk == funnel_pk), None)
     if funnel is None:
         raise Http404
-    lines = selectors.lines_of(funnel)
-    line = selectors.pick_line(lines, request.GET.get("line"))
-    stages = selectors.stages_of(line) if line else []
     filters = table_query(request.GET, drop=selectors.BOARD_PARAMS)
     hidden = functools.cache(lambda: gate.hidden_by_block(request.user))
     return {
@@ -80,7 +80,7 @@ def _card_maker(ctx) -> CardMaker:
 
 @require_GET
 def board(request, funnel_pk):
-    ctx = _board_context(request, funnel_pk)
+    ctx = _board_context(request, funnel_pk, loads=selectors.board_counted(request.GET))
     totals = selectors.board_columns(request.user, ctx["stages"], request.GET, _card_maker(ctx))
     ctx.update(columns=totals.columns, token=totals.token)
     template = "deals/board.html#board-columns" if request.htmx and request.htmx.target == "board-columns" else "deals/board.html"
@@ -103,7 +103,7 @@ def board_changes(request, funnel_pk):
         if token is None:
             raise Http404
     else:
-        ctx = _board_context(request, funnel_pk)
+        ctx = _board_context(request, funnel_pk, loads=selectors.board_counted(request.GET))
         token = selectors.board_totals(request.user, ctx["stages"], request.GET).token
     if token == request.GET.get("since"):
         return HttpResponse(status=204)
@@ -115,7 +115,7 @@ def board_changes(request, funnel_pk):
 @require_GET
 def board_totals(request, funnel_pk):
     """The column headers alone (after a move): counts and sums from one grouped query."""
-    ctx = _board_context(request, funnel_pk)
+    ctx = _board_context(request, funnel_pk, loads=selectors.board_counted(request.GET))
     ctx["columns"] = selectors.board_totals(request.user, ctx["stages"], request.GET).columns
     return render(request, "deals/board.html#column-totals", ctx)
 
