@@ -90,6 +90,11 @@ class Line(Labelled, models.Model):
 
 
 class Stage(Labelled, models.Model):
+    # Read with the stage by the board's pages (deals.selectors.board_frame), not a column: its
+    # counters within the reader's visibility (n, budget, sales, changes). And `robots_on`, its
+    # active robots (the board's robot mark), annotated by stages_of or set by board_frame.
+    load: dict
+
     line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="stages")
     name = models.CharField(_("name"), max_length=60)
     color = models.CharField(_("colour"), max_length=10, choices=Color, default=Color.BLUE)

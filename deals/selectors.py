@@ -87,7 +87,7 @@ def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Fra
     robots = Stage._meta.get_field("robots").related_model._meta.db_table
     picked = (f"(SELECT l.id FROM {Line._meta.db_table} l WHERE l.funnel_id = %s"
               " ORDER BY (l.id = %s) DESC, l.position, l.id LIMIT 1)")
-    load_columns, load_join, load_params = "", "", []
+    load_columns, load_join, load_params = "", "", cast(list, [])
     if loads:
         scope, load_params = gate.scope_sql(user, "counters.responsible_id")
         load_columns = ", load.n, load.budget, load.sales, load.changes"
@@ -116,11 +116,12 @@ def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Fra
     width = len(stage_names)
     for row in stage_rows:
         stage = Stage.from_db(alias, stage_names, row[:width])
-        stage.robots_on = row[width]
+        stage.robots_on = row[width]  # type: ignore[attr-defined]  # as stages_of annotates it
         if loads:
             n, budget, sales, changes = row[width + 1 :]
             stage.load = {"n": n, "budget": budget, "sales": sales, "changes": changes}
-        stage.line = line  # known already: stage.line.funnel_id costs no query
+        if line is not None:  # always: stages come only with the line picked
+            stage.line = line  # known already: stage.line.funnel_id costs no query
         stages.append(stage)
     return Frame(funnels, lines, line, stages)
 
