@@ -66,6 +66,26 @@ def step_labels() -> dict[int, str]:
     return {step.pk: step.label for step in LeadStep.objects.all()}
 
 
+STEP_READS = ("step_id", "lifecycle")  # what step_cell reads of a row
+
+
+def step_cell() -> Callable[[Any], str]:
+    """The Step column's value of a row (with STEP_READS): its step's label; a potential client
+    nobody has moved yet (no step stored) stands at the first step, as its card says
+    (clients.leads.current_step); a converted client with none has none."""
+    from .models import Lifecycle
+
+    names = step_labels()
+    first = next(iter(names.values()), "")
+
+    def step(row) -> str:
+        if row.step_id is None:
+            return first if row.lifecycle == Lifecycle.POTENTIAL else ""
+        return names.get(row.step_id, "")
+
+    return step
+
+
 def custom_column(field: CustomField) -> Column:
     key = field.key
     return Column(field.column_key, field.label, lambda c, f: c.custom.get(key, ""), reads="custom")

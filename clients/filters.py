@@ -180,7 +180,7 @@ class ClientFilter(df.FilterSet):
     country = df.MultipleChoiceFilter(label=_("Country"), choices=COUNTRIES, widget=CheckboxList)
     channel = df.MultipleChoiceFilter(label=_("Channel"), choices=Channel.choices, widget=CheckboxList)
     priority = df.MultipleChoiceFilter(label=_("Priority"), choices=Priority.choices, widget=CheckboxList)
-    step = IdListFilter(label=_("Step"), field_name="step_id")  # seed 004: the lead's step
+    step = IdListFilter(label=_("Step"), method="filter_step")  # seed 004: the lead's step
 
     class Meta:
         model = Client
@@ -264,6 +264,17 @@ class ClientFilter(df.FilterSet):
     def filter_phone(self, qs, name, value):
         query = phone_q(value)
         return qs.filter(query) if query else qs
+
+    def filter_step(self, qs, name, value):
+        """Clients at the chosen steps; a potential client nobody has moved yet (no step stored)
+        stands at the first step (clients.leads.current_step), so the first step finds them too."""
+        if not value:
+            return qs
+        query = Q(step_id__in=value)
+        first = LeadStep.objects.order_by("position", "pk").values_list("pk", flat=True).first()
+        if first is not None and first in value:
+            query |= Q(step__isnull=True, lifecycle=Lifecycle.POTENTIAL)
+        return qs.filter(query)
 
     def filter_tags(self, qs, name, value):
         # EXISTS, not a join: a client with two chosen tags must not appear twice.

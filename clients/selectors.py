@@ -25,7 +25,7 @@ from crm.formatting import Formatter
 from crm.http import url_maker
 from crm.models import TableSettings
 
-from .columns import Column, all_columns, chosen_columns, step_labels
+from .columns import STEP_READS, Column, all_columns, chosen_columns, step_cell
 from .filters import ClientFilter, is_selective_phone_search
 from .models import Client, CustomField, SavedFilter
 
@@ -156,6 +156,8 @@ def _row_fields(columns: list[Column]) -> list[str]:
     for col in columns:
         if col.key in PEOPLE:
             fields += [f"{col.key}__first_name", f"{col.key}__last_name", f"{col.key}__username"]
+        elif col.key == "step":
+            fields += STEP_READS
         elif col.key != "tags":
             fields.append(col.field)
     return list(dict.fromkeys(fields))
@@ -172,8 +174,7 @@ def _cell_values(columns: list[Column], tags: dict[int, list[TagChip]]) -> list[
         elif col.key == "tags":
             values.append(lambda row: tags.get(row.id, []))
         elif col.key == "step":
-            names = step_labels()
-            values.append(lambda row, names=names: names.get(row.step_id, ""))
+            values.append(step_cell())
         else:
             values.append(lambda row, value=col.value: value(row, fmt))
     return values
@@ -398,7 +399,8 @@ def export_rows(user, params: QueryDict) -> ExportRows:
         extra.append("export_tags")
     people = [key for key in PEOPLE if key in keys]
     # Only what the columns show (a JSON column read for nothing is decoded for nothing).
-    fields = list(dict.fromkeys(["id", *(f"{c.key}_id" if c.key in PEOPLE else c.field for c in columns if c.key != "tags")]))
+    fields = list(dict.fromkeys(["id", *(f"{c.key}_id" if c.key in PEOPLE else c.field for c in columns if c.key != "tags"),
+                                 *(STEP_READS if "step" in keys else ())]))
 
     def rows():
         fmt = Formatter()  # in the reader's language and time zone (the worker's as_owner)
@@ -409,8 +411,7 @@ def export_rows(user, params: QueryDict) -> ExportRows:
         for key in people:
             value_of[key] = functools.partial(_user_name, names, f"{key}_id")
         if "step" in keys:
-            steps = step_labels()
-            value_of["step"] = lambda c: steps.get(c.step_id, "")
+            value_of["step"] = step_cell()
         values = [value_of[c.key] for c in columns]
         with whole_result():
             for client in qs.order_by("-modified_at", "-pk").values_list(*fields, *extra, named=True).iterator(chunk_size=2000):

@@ -218,6 +218,37 @@ def test_the_table_shows_the_step_and_the_last_action_and_filters_by_step(admin_
     assert f'value="{third.pk}"' in panel and "Work in progress" in panel
 
 
+def test_a_lead_nobody_has_moved_yet_stands_at_the_first_step_in_the_table_its_filter_and_the_export(admin_client, admin):
+    """A potential client made by the form (or an import, or a message) has no step stored: the
+    card says it stands at the first step, and so do the table, the step filter and the export.
+    A converted client with no step has none."""
+    first, second = steps()[0], steps()[1]
+    response = admin_client.post(reverse("clients:create"), {"name": "Свежий лид", "phone": "8 916 555-01-01",
+                                                             "priority": "normal", "lifecycle": "potential"}, headers=HX)
+    assert "HX-Redirect" in response.headers
+    assert Client.objects.get(name="Свежий лид").step_id is None
+    ClientFactory(name="Давний клиент", lifecycle="converted")
+    ClientFactory(name="Второй шаг", step=second)
+    TableSettings.objects.create(user=admin, table="clients", columns=["name", "step"])
+    with translation.override("en"):  # the admin reads English
+        first_label, second_label = first.label, second.label
+
+    def row(page, name):
+        start = page.index(name, page.index("<tbody"))
+        return page[start : page.index("</tr>", start)]
+
+    page = admin_client.get(reverse("clients:list")).content.decode()
+    assert first_label in row(page, "Свежий лид")
+    assert first_label not in row(page, "Давний клиент") and second_label not in row(page, "Давний клиент")
+    at_first = admin_client.get(reverse("clients:list"), {"step": first.pk}).content.decode()
+    assert "Свежий лид" in at_first and "Давний клиент" not in at_first and "Второй шаг" not in at_first
+    at_second = admin_client.get(reverse("clients:list"), {"step": second.pk}).content.decode()
+    assert "Второй шаг" in at_second and "Свежий лид" not in at_second
+    export = admin_client.get(reverse("clients:export"), {"format": "csv", "step": first.pk})
+    body = b"".join(export.streaming_content).decode("utf-8-sig") if export.streaming else export.content.decode("utf-8-sig")
+    assert f"Свежий лид;{first_label}" in body or f"Свежий лид,{first_label}" in body
+
+
 def test_the_export_writes_the_steps_label(admin_client, admin):
     ClientFactory(name="Экспортный лид", step=steps()[2])
     TableSettings.objects.create(user=admin, table="clients", columns=["name", "step"])
