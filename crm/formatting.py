@@ -27,9 +27,12 @@ def _by_django(char: str) -> Callable[[datetime], str]:
 def _compile(fmt: str) -> list[Piece]:
     """Django's format characters as functions of a date(-time); literal text kept as text. A
     character without a fast version here is formatted by Django itself."""
-    am, pm = gettext("a.m."), gettext("p.m.")
-    am_cap, pm_cap = gettext("AM"), gettext("PM")
-    noon, midnight = gettext("noon"), gettext("midnight")
+    # Django's own words, from Django's catalogues as django.utils.dateformat reads them (called
+    # through an alias so that makemessages leaves them out of ours).
+    django_words = gettext
+    am, pm = django_words("a.m."), django_words("p.m.")
+    am_cap, pm_cap = django_words("AM"), django_words("PM")
+    noon, midnight = django_words("noon"), django_words("midnight")
 
     def f(value) -> str:  # "1", "1:30": minutes only when not zero
         return f"{_hour12(value)}:{value.minute:02d}" if value.minute else str(_hour12(value))
