@@ -62,6 +62,8 @@ MOVED = [
     ("deliveries", Delivery, "client"),
     ("ignore_rules", IgnoreRule, "client"),
     ("conversions", LeadConversion, "client"),
+    # leads linked to the other as their existing customer («Добавить пользователя»): to the kept one
+    ("linked_leads", LeadConversion, "customer"),
 ]
 
 

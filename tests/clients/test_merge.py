@@ -13,7 +13,7 @@ from django.utils import timezone, translation
 
 from clients import merge as merging
 from clients import services as client_services
-from clients.models import Client, ClientNote, Merge
+from clients.models import Client, ClientNote, LeadConversion, Merge
 from crm.models import Activity, User
 from deals import services as deal_services
 from deals.models import Deal
@@ -134,6 +134,18 @@ def test_undo_brings_both_back_and_keeps_what_changed_since(admin_client, admin)
     assert Merge.objects.get().undone_at is not None
     again = admin_client.post(reverse("clients:merge-undo", args=[record.pk]), follow=True).content.decode()
     assert "already undone" in again
+
+
+def test_a_lead_linked_to_the_merged_customer_follows_it_and_goes_back_on_undo(admin_client, admin):
+    kept, other = _pair(admin)
+    lead = ClientFactory(name="Лид Иванова", phone="+79095550000")
+    link = LeadConversion.objects.create(client=lead, kind=LeadConversion.Kind.LINKED, customer=other, by=admin)
+    _post(admin_client, kept, other)
+    link.refresh_from_db()
+    assert link.customer_id == kept.pk and link.client_id == lead.pk
+    admin_client.post(reverse("clients:merge-undo", args=[Merge.objects.get().pk]))
+    link.refresh_from_db()
+    assert link.customer_id == other.pk
 
 
 def test_custom_fields_can_be_copied_too(admin_client, admin):
