@@ -46,6 +46,10 @@ def postback(request, slug):
             params.update({str(k): "" if v is None else str(v) for k, v in data.items() if not isinstance(v, (dict, list))})
         else:
             params.update({k: v for k, v in request.POST.items()})
+    # `postback_console`: set only by partners.services.console_send, never from the request itself
     answer = postbacks.receive(slug, method=request.method, params=params, query=request.META.get("QUERY_STRING", ""),
-                               body=body, headers=request.headers, ip=_ip(request))
-    return JsonResponse(answer.json(), status=answer.status)
+                               body=body, headers=request.headers, ip=_ip(request),
+                               console=getattr(request, "postback_console", False))
+    response = JsonResponse(answer.json(), status=answer.status)
+    response.postback_answer = answer  # for the test console (its log row)
+    return response

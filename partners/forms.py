@@ -41,7 +41,9 @@ class PartnerForm(forms.ModelForm):
         label=_("Signing secret"), required=False, max_length=200, strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("When set, each postback must carry X-Postback-Timestamp and X-Postback-Signature "
-                    "(HMAC-SHA256 of “timestamp.body”). Leave empty to keep the saved one."))
+                    "(HMAC-SHA256 of “timestamp.body”); a GET may carry them as the timestamp and signature "
+                    "parameters instead (signing its query without token and signature). Leave empty to keep "
+                    "the saved one."))
     remove_secret = forms.BooleanField(label=_("Remove the signing secret (postbacks are then checked by token only)"),
                                        required=False)
     status_map = forms.CharField(

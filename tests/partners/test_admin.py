@@ -230,6 +230,23 @@ def test_the_console_signs_when_the_partner_has_a_secret(admin_client, partner, 
     assert Postback.objects.get().verdict == "accepted"
 
 
+def test_the_console_goes_through_the_endpoint_and_passes_the_partners_address_allowlist(admin_client, client, partner, click):
+    """A partner whose server calls from one network: an outside request from anywhere else (here
+    127.0.0.1, with the right token, even claiming to be the console) is refused for its address;
+    the admin's console, from 127.0.0.1 through the same endpoint view, is not."""
+    Partner.objects.filter(pk=partner.pk).update(ip_allowlist="203.0.113.0/24")
+    outside = client.post(reverse("partner-postback", args=[partner.slug]) + "?postback_console=1",
+                          {"token": partner.token, "subid": click.key, "status": "lead", "postback_console": "1"},
+                          headers={"Postback-Console": "1"})
+    assert outside.status_code == 403 and outside.json()["result"] == "refused_ip"
+    response = admin_client.post(reverse("partners:console", args=[partner.pk]), {"click": click.key, "event": "registered"},
+                                 headers=HX)
+    assert "<strong>Answer: 200</strong>" in response.content.decode() and "Accepted" in response.content.decode()
+    logged = Postback.objects.order_by("-pk").first()
+    assert (logged.verdict, logged.method, logged.ip, logged.params["subid"]) == ("accepted", "POST", "127.0.0.1", click.key)
+    assert logged.body.startswith(f"subid={click.key}&status=")  # the form body the endpoint parsed
+
+
 def test_the_console_says_what_is_missing(admin_client, partner, click):
     response = admin_client.post(reverse("partners:console", args=[partner.pk]), {"event": "purchase"}, headers=HX)
     body = response.content.decode()

@@ -171,6 +171,27 @@ def test_a_signed_partner_needs_a_fresh_signature(client, partner, click):
     assert "s3cret" not in Partner.objects.values_list("secrets", flat=True).get()
 
 
+def test_a_tracker_that_can_only_call_a_url_signs_a_get_in_its_query(client, partner, click):
+    """GET with `timestamp` and `signature` parameters: the signature covers the query without the
+    token and the signature, within the same 5-minute window."""
+    secrets.write(partner, {"signing_secret": "s3cret"})
+    partner.save()
+    url = reverse("partner-postback", args=[partner.slug])
+
+    def send(stamp, sign=None, **extra):
+        signed = urlencode({"subid": click.key, "status": "lead", "timestamp": str(stamp), **extra})
+        sign = sign or postbacks.signature("s3cret", str(stamp), signed)
+        return client.get(f"{url}?token={partner.token}&{signed}&signature={sign}")
+
+    now = int(time.time())
+    assert send(now, sign="0" * 64).json()["result"] == "bad_signature"
+    assert send(now - 301).json()["result"] == "expired"
+    assert send(now).json()["result"] == "accepted"
+    assert send(now).json()["result"] == "duplicate"
+    logged = Postback.objects.order_by("-pk").first()
+    assert logged.params["signature"] == "***" and logged.params["token"] == "***"
+
+
 def test_too_many_requests_from_one_partner_are_refused(client, partner, click, settings):
     settings.POSTBACK_RATE_PER_MINUTE = 3
     answers = [post(client, partner, subid=click.key, status="lead").status_code for _ in range(5)]
