@@ -170,8 +170,13 @@ def notification_text(notification: Notification) -> str:
                 "n": formats.number_format(handed)}
         return sentence
     if kind == Notification.Kind.PARTNER:
+        amount = p.get("amount", "")
+        try:  # kept as plain digits ("49.90"), shown as the reader writes numbers ("49,90" in Russian)
+            amount = formats.number_format(Decimal(amount), 2, force_grouping=True) if amount else ""
+        except ArithmeticError:
+            pass
         values = {"partner": p.get("partner", ""), "n": p.get("deal_id", ""), "deal": p.get("deal", ""),
-                  "amount": p.get("amount", ""), "currency": p.get("currency", ""), "client": p.get("client", "")}
+                  "amount": amount, "currency": p.get("currency", ""), "client": p.get("client", "")}
         if hidden:
             return _("A partner's event on a client you cannot see")
         if about == "registered":

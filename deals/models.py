@@ -194,6 +194,9 @@ class Sale(models.Model):
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="sales")
     player_id = models.CharField(_("player ID"), max_length=64)
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    # The partner's currency for a sale from a postback (ISO 4217); empty for one added by hand.
+    # Sums add amounts as they come: a team buying from partners in one currency sees it beside each.
+    currency = models.CharField(_("currency"), max_length=3, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -311,8 +311,8 @@ WITH deal AS (
      WHERE id = %(deal)s
     RETURNING id, client_id
 ), sale AS (
-    INSERT INTO deals_sale (deal_id, client_id, player_id, amount, created_at, created_by_id)
-    SELECT id, client_id, %(player)s, %(amount)s, %(now)s, %(actor)s FROM deal
+    INSERT INTO deals_sale (deal_id, client_id, player_id, amount, currency, created_at, created_by_id)
+    SELECT id, client_id, %(player)s, %(amount)s, %(currency)s, %(now)s, %(actor)s FROM deal
     RETURNING id, client_id
 ), client AS (
     UPDATE clients_client SET sales_count = sales_count + 1, sales_sum = sales_sum + %(amount)s, last_sale_at = %(now)s,
@@ -329,7 +329,7 @@ SELECT id, client_id FROM sale
 
 
 def sale_record(*, deal: Deal, player_id: str, amount: Decimal, actor=None, fill_player_id: bool = True,
-                text: str = "") -> Sale:
+                text: str = "", currency: str = "") -> Sale:
     """What every sale does, by hand or from a partner's postback (no permission asked: the caller
     decided): the sale, the sums of deal and client (SQL arithmetic: two sales at once both count),
     the card's Player ID when empty, the feed, the event. One statement on PostgreSQL, which takes
@@ -338,12 +338,13 @@ def sale_record(*, deal: Deal, player_id: str, amount: Decimal, actor=None, fill
     if amount <= 0:
         raise ValidationError(_("The amount must be greater than zero."))
     now = timezone.now()
-    sale = Sale(deal=deal, client_id=deal.client_id, player_id=player_id, amount=amount, created_by=actor, created_at=now)
+    sale = Sale(deal=deal, client_id=deal.client_id, player_id=player_id, amount=amount, currency=currency[:3],
+                created_by=actor, created_at=now)
     fill = bool(fill_player_id and player_id)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(SALE_SQL, {
-                "deal": deal.pk, "player": player_id, "amount": amount, "now": now,
+                "deal": deal.pk, "player": player_id, "amount": amount, "currency": currency[:3], "now": now,
                 "actor": actor.pk if actor else None, "fill": fill, "amount_text": activity.as_text(amount),
                 "text": text or player_id, "depth": events.current_depth()})
             sale.pk, sale.client_id = cursor.fetchone()

@@ -81,6 +81,7 @@ def test_registered_then_purchase_fill_the_card_and_tell_the_manager(client, par
     deal.client.refresh_from_db()
     assert (deal.sales_count, deal.sales_sum, deal.client.sales_count, deal.client.sales_sum) == (1, Decimal("49.90"), 1, Decimal("49.90"))
     assert deal.last_sale_at is not None and Sale.objects.get().player_id == "P-77"
+    assert Sale.objects.get().currency == "USD"  # the partner's currency, kept with the sale
     assert Event.objects.filter(kind="sale", deal_id=deal.pk).count() == 1
     notes = Notification.objects.filter(user=manager, kind=Notification.Kind.PARTNER).order_by("pk")
     assert notes.count() == 2
@@ -90,7 +91,8 @@ def test_registered_then_purchase_fill_the_card_and_tell_the_manager(client, par
     assert notification_text_for(manager, notes[1]) == f"Анна Петрова bought for 49.90 USD with Keitaro (deal #{deal.pk} {deal.name})"
     manager.language = "ru"
     with translation.override("ru"):
-        assert "Keitaro" in notification_text_for(manager, notes[0]) and "Анна Петрова" in notification_text_for(manager, notes[0])
+        assert notification_text_for(manager, notes[0]) == f"Анна Петрова зарегистрировался у партнёра Keitaro (сделка #{deal.pk} {deal.name})"
+        assert notification_text_for(manager, notes[1]).startswith("Анна Петрова купил на 49,90 USD у партнёра Keitaro")
 
 
 def test_replays_and_a_rebill_and_a_rejection(client, partner, deal, click, admin):
