@@ -7,7 +7,7 @@ from typing import Any, cast
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, Field, FloatField, QuerySet, Subquery, Value, When
+from django.db.models import Case, Exists, F, Field, FloatField, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -370,9 +370,14 @@ def sale_reverse(*, sale: Sale, reason: str) -> bool:
     now = timezone.now()
     if not Sale.objects.filter(pk=sale.pk, reversed_at__isnull=True).update(reversed_at=now):
         return False
+    def last_counted(owner: str) -> Subquery:  # the newest sale that still counts, or none
+        return Subquery(Sale.objects.filter(**{owner: OuterRef("pk")}, reversed_at__isnull=True)
+                        .order_by("-created_at").values("created_at")[:1])
+
     Deal.objects.filter(pk=sale.deal_id).update(sales_count=F("sales_count") - 1, sales_sum=F("sales_sum") - sale.amount,
-                                                modified_at=now)
-    Client.objects.filter(pk=sale.client_id).update(sales_count=F("sales_count") - 1, sales_sum=F("sales_sum") - sale.amount)
+                                                last_sale_at=last_counted("deal_id"), modified_at=now)
+    Client.objects.filter(pk=sale.client_id).update(sales_count=F("sales_count") - 1, sales_sum=F("sales_sum") - sale.amount,
+                                                    last_sale_at=last_counted("client_id"))
     activity.record(client_id=sale.client_id, deal_id=sale.deal_id, actor=None, kind=Activity.Kind.SALE, field="reversed",
                     new=sale.amount, text=reason)
     return True

@@ -233,9 +233,13 @@ def _apply(partner: Partner, params: dict, log: dict) -> Answer:
             if transaction_id:
                 bought = bought.filter(transaction=transaction_id)
             purchase = bought.select_related("sale").order_by("-pk").first()
-            if purchase is not None and purchase.sale is not None:
-                deal_services.sale_reverse(sale=purchase.sale, reason=partner.name)
-                Conversion.objects.filter(pk=purchase.pk).update(reversed_at=timezone.now())
+            if purchase is None or purchase.sale is None:
+                # nothing of theirs to take back (never bought, or already reversed): said so, and
+                # the manager is not told of a reversal that did not happen
+                postback = Postback.objects.create(**log, verdict=Verdict.IGNORED, detail="no purchase to reverse")
+                return Answer(200, Verdict.IGNORED, "no purchase to reverse", postback)
+            deal_services.sale_reverse(sale=purchase.sale, reason=partner.name)
+            Conversion.objects.filter(pk=purchase.pk).update(reversed_at=timezone.now())
         conversion.save()
         _tell(deal, responsible, partner, conversion)
         postback = Postback.objects.create(**log, verdict=Verdict.ACCEPTED, conversion=conversion)

@@ -118,6 +118,45 @@ def test_replays_and_a_rebill_and_a_rejection(client, partner, deal, click, admi
     assert verdicts == ["accepted", "duplicate", "duplicate", "accepted", "accepted", "duplicate", "ignored"]
 
 
+def test_a_rejection_takes_back_the_last_sale_date_and_one_with_nothing_to_reverse_is_ignored(client, partner, deal, click, manager):
+    assert post(client, partner, subid=click.key, status="rejected", tid="T-0").json()["result"] == "ignored"
+    assert not Notification.objects.filter(user=manager).exists()  # no reversal to tell of
+    assert post(client, partner, subid=click.key, status="sale", payout="100", tid="T-1").json()["result"] == "accepted"
+    first = Sale.objects.get().created_at
+    assert post(client, partner, subid=click.key, status="rebill", payout="30", tid="T-2").json()["result"] == "accepted"
+    post(client, partner, subid=click.key, status="rejected", tid="T-2")  # the newest sale goes
+    deal.refresh_from_db()
+    deal.client.refresh_from_db()
+    assert deal.last_sale_at == first and deal.client.last_sale_at == first
+    post(client, partner, subid=click.key, status="rejected", tid="T-1")  # and the only one left
+    deal.refresh_from_db()
+    deal.client.refresh_from_db()
+    assert (deal.sales_count, deal.last_sale_at, deal.client.sales_count, deal.client.last_sale_at) == (0, None, 0, None)
+    assert list(Postback.objects.order_by("pk").values_list("detail", flat=True))[0] == "no purchase to reverse"
+
+
+def test_an_effect_that_fails_takes_every_other_effect_back_with_it(partner, deal, click, monkeypatch):
+    """Registration, sale, sums, feed, event and conversion are one transaction: when the last step
+    (telling the manager) fails, none of them is left behind, and the partner's retry applies them."""
+    from crm.models import Activity
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the notification failed")
+
+    monkeypatch.setattr(postbacks, "_tell", broken)
+    params = {"token": partner.token, "subid": click.key, "status": "sale", "payout": "49.90", "tid": "T-1"}
+    with pytest.raises(RuntimeError):
+        postbacks.receive(partner.slug, method="GET", params=params, query=urlencode(params), body="", headers={}, ip="203.0.113.9")
+    deal.refresh_from_db()
+    deal.client.refresh_from_db()
+    assert (deal.sales_count, deal.sales_sum, deal.registration_date, deal.client.registration_date) == (0, 0, None, None)
+    assert not Sale.objects.exists() and not Conversion.objects.exists()
+    assert not Event.objects.filter(deal_id=deal.pk).exists() and not Activity.objects.filter(deal_id=deal.pk).exists()
+    monkeypatch.undo()
+    again = postbacks.receive(partner.slug, method="GET", params=params, query=urlencode(params), body="", headers={}, ip="203.0.113.9")
+    assert again.verdict == "accepted" and Sale.objects.count() == 1
+
+
 def test_refusals_each_say_why_and_are_logged(client, partner, click, settings):
     url = reverse("partner-postback", args=[partner.slug])
     cases = [
