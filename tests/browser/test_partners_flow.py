@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.urls import reverse
+from django.utils import formats, translation
 from playwright.sync_api import expect
 
 from partners.models import Click, Conversion, Partner
@@ -64,6 +65,12 @@ def test_link_click_console_postbacks_and_the_card_and_bell(new_page, live_serve
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == field.input_value() and "/go/" in copied
     expect(page.locator("#bell-count")).not_to_have_class("has-unread")
+    registered = page.locator('#block-contact dd[data-field="registration_date"]')
+    sales_count = page.locator(".indicator", has_text="Sales count").locator(".indicator-value")
+    sales_sum = page.locator(".indicator", has_text="Sales sum").locator(".indicator-value")
+    expect(registered).to_have_text("—")
+    expect(sales_count).to_have_text("0")
+    expect(sales_sum).to_have_text("0")
 
     visitor = new_page()
     visitor.goto(copied)
@@ -94,10 +101,15 @@ def test_link_click_console_postbacks_and_the_card_and_bell(new_page, live_serve
     # the manager's bell lights up on its own (it polls); the card, reloaded, has it all
     expect(page.locator("#bell-count.has-unread")).to_be_visible(timeout=15_000)
     page.reload()
-    expect(page.get_by_text("P-77").first).to_be_visible()
-    expect(page.locator("#registration-links")).to_contain_text("49.90 USD")
-    expect(page.locator("#registration-links")).to_contain_text("1 click")
     deal.refresh_from_db()
     client.refresh_from_db()
     assert deal.registration_date is not None and client.external_id == "P-77" and deal.sales_count == 1
+    with translation.override("en"):  # Mila reads English
+        registered_on = formats.date_format(client.registration_date, "SHORT_DATE_FORMAT")
+    expect(registered).to_have_text(registered_on)  # the card's registration date, set by the postback
+    expect(sales_count).to_have_text("1")
+    expect(sales_sum).to_have_text("50")  # 49.90, in whole units as the indicators show sums
+    expect(page.get_by_text("P-77").first).to_be_visible()
+    expect(page.locator("#registration-links")).to_contain_text("49.90 USD")
+    expect(page.locator("#registration-links")).to_contain_text("1 click")
     shot(page, "partners-card")
