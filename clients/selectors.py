@@ -38,12 +38,16 @@ def custom_fields_active(entity: str = CustomField.Entity.CLIENT) -> list[Custom
     return list(CustomField.objects.filter(is_active=True, entity=entity))
 
 
-def table_columns_for(user, custom_fields, hidden=None, *, saved=None) -> tuple[list[Column], dict[str, Column]]:
+_UNREAD = object()
+
+
+def table_columns_for(user, custom_fields, hidden=None, *, saved=_UNREAD) -> tuple[list[Column], dict[str, Column]]:
     """The columns the user shows (their saved choice, else the defaults) and those they may
-    choose from; `saved`: their saved choice when already read (table_frame), else read here."""
+    choose from; `saved`: their saved choice (None: never saved) when already read (table_frame),
+    else read here."""
     hidden = gate.hidden_fields(user) if hidden is None else hidden
     available = {key: column for key, column in all_columns(custom_fields).items() if key not in hidden}
-    if saved is None:
+    if saved is _UNREAD:
         saved = TableSettings.objects.filter(user=user, table=CLIENTS_TABLE).values_list("columns", flat=True).first()
     return chosen_columns(saved, available), available
 
