@@ -13,17 +13,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"  # gitignored: generated files, uploads, broker messages
 BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/voronka_bench")
+# The project importable and the bench's settings chosen as soon as a bench imports this module:
+# importing the crm package (crm/celery.py) would otherwise default them to production.
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
 
 
 def setup_django():
     """Django on the bench database, with bench_settings (the test settings, with uploads and the
     on-disk broker under bench/out, so a fresh clone needs no var/ and no bench message ever
     reaches a development worker)."""
-    sys.path.insert(0, str(ROOT))
     for folder in ("media", "broker", "broker-processed", "broker-control"):
         (OUT / folder).mkdir(parents=True, exist_ok=True)
     os.environ["DATABASE_URL"] = BENCH_DB
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     import django
 

@@ -16,7 +16,10 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+from common import OUT  # first: the project on the path and the bench's settings chosen (bench/common.py)
+
+from crm.xlsx import column_letters
+
 VERSION = 3  # bump when the content changes: a cached file of another version is not reused
 SHEET = "Клиенты"
 HEADERS = ["ФИО", "Телефон", "Email", "Город", "Компания", "Страна", "Источник", "Теги", "Дата регистрации", "ID игрока"]
@@ -91,18 +94,6 @@ def rows(count: int):
         ]
 
 
-def _column(index: int) -> str:
-    """A 0-based column's letters (as crm.xlsx.column_letters). Not imported from there: importing
-    the crm package sets DJANGO_SETTINGS_MODULE to production (crm/celery.py) before the bench's
-    setup_django() can choose bench_settings."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
 PARTS = {
     "[Content_Types].xml": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -175,7 +166,7 @@ def write_xlsx(path: Path, count: int) -> None:
     import zipfile
 
     strings: dict[str, int] = {}
-    columns = [_column(i) for i in range(len(HEADERS))]
+    columns = [column_letters(i) for i in range(len(HEADERS))]
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for name, text in PARTS.items():
             archive.writestr(_entry(name), text)
