@@ -2,7 +2,6 @@
 
 import functools
 import hashlib
-import json
 import operator
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from crm import permissions as gate
+from crm import raw
 from crm.exports import ExportRows, whole_result
 from crm.formatting import Formatter
 from crm.http import url_maker
@@ -60,29 +60,18 @@ def table_frame(user) -> tuple[list[CustomField], list | None]:
     if connection.vendor != "postgresql":
         saved = TableSettings.objects.filter(user=user, table=CLIENTS_TABLE).values_list("columns", flat=True).first()
         return custom_fields_active(), saved
-    fields = CustomField._meta.concrete_fields
-    names = ", ".join(connection.ops.quote_name(f.attname) for f in fields)
     with connection.cursor() as cursor:
         cursor.execute(  # in CustomField's own order (Meta.ordering: position, pk)
-            f"SELECT {names} FROM {CustomField._meta.db_table} WHERE is_active AND entity = %s ORDER BY position, id;"
+            f"SELECT {raw.select_list(CustomField)} FROM {CustomField._meta.db_table} t"
+            " WHERE t.is_active AND t.entity = %s ORDER BY t.position, t.id;"
             f" SELECT columns FROM {TableSettings._meta.db_table} WHERE user_id = %s AND \"table\" = %s LIMIT 1",
             [CustomField.Entity.CLIENT, user.pk, CLIENTS_TABLE],
         )
         rows = cursor.fetchall()
         cursor.nextset()
         settings_row = cursor.fetchone()
-    # as the ORM would read them: the fields' own conversions (the JSON of `choices`) applied
-    converted = [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
-    custom = []
-    for row in rows:
-        values = list(row)
-        for i, field in converted:
-            values[i] = field.from_db_value(values[i], None, connection)
-        custom.append(CustomField.from_db(connection.alias, [f.attname for f in fields], values))
-    saved = settings_row[0] if settings_row else None
-    if isinstance(saved, str):  # Django reads JSON columns as text and decodes them itself
-        saved = json.loads(saved)
-    return custom, saved
+    saved = raw.value(TableSettings, "columns", settings_row[0]) if settings_row else None
+    return raw.instances(CustomField, rows), saved
 
 
 def saved_filters_of(user) -> QuerySet:

@@ -217,17 +217,24 @@ def client_or_404(user, pk, *, include_deleted: bool = False):
     return client
 
 
+def funnel_reach(user) -> tuple[bool, list[int]]:
+    """Which funnels the user may open, as (every one, else these ids): every one for those who
+    configure funnels, else those granted to the user or one of their groups (django-guardian
+    object permission deals.access_funnel), by ids read from the cache (granted_funnel_ids); none
+    without the permission to view deals. The rule of visible_funnels, for hand-written SQL too."""
+    if not can(user, VIEW_DEALS):
+        return False, []
+    if can(user, CONFIGURE_FUNNELS):
+        return True, []
+    return False, sorted(granted_funnel_ids(user))
+
+
 def visible_funnels(user) -> QuerySet:
-    """Funnels the user may open: all for those who configure funnels, else those granted to the
-    user or one of their groups (django-guardian object permission deals.access_funnel), by ids
-    read from the cache (granted_funnel_ids)."""
+    """Funnels the user may open (funnel_reach)."""
     from deals.models import Funnel
 
-    if not can(user, VIEW_DEALS):
-        return Funnel.objects.none()
-    if can(user, CONFIGURE_FUNNELS):
-        return Funnel.objects.all()
-    return Funnel.objects.filter(pk__in=sorted(granted_funnel_ids(user)))
+    every, ids = funnel_reach(user)
+    return Funnel.objects.all() if every else Funnel.objects.filter(pk__in=ids)
 
 
 # Which funnels a user may open, kept in the cache: guardian's queryset cost the board's poll

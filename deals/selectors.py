@@ -15,6 +15,7 @@ from django.http import Http404, QueryDict
 from clients.labels import label
 from clients.models import Tag
 from crm import permissions as gate
+from crm import raw
 from crm.exports import ExportRows, whole_result
 
 from .cards import CARD_FIELDS, Card, CardMaker
@@ -62,27 +63,19 @@ class Frame:
     stages: list[Stage]
 
 
-def _columns(model) -> tuple[str, list[str]]:
-    fields = model._meta.concrete_fields
-    return ", ".join(f"t.{connection.ops.quote_name(f.column)}" for f in fields), [f.attname for f in fields]
-
-
 def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Frame:
     """The board's frame (Frame). On PostgreSQL three statements written by hand in one round trip
     (the ORM's compiling of three querysets, and a fourth for the counters, cost the board ~4 ms);
     elsewhere funnels_for, lines_of, pick_line and stages_of."""
     if connection.vendor != "postgresql":
         funnels = funnels_for(user)
-        lines = lines_of(next((f for f in funnels if f.pk == funnel_pk), None)) if any(f.pk == funnel_pk for f in funnels) else []
+        funnel = next((f for f in funnels if f.pk == funnel_pk), None)
+        lines = lines_of(funnel) if funnel else []
         line = pick_line(lines, line_param)
         return Frame(funnels, lines, line, stages_of(line) if line else [])
     from .models import Funnel
 
-    funnel_columns, funnel_names = _columns(Funnel)
-    line_columns, line_names = _columns(Line)
-    stage_columns, stage_names = _columns(Stage)
-    every = gate.can(user, gate.VIEW_DEALS) and gate.can(user, gate.CONFIGURE_FUNNELS)
-    granted = [] if every else sorted(gate.granted_funnel_ids(user)) if gate.can(user, gate.VIEW_DEALS) else []
+    every, granted = gate.funnel_reach(user)
     wanted = int(line_param) if str(line_param).isdigit() and len(str(line_param)) < 19 else -1
     robots = Stage._meta.get_field("robots").related_model._meta.db_table
     picked = (f"(SELECT l.id FROM {Line._meta.db_table} l WHERE l.funnel_id = %s"
@@ -95,9 +88,10 @@ def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Fra
                      " coalesce(sum(counters.sales), 0) AS sales, coalesce(sum(counters.changes), 0) AS changes"
                      f" FROM {StageLoad._meta.db_table} counters WHERE counters.stage_id = t.id AND {scope}) AS load")
     sql = (
-        f"SELECT {funnel_columns} FROM {Funnel._meta.db_table} t WHERE %s OR t.id = ANY(%s::bigint[]) ORDER BY t.position, t.id;"
-        f" SELECT {line_columns} FROM {Line._meta.db_table} t WHERE t.funnel_id = %s ORDER BY t.position, t.id;"
-        f" SELECT {stage_columns},"
+        f"SELECT {raw.select_list(Funnel)} FROM {Funnel._meta.db_table} t WHERE %s OR t.id = ANY(%s::bigint[])"
+        " ORDER BY t.position, t.id;"
+        f" SELECT {raw.select_list(Line)} FROM {Line._meta.db_table} t WHERE t.funnel_id = %s ORDER BY t.position, t.id;"
+        f" SELECT {raw.select_list(Stage)},"
         f" (SELECT count(*) FROM {robots} r WHERE r.stage_id = t.id AND r.is_active) AS robots_on{load_columns}"
         f" FROM {Stage._meta.db_table} t{load_join} WHERE t.line_id = {picked} ORDER BY t.position, t.id"
     )
@@ -108,14 +102,11 @@ def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Fra
         line_rows = cursor.fetchall()
         cursor.nextset()
         stage_rows = cursor.fetchall()
-    alias = connection.alias
-    funnels = [Funnel.from_db(alias, funnel_names, row) for row in funnel_rows]
-    lines = [Line.from_db(alias, line_names, row) for row in line_rows]
+    funnels, lines = raw.instances(Funnel, funnel_rows), raw.instances(Line, line_rows)
     line = pick_line(lines, line_param)
     stages = []
-    width = len(stage_names)
-    for row in stage_rows:
-        stage = Stage.from_db(alias, stage_names, row[:width])
+    width = len(Stage._meta.concrete_fields)
+    for stage, row in zip(raw.instances(Stage, stage_rows), stage_rows, strict=True):
         stage.robots_on = row[width]  # type: ignore[attr-defined]  # as stages_of annotates it
         if loads:
             n, budget, sales, changes = row[width + 1 :]

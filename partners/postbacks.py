@@ -226,7 +226,7 @@ def _apply(partner: Partner, params: dict, log: dict) -> Answer:
         if event == Partner.Event.PURCHASE:
             assert amount is not None  # a purchase without one was refused above
             conversion.sale = deal_services.sale_record(deal=deal, player_id=player_id or deal.client.external_id,
-                                                        amount=amount, currency=conversion.currency or partner.currency,
+                                                        amount=amount, currency=conversion.currency,
                                                         text=f"{player_id} · {partner.name}".strip(" ·"))
         if event == Partner.Event.REJECTED:
             bought = history.filter(event=Partner.Event.PURCHASE, reversed_at__isnull=True, sale__isnull=False)
