@@ -138,7 +138,10 @@ class RowValidator:
 
     def validate(self, number: int, cells: list) -> Row:
         row = Row(number=number)
-        if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
+        for cell in cells:  # a plain loop: this runs for every row of the file
+            if cell is not None and (not isinstance(cell, str) or cell.strip()):
+                break
+        else:
             row.empty = True
             return row
         width = len(cells)

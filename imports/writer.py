@@ -127,9 +127,12 @@ class ChunkWriter:
             targets = {pk: Target(client=client, row=mine.get(pk)) for pk, client in found.items()}
         if self.inflight is not None:  # the chunk being written meanwhile: its clients as it left them
             for result in self.inflight.results:
-                if result.target is not None and result.outcome in (Outcome.CREATED, Outcome.UPDATED):
-                    # a copy: the writer may be reading the original right now
-                    targets[result.target.client.pk] = Target(client=copy(result.target.client), row=result.target.row)
+                if result.target is None or result.outcome not in (Outcome.CREATED, Outcome.UPDATED):
+                    continue
+                client = result.target.client
+                if (client.phone and client.phone in phones) or (client.email and client.email.lower() in emails):
+                    # a copy (of the few this chunk matches): the writer may be reading the original right now
+                    targets[client.pk] = Target(client=copy(client), row=result.target.row)
         for pk in sorted(targets):
             target = targets[pk]
             client = target.client
@@ -222,8 +225,10 @@ class ChunkWriter:
 
     @staticmethod
     def _index(table: dict, key: str, target: Target) -> None:
-        entries = table.setdefault(key, [])
-        if all(t.client is not target.client for t in entries):
+        entries = table.get(key)
+        if entries is None:
+            table[key] = [target]
+        elif all(t.client is not target.client for t in entries):
             entries.append(target)
 
     @staticmethod
