@@ -23,7 +23,7 @@ from crm import permissions as gate
 from crm import raw
 from crm.exports import ExportRows, whole_result
 from crm.formatting import Formatter
-from crm.http import url_maker
+from crm.http import PAGING_PARAMS, url_maker
 from crm.models import TableSettings
 
 from .columns import STEP_READS, Column, all_columns, chosen_columns, step_cell
@@ -78,8 +78,25 @@ def saved_filters_of(user) -> QuerySet:
     return SavedFilter.objects.filter(user=user)
 
 
+TABLE_PARAMS = ("view", *PAGING_PARAMS)  # the table's own: they choose rows without a filter set
+
+
+def table_filtered(params: QueryDict) -> bool:
+    """Whether a filter (or the search box) narrows the table: a parameter besides its own has a value."""
+    return any(value for key, values in params.lists() if key not in TABLE_PARAMS for value in values)
+
+
 def filtered_clients(user, params: QueryDict, custom_fields) -> tuple[QuerySet, ClientFilter]:
     """The clients matching the table's view (all / mine / deleted) and filters, as the user may see them."""
+    qs = viewed_clients(user, params)
+    filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields, hidden=gate.hidden_fields(user))
+    if not filterset.is_valid():
+        return qs.none(), filterset
+    return filterset.qs, filterset
+
+
+def viewed_clients(user, params: QueryDict) -> QuerySet:
+    """The clients of the table's view (all / mine / deleted / no deals / no tasks / overdue) the user may see."""
     view = params.get("view", "all")
     qs = gate.visible_clients(user, deleted=(view == "deleted"))
     if view == "mine":
@@ -98,10 +115,7 @@ def filtered_clients(user, params: QueryDict, custom_fields) -> tuple[QuerySet, 
         from tasks.models import Task
 
         qs = qs.filter(Exists(Task.objects.filter(client_id=OuterRef("pk"), status="open", deadline__lt=timezone.now())))
-    filterset = ClientFilter(params, queryset=qs, custom_fields=custom_fields, hidden=gate.hidden_fields(user))
-    if not filterset.is_valid():
-        return qs.none(), filterset
-    return filterset.qs, filterset
+    return qs
 
 
 def _cursor(value: str | None) -> tuple[datetime, int] | None:
@@ -219,7 +233,12 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
     address, where the deals row sends the user back."""
     custom_fields, saved = table_frame(user)
     columns, _available = table_columns_for(user, custom_fields, saved=saved)
-    qs, filterset = filtered_clients(user, params, custom_fields)
+    # No filter set is built when nothing narrows the table (most pages: it cost ~1.5 ms).
+    filterset = None
+    if table_filtered(params):
+        qs, filterset = filtered_clients(user, params, custom_fields)
+    else:
+        qs = viewed_clients(user, params)
     fields = _row_fields(columns)
     page_qs = qs.values_list(*fields, named=True)
 
@@ -247,7 +266,7 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
             older = Q(modified_at__lt=moment) | Q(modified_at=moment, pk__lt=pk)
         page_qs = page_qs.filter(older)
         q = params.get("q", "")
-        if q.strip() and filterset.is_valid() and not is_selective_phone_search(q):
+        if q.strip() and filterset is not None and filterset.is_valid() and not is_selective_phone_search(q):
             scope = gate.visible_clients(user, deleted=(params.get("view") == "deleted")).filter(older)
             walked = filterset.qs_without_search().filter(older, filterset.search_condition(q, indexed=False))
             found = search_newest_first(page_qs, walked=walked.values_list(*fields, named=True), scope=scope, limit=size + 1)
