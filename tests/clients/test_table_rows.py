@@ -54,7 +54,8 @@ def test_search_page_query_count_does_not_grow(rows, q, queries, admin_client, a
     tag = TagFactory()
     clients = [ClientFactory(name=f"Клиент {i}", phone=f"+7916{i:07d}") for i in range(rows)]
     Client.tags.through.objects.bulk_create([Client.tags.through(client_id=c.pk, tag_id=tag.pk) for c in clients])
-    # user with permissions, custom fields and table settings (one round trip), [the search's boundary,] rows with tags;
+    # user with permissions, custom fields and table settings (one round trip), the planner's cost of
+    # sorting every match (small here: sorted whole), rows with tags;
     # a phone search of 4+ digits goes to the trigram index directly (no boundary)
     with django_assert_num_queries(queries):
         response = admin_client.get(reverse("clients:list"), {"q": q}, headers=HX)
@@ -81,11 +82,16 @@ def spread(db):
     return made
 
 
+WINDOWS, SORTED_WHOLE = -1.0, float("inf")  # clients.selectors.RARE_SEARCH_COST forcing either path
+
+
+@pytest.mark.parametrize("path", [WINDOWS, SORTED_WHOLE], ids=["windows", "sorted-whole"])
 @pytest.mark.parametrize("q", ["Смирнова", "Иванов", "916", "Смирнова 1"])
-def test_search_by_windows_pages_like_one_ordered_query(q, spread, admin_client, settings, monkeypatch):
-    """The windowed search (clients.selectors.search_newest_first) gives, page after page, exactly
-    the rows of one query ordered newest first."""
+def test_search_by_windows_pages_like_one_ordered_query(q, path, spread, admin_client, settings, monkeypatch):
+    """The search (clients.selectors.search_newest_first), by windows or, when the planner calls it
+    rare, sorted whole, gives page after page exactly the rows of one query ordered newest first."""
     monkeypatch.setattr("clients.selectors.NEWEST_WALKED", 4)
+    monkeypatch.setattr("clients.selectors.RARE_SEARCH_COST", path)
     settings.CLIENTS_PAGE_SIZE = 4
     expected = list(Client.objects.alive().filter(search_q(q)).order_by("-modified_at", "-pk").values_list("pk", flat=True))
     assert len(expected) > 8
@@ -99,22 +105,26 @@ def test_search_by_windows_pages_like_one_ordered_query(q, spread, admin_client,
     assert seen == expected
 
 
+@pytest.mark.parametrize("path,queries", [(WINDOWS, 5), (SORTED_WHOLE, 4)], ids=["windows", "sorted-whole"])
 @pytest.mark.parametrize("rows", [3, 60])
-def test_windowed_search_query_count_does_not_grow(rows, admin_client, monkeypatch, django_assert_num_queries):
+def test_windowed_search_query_count_does_not_grow(rows, path, queries, admin_client, monkeypatch, django_assert_num_queries):
     monkeypatch.setattr("clients.selectors.NEWEST_WALKED", 2)
+    monkeypatch.setattr("clients.selectors.RARE_SEARCH_COST", path)
     tag = TagFactory()
     clients = [ClientFactory(name=f"Клиент {i}") for i in range(rows)]
     Client.tags.through.objects.bulk_create([Client.tags.through(client_id=c.pk, tag_id=tag.pk) for c in clients])
-    # user with permissions, custom fields and table settings (one round trip), the search's boundary,
-    # rows with their tags (every branch of the windowed statement brings them)
-    with django_assert_num_queries(4):
+    # user with permissions, custom fields and table settings (one round trip), the planner's cost of
+    # sorting every match, [the search's boundary,] rows with their tags (every branch brings them)
+    with django_assert_num_queries(queries):
         response = admin_client.get(reverse("clients:list"), {"q": "Клиент"}, headers=HX)
     assert len(response.context["page"].rows) == min(rows, 50)
     assert all(dict(row["cells"])["tags"] == [{"name": tag.name, "color": tag.color}] for row in response.context["page"].rows)
 
 
-def test_a_manager_searches_only_their_own_clients_by_windows(manager_client, manager, other_manager, monkeypatch):
+@pytest.mark.parametrize("path", [WINDOWS, SORTED_WHOLE], ids=["windows", "sorted-whole"])
+def test_a_manager_searches_only_their_own_clients_by_windows(path, manager_client, manager, other_manager, monkeypatch):
     monkeypatch.setattr("clients.selectors.NEWEST_WALKED", 2)
+    monkeypatch.setattr("clients.selectors.RARE_SEARCH_COST", path)
     mine = [ClientFactory(name=f"Смирнова {i}", responsible=manager) for i in range(5)]
     ClientFactory.create_batch(5, name="Смирнова чужая", responsible=other_manager)
     rows = manager_client.get(reverse("clients:list"), {"q": "Смирнова"}, headers=HX).context["page"].rows
