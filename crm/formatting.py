@@ -101,14 +101,18 @@ class Formatter:
         self.separator = formats.get_format("THOUSAND_SEPARATOR")
         self.grouping = formats.get_format("NUMBER_GROUPING")
         self._labels: dict[str, dict[str, str]] = {}
+        self._dates: dict[date, str] = {}
 
     def date(self, value: date | None) -> str:
         """A date (or a date-time's date), as the date filter's SHORT_DATE_FORMAT writes it."""
         if not value:
             return ""
         if isinstance(value, datetime):
-            value = value.astimezone(self.zone) if timezone.is_aware(value) else value
-        return self._date(value)
+            value = (value.astimezone(self.zone) if timezone.is_aware(value) else value).date()
+        text = self._dates.get(value)
+        if text is None:  # a page's cards and rows share a few dates: each is written once
+            text = self._dates[value] = self._date(value)
+        return text
 
     def datetime(self, value: datetime | None) -> str:
         """In the reader's time zone, as SHORT_DATETIME_FORMAT writes it."""

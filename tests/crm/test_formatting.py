@@ -31,6 +31,11 @@ def test_dates_and_times_as_the_date_filter_writes_them(language, zone):
             local = timezone.localtime(moment)
             assert fmt.datetime(moment) == date_filter(local, "SHORT_DATETIME_FORMAT"), moment
             assert fmt.date(local.date()) == date_filter(local.date(), "SHORT_DATE_FORMAT"), moment
+            # a date-time's date is the reader's (written once per date, then remembered: the same
+            # Formatter meets noon and midnight of one day, and both sides of one midnight)
+            assert fmt.date(moment) == date_filter(local, "SHORT_DATE_FORMAT"), moment
+            assert fmt.date(moment + timedelta(hours=12)) == date_filter(timezone.localtime(moment + timedelta(hours=12)),
+                                                                         "SHORT_DATE_FORMAT"), moment
         assert fmt.datetime(None) == "" and fmt.date(None) == ""
 
 
