@@ -268,10 +268,10 @@ def test_the_lookup_after_an_import_resumes_after_its_worker_is_killed(worker_qu
     Job.objects.filter(pk=lookup.pk).update(heartbeat_at=timezone.now() + timedelta(hours=1))
     first = start_worker(worker_queue, FAST_RESUME)
     holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    assert held.wait(10)
-    jobs.enqueue(lookup.pk)
-    try:
+    try:  # from here on the worker is stopped whatever fails, so no test leaves one running
+        holder.start()
+        assert held.wait(10)
+        jobs.enqueue(lookup.pk)
         assert wait_until_stuck(lookup.pk, done=0), open(first.log_path).read()
         kill(first)
     finally:
