@@ -190,6 +190,15 @@ def tag_chips(through, owner: str, ids: list[int]) -> dict[int, list[TagChip]]:
     return chips
 
 
+def tag_chips_sql(through, owner: str, outer: str) -> str:
+    """tag_chips in a statement of one's own (PostgreSQL): the tags of the record whose id is the
+    SQL expression `outer`, as jsonb [{name, color}] in name order (jsonb: a DISTINCT can compare
+    it; Django reads jsonb as text, so a raw cursor casts it to json, which psycopg decodes)."""
+    return ("SELECT coalesce(jsonb_agg(jsonb_build_object('name', t.name, 'color', t.color) ORDER BY t.name), '[]'::jsonb)"
+            f" FROM {through._meta.db_table} link JOIN {Tag._meta.db_table} t ON t.id = link.tag_id"
+            f" WHERE link.{owner} = {outer}")
+
+
 def tags_of(client_ids: list[int]) -> dict[int, list[TagChip]]:
     """The tags of many clients in one query, each client's in name order."""
     return tag_chips(Client.tags.through, "client_id", client_ids)
@@ -200,11 +209,7 @@ def with_row_tags(columns: list[Column]) -> RawSQL | None:
     order) in the page's own statement: no second query. Elsewhere _table_rows asks tags_of."""
     if connection.vendor != "postgresql" or not any(col.key == "tags" for col in columns):
         return None
-    through, tag, table = Client.tags.through._meta.db_table, Tag._meta.db_table, Client._meta.db_table
-    return RawSQL(
-        "SELECT coalesce(jsonb_agg(jsonb_build_object('name', t.name, 'color', t.color) ORDER BY t.name), '[]'::jsonb)"
-        f" FROM {through} link JOIN {tag} t ON t.id = link.tag_id WHERE link.client_id = {table}.id", (),
-        output_field=JSONField())
+    return RawSQL(tag_chips_sql(Client.tags.through, "client_id", f"{Client._meta.db_table}.id"), (), output_field=JSONField())
 
 
 def _row_fields(columns: list[Column]) -> list[str]:

@@ -13,7 +13,7 @@ from django.db.models.functions import RowNumber
 from django.http import Http404, QueryDict
 
 from clients.labels import label
-from clients.models import Tag
+from clients.selectors import tag_chips_sql
 from crm import permissions as gate
 from crm import raw
 from crm.exports import ExportRows, whole_result
@@ -210,13 +210,10 @@ def first_cards(qs: QuerySet, stages: list[Stage]) -> list[dict]:
         # as cards.tags_of and cards.unread_of would read them: two queries fewer per board.
         from messenger.models import Conversation  # deals does not import messenger at load
 
-        through, tag = Deal.tags.through._meta.db_table, Tag._meta.db_table
         conversation = Conversation._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT cards.*,"
-                " (SELECT coalesce(json_agg(json_build_object('name', tag.name, 'color', tag.color) ORDER BY tag.name), '[]')"
-                f"  FROM {through} link JOIN {tag} tag ON tag.id = link.tag_id WHERE link.deal_id = cards.id) AS card_tags,"
+                f"SELECT cards.*, ({tag_chips_sql(Deal.tags.through, 'deal_id', 'cards.id')})::json AS card_tags,"
                 f" (SELECT coalesce(sum(talk.unread), 0) FROM {conversation} talk"
                 "  WHERE talk.client_id = cards.client_id AND talk.unread > 0) AS card_unread"
                 f" FROM unnest(%s::bigint[]) AS stage_ids(id) CROSS JOIN LATERAL ({sql}) AS cards",
