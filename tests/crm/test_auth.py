@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.factories import UserFactory, role
+from tests.factories import TeamFactory, UserFactory, role
 
 pytestmark = pytest.mark.django_db
 
@@ -130,6 +130,29 @@ def test_the_signed_in_user_comes_with_exactly_their_roles_permissions_in_one_qu
         signed_in = RoleBackend().get_user(user.pk)
         assert signed_in.get_all_permissions() == expected
         assert signed_in.has_perm("clients.view_client") == ("clients.view_client" in expected)
+
+
+@pytest.mark.parametrize("with_team", [True, False])
+def test_the_signed_in_user_brings_their_role_and_team_and_refuses_what_may_not_sign_in(with_team, django_assert_num_queries):
+    """The user's statement (hand-written on PostgreSQL) fills the user as the ORM would, with the
+    role and the team read in it (none when unset); an inactive user, a missing one or an id
+    that is not a number is nobody."""
+    from crm.backends import RoleBackend
+
+    team = TeamFactory(name="Отдел продаж") if with_team else None
+    user = UserFactory(role=role("Manager"), team=team, first_name="Анна", last_name="Смирнова", language="en")
+    with django_assert_num_queries(1):
+        signed_in = RoleBackend().get_user(user.pk)
+        assert (signed_in.pk, signed_in.username, signed_in.first_name, signed_in.language) == (
+            user.pk, user.username, "Анна", "en")
+        assert signed_in.role.visibility == user.role.visibility
+        assert signed_in.role_id == user.role_id
+        assert (signed_in.team.name if signed_in.team else None) == ("Отдел продаж" if with_team else None)
+        assert signed_in.password == user.password and signed_in.date_joined == user.date_joined
+    assert RoleBackend().get_user(user.pk + 1000) is None
+    assert RoleBackend().get_user("not-a-number") is None
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert RoleBackend().get_user(user.pk) is None
 
 
 def test_a_role_losing_a_permission_is_felt_on_the_next_request(client, manager):
