@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from clients.models import Client
 from deals.models import Deal
@@ -174,3 +174,44 @@ def test_a_card_escapes_what_users_typed(admin_client, stages):
     page = admin_client.get(stages[0].line.funnel.get_absolute_url()).content.decode()
     assert hostile not in page and "<b>tag</b>" not in page
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page and "&lt;b&gt;tag&lt;/b&gt;" in page
+
+
+def column_heads(page: str) -> dict[str, str]:
+    """Each column head's text (whitespace collapsed), by the head's id."""
+    import re
+
+    heads = re.findall(r'<header class="column-head" id="(column-head-\d+)"[^>]*>(.*?)</header>', page, re.S)
+    return {head_id: re.sub(r"[ \t\n]+", " ", re.sub(r"<[^>]+>", " ", body)).strip() for head_id, body in heads}
+
+
+def test_columns_read_in_the_users_language_and_the_totals_after_a_move_match_them(client, stages, sales_funnel):
+    """The columns (fragments/deals/columns.html): each head's stage, count and sums in the
+    reader's language, the robot mark labelled in it, the sentinel that loads more keeping the
+    line and the filters; the heads swapped in after a move (column_heads) read the same."""
+    from deals.selectors import FIRST_CARDS
+    from robots.models import Robot
+
+    reader = UserFactory(role=role("Admin"), language="ru")
+    client.force_login(reader)
+    owner = ClientFactory(name="Ёлкин & Co <b>")
+    Deal.objects.bulk_create(Deal(client=owner, stage=stages[0], name=f"d{i}", position=i, budget=Decimal("1234567.5"))
+                             for i in range(FIRST_CARDS + 2))
+    DealFactory(stage=stages[1], client=owner, budget=Decimal("999.49"))
+    Robot.objects.create(stage=stages[1], name="Приветствие", is_active=True)
+    response = client.get(sales_funnel.get_absolute_url(), {"line": stages[0].line_id})
+    page = response.content.decode()
+    heads = column_heads(page)
+    first, second = heads[f"column-head-{stages[0].pk}"], heads[f"column-head-{stages[1].pk}"]
+    with translation.override("ru"):
+        names = [str(stage) for stage in stages]
+    assert first == f"{names[0]} {FIRST_CARDS + 2} Бюджет 20\xa0987\xa0648 Продажи 0", first
+    assert second == f"1 {names[1]} 1 Бюджет 999 Продажи 0", second  # the robot mark's count first
+    assert 'aria-label="Роботов: 1"' in page and page.count('class="robot-mark"') == 1
+    assert "Ёлкин &amp; Co &lt;b&gt;" in page and "<b>" not in page.split("</header>", 1)[1].split("</ol>")[0]
+    more = reverse("deals:more", args=[sales_funnel.pk, stages[0].pk])
+    assert page.count('class="more-sentinel"') == 1
+    assert f'hx-get="{more}?line={stages[0].line_id}&amp;after=' in page
+    assert f'<option value="{stages[0].pk}">{names[0]}</option>' in page  # the move menu's stages
+    totals = client.get(reverse("deals:totals", args=[sales_funnel.pk]), {"line": stages[0].line_id}, headers=HX)
+    assert column_heads(totals.content.decode()) == heads
+    assert totals.content.decode().count('hx-swap-oob="true"') == len(heads) == len(stages)
