@@ -311,6 +311,19 @@ def visible_deals(user, *, deleted: bool = False, stages=None) -> QuerySet:
     return scope_to_user(user, qs)
 
 
+def visible_deals_sql(user, stages, alias: str) -> tuple[str, list]:
+    """visible_deals(user, stages=stages) as an SQL condition on the deals table's `alias`, for the
+    board's hand-written statement (deals.selectors.first_cards): the same checks (may the user
+    see deals, open every stage's funnel), the same stages, live deals only, scope_sql within
+    them; "FALSE" where visible_deals would be empty. Checked equal to it by the tests."""
+    require(user, VIEW_DEALS)
+    if not all(may_open_funnel(user, funnel_pk) for funnel_pk in {stage.line.funnel_id for stage in stages}):
+        return "FALSE", []
+    scope, params = scope_sql(user, f"{alias}.responsible_id")
+    return (f"{alias}.deleted_at IS NULL AND {alias}.stage_id = ANY(%s::bigint[]) AND {scope}",
+            [[stage.pk for stage in stages], *params])
+
+
 def deal_or_404(user, pk, *, include_deleted: bool = False):
     from deals.models import Deal
 

@@ -257,3 +257,39 @@ def test_the_polls_hand_written_scope_is_the_gates_scope(stages, team):
         by_sql = sorted(StageLoad.objects.extra(where=[condition], params=params).values_list("pk", flat=True))
         assert by_sql == by_orm, viewer
     assert len({len(sorted(gate.scope_to_user(v, StageLoad.objects.all()).values_list("pk", flat=True))) for v in viewers}) > 1
+
+
+@pytest.mark.django_db
+def test_the_boards_hand_written_first_cards_are_the_gates_deals(stages, team):
+    """gate.visible_deals_sql (the unfiltered board's cards statement) selects the deals
+    gate.visible_deals selects, for every visibility, a funnel not granted included; and the
+    board's first cards of each column are the first FIRST_CARDS of those, in board order."""
+    from django.contrib.auth.models import Group
+    from django.http import QueryDict
+
+    from crm import permissions as gate
+    from crm.models import Role
+    from deals.selectors import FIRST_CARDS, first_cards
+
+    mate, stranger = UserFactory(team=team, role=role("Manager")), UserFactory(role=role("Manager"))
+    owners = [mate, stranger, None]
+    for i in range(3 * (FIRST_CARDS + 3)):
+        DealFactory(stage=stages[i % 3], responsible=owners[i % 4 % 3], position=(i * 7) % 11)
+    Deal.objects.filter(pk__in=Deal.objects.order_by("pk").values("pk")[:4]).update(deleted_at=timezone.now())
+    team_role = Role.objects.create(group=Group.objects.create(name="Team lead"), visibility=Role.Visibility.TEAM)
+    ungranted = UserFactory(role=team_role, team=team)  # the team role has no funnel granted
+    team_role.group.permissions.add(*role("Manager").group.permissions.all())
+    viewers = [UserFactory(role=role("Admin")), mate, stranger, UserFactory(team=team, role=role("Manager")), ungranted]
+    counts = set()
+    for viewer in viewers:
+        viewer = type(viewer).objects.select_related("role", "team").get(pk=viewer.pk)
+        by_orm = list(gate.visible_deals(viewer, stages=stages).order_by("stage_id", "position", "id").values_list("pk", flat=True))
+        condition, params = gate.visible_deals_sql(viewer, stages, "deals_deal")
+        by_sql = list(Deal.objects.extra(where=[condition], params=params).order_by("stage_id", "position", "id")
+                      .values_list("pk", flat=True))
+        assert by_sql == by_orm, viewer
+        expected = [pk for stage in stages for pk in
+                    gate.visible_deals(viewer, stages=stages).filter(stage=stage).order_by("position", "id").values_list("pk", flat=True)[:FIRST_CARDS]]
+        assert [row["id"] for row in first_cards(viewer, QueryDict(""), stages)] == expected, viewer
+        counts.add(len(by_orm))
+    assert len(counts) >= 3 and 0 in counts  # the viewers saw different deals, the ungranted one none
