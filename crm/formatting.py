@@ -80,11 +80,36 @@ def _compile(fmt: str) -> list[Piece]:
     return joined
 
 
+# Format characters that are a date(-time)'s attribute as str.format writes it: a format made only
+# of these (Russian "d.m.Y H:i") becomes one str.format call, about a third of the pieces' time.
+_AS_FORMAT = {"d": "{0.day:02d}", "j": "{0.day}", "m": "{0.month:02d}", "n": "{0.month}", "Y": "{0.year:04d}",
+              "H": "{0.hour:02d}", "G": "{0.hour}", "i": "{0.minute:02d}", "s": "{0.second:02d}"}
+
+
+def _as_format(fmt: str) -> str | None:
+    """`fmt` as a str.format template of its value, or None when a character is not in _AS_FORMAT."""
+    parts, escaped = [], False
+    for char in fmt:
+        if escaped or not char.isalpha() and char != "\\":
+            parts.append(char.replace("{", "{{").replace("}", "}}"))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _AS_FORMAT:
+            parts.append(_AS_FORMAT[char])
+        else:
+            return None
+    return "".join(parts)
+
+
 def compile_format(fmt: str) -> Callable[[date], str]:
+    template = _as_format(fmt)
+    if template is not None:
+        return template.format
     pieces = _compile(fmt)
 
     def render(value) -> str:
-        return "".join(piece if isinstance(piece, str) else piece(value) for piece in pieces)
+        return "".join([piece if isinstance(piece, str) else piece(value) for piece in pieces])
 
     return render
 
