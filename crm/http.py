@@ -34,7 +34,8 @@ def table_query(params: QueryDict, *, drop=PAGING_PARAMS) -> str:
     return kept.urlencode()
 
 
-def url_maker(name: str) -> Callable[[int], str]:
-    """reverse() once per page: a function from a pk to the URL (the pattern's only argument)."""
+def url_maker(name: str, *fixed) -> Callable[[int], str]:
+    """reverse() once per page: a function from a pk to the URL (the pattern's last argument,
+    after the `fixed` ones)."""
     marker = 987654321
-    return reverse(name, args=[marker]).replace(str(marker), "{}").format
+    return reverse(name, args=[*fixed, marker]).replace(str(marker), "{}").format

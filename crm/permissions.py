@@ -290,6 +290,11 @@ def funnel_or_404(user, pk):
     return funnel
 
 
+def may_open_stages(user, stages) -> bool:
+    """Whether the user may open the funnel of every stage (Stage objects with their line)."""
+    return all(may_open_funnel(user, funnel_pk) for funnel_pk in {stage.line.funnel_id for stage in stages})
+
+
 def visible_deals(user, *, deleted: bool = False, stages=None) -> QuerySet:
     """Deals the user may see: in funnels they may open, within their role's visibility. With
     `stages` (Stage objects with their line), those in these stages, none of them in a funnel the
@@ -303,7 +308,7 @@ def visible_deals(user, *, deleted: bool = False, stages=None) -> QuerySet:
         require(user, RESTORE_DEAL)
     qs = Deal.objects.filter(deleted_at__isnull=not deleted)
     if stages is not None:
-        if not all(may_open_funnel(user, funnel_pk) for funnel_pk in {stage.line.funnel_id for stage in stages}):
+        if not may_open_stages(user, stages):
             return qs.none()
         qs = qs.filter(stage_id__in=[stage.pk for stage in stages])
     elif not can(user, CONFIGURE_FUNNELS):
@@ -317,7 +322,7 @@ def visible_deals_sql(user, stages, alias: str) -> tuple[str, list]:
     see deals, open every stage's funnel), the same stages, live deals only, scope_sql within
     them; "FALSE" where visible_deals would be empty. Checked equal to it by the tests."""
     require(user, VIEW_DEALS)
-    if not all(may_open_funnel(user, funnel_pk) for funnel_pk in {stage.line.funnel_id for stage in stages}):
+    if not may_open_stages(user, stages):
         return "FALSE", []
     scope, params = scope_sql(user, f"{alias}.responsible_id")
     return (f"{alias}.deleted_at IS NULL AND {alias}.stage_id = ANY(%s::bigint[]) AND {scope}",

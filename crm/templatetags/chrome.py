@@ -9,7 +9,6 @@ asked of the gate once each.
 
 from django import template
 from django.template.loader import render_to_string
-from django.urls import get_script_prefix, get_urlconf
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
@@ -17,7 +16,7 @@ from django.utils.translation import pgettext
 from crm import fragments
 from crm import permissions as gate
 
-from .urls import _reversed
+from .urls import current_app_of, kept_reverse
 
 register = template.Library()
 
@@ -44,10 +43,9 @@ def topbar(context) -> SafeString:
     """The signed-in user's top bar: the sections they may open, the current one marked."""
     request, user = context["request"], context["user"]
     match = getattr(request, "resolver_match", None)
-    current_app = getattr(request, "current_app", None) or (match.namespace if match else None)
-    urlconf, prefix = get_urlconf(), get_script_prefix()
+    current_app = current_app_of(request)
     return fragments.render("crm/topbar.html", {
-        "url": {name: _reversed(name, (), (), current_app, urlconf, prefix) for name in ADDRESSES},
+        "url": {name: kept_reverse(name, current_app=current_app) for name in ADDRESSES},
         "may": {ability: gate.can(user, gate.Abilities.NAMES[ability]) for ability in ABILITIES},
         "app": (match.app_name if match else "") or "", "name": (match.url_name if match else "") or "",
         "t": _words(), "bell_icon": render_to_string("icons/bell.html"), "user_name": str(user),

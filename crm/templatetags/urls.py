@@ -32,22 +32,32 @@ def _forget(*, setting, **_kwargs) -> None:
 setting_changed.connect(_forget, dispatch_uid="crm.templatetags.urls")
 
 
+def current_app_of(request) -> str | None:
+    """The current app a page's addresses are reversed for, as Django's URLNode finds it."""
+    try:
+        return request.current_app
+    except AttributeError:
+        try:
+            return request.resolver_match.namespace
+        except AttributeError:
+            return None
+
+
+def kept_reverse(view_name: str, args: tuple = (), kwargs: tuple = (), current_app: str | None = None) -> str:
+    """reverse(), its answer kept (hashable arguments only; kwargs as sorted pairs)."""
+    return _reversed(view_name, args, kwargs, current_app, get_urlconf(), get_script_prefix())
+
+
 class KeptURLNode(URLNode):
     def render(self, context):
         args = tuple(arg.resolve(context) for arg in self.args)
         kwargs = tuple(sorted((k, v.resolve(context)) for k, v in self.kwargs.items()))
         view_name = self.view_name.resolve(context)
-        try:  # as Django's URLNode finds it
-            current_app = context.request.current_app
-        except AttributeError:
-            try:
-                current_app = context.request.resolver_match.namespace
-            except AttributeError:
-                current_app = None
+        current_app = current_app_of(getattr(context, "request", None))
         url = ""
         try:
             try:
-                url = _reversed(view_name, args, kwargs, current_app, get_urlconf(), get_script_prefix())
+                url = kept_reverse(view_name, args, kwargs, current_app)
             except TypeError:  # an argument that cannot be a key
                 url = reverse(view_name, args=args, kwargs=dict(kwargs), current_app=current_app)
         except NoReverseMatch:

@@ -2,11 +2,11 @@ from urllib.parse import quote
 
 from django import template
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from crm import fragments
+from crm.http import url_maker
 from deals.cards import Money
 
 register = template.Library()
@@ -49,17 +49,17 @@ def board_columns(context) -> SafeString:
     """The board's columns (deals.selectors.Column): heads, first cards and the sentinel of each,
     drawn by fragments/deals/columns.html (Django's template engine took longer to draw the eight
     heads than Jinja2 the 120 cards)."""
-    funnel, line_query, filters = context["funnel"], context["line_query"], context.get("filters", "")
-    more = reverse("deals:more", args=[funnel.pk, 987654321]).replace("987654321", "{}")
-    can_move, card_texts = context.get("can_move", False), _card_texts()
+    line_query, filters = context["line_query"], context.get("filters", "")
+    more = url_maker("deals:more", context["funnel"].pk)
     columns = _heads(context)
     for head, column in zip(columns, context["columns"], strict=True):
-        head["cards"] = fragments.render("deals/cards.html", {"cards": column.cards, "can_move": can_move, "texts": card_texts})
+        head["cards"] = column.cards
         head["more_url"] = ""
         if column.more_after:
-            head["more_url"] = (more.format(column.stage.pk) + f"?{line_query}&after={quote(column.more_after, safe='/')}"
+            head["more_url"] = (more(column.stage.pk) + f"?{line_query}&after={quote(column.more_after, safe='/')}"
                                 + (f"&{filters}" if filters else ""))
-    return fragments.render("deals/columns.html", {"columns": columns, "texts": _head_texts()})
+    return fragments.render("deals/columns.html", {"columns": columns, "can_move": context.get("can_move", False),
+                                                   "texts": {**_card_texts(), **_head_texts()}})
 
 
 @register.simple_tag(takes_context=True)
