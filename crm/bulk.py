@@ -8,6 +8,7 @@ tuples of attribute values (`copy_rows`).
 
 import json
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from django.db import connection, models
@@ -98,7 +99,8 @@ def copy_insert(model: type[models.Model], objs: list, *, with_ids: bool = False
             if getattr(obj, name) is None:
                 setattr(obj, name, now)
     columns = [f.attname for f in fields]
-    copy_rows(model, columns, ([getattr(obj, name) for name in columns] for obj in objs))
+    values = attrgetter(*columns) if len(columns) > 1 else (lambda obj: (getattr(obj, columns[0]),))
+    copy_rows(model, columns, map(values, objs))  # a tuple per instance, read in C
 
 
 def _column(field: models.Field) -> str:
