@@ -124,7 +124,7 @@ def make_world(clients: int):
     admin = UserFactory(username=f"{PREFIX}admin", role=role("Admin"))
     managers = [UserFactory(username=f"{PREFIX}manager{i}", role=role("Manager")) for i in range(MANAGERS)]
     made = Client.objects.bulk_create(
-        [Client(name=f"Lead {i}", phone=f"+7900{i:07d}", phone_digits=f"7900{i:07d}", channel="website",
+        [Client(name=f"Lead {i}", name_key=f"{i} lead", phone=f"+7900{i:07d}", phone_digits=f"7900{i:07d}", channel="website",
                 created_by=admin, modified_by=admin) for i in range(clients)],
         batch_size=2000,
     )

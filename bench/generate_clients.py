@@ -161,7 +161,7 @@ def copy_columns(conn) -> tuple[list[str], dict]:
     from clients.models import Client
 
     generated = [
-        "name", "responsible_id", "phone", "extra_phones", "phone_digits", "email", "country", "city", "address",
+        "name", "name_key", "responsible_id", "phone", "extra_phones", "phone_digits", "email", "country", "city", "address",
         "company", "channel", "source", "priority", "lifecycle", "external_id", "registration_date", "custom",
         "sales_count", "sales_sum", "created_at", "modified_at", "created_by_id", "modified_by_id",
     ]
@@ -184,6 +184,8 @@ def copy_columns(conn) -> tuple[list[str], dict]:
 
 
 def load(conn, clients: int, user_ids: list[int], tag_ids: list[int]) -> None:
+    from clients.names import name_key
+
     columns, constants = copy_columns(conn)
     rnd = random.Random(1)
     now = datetime.now(UTC)
@@ -196,8 +198,9 @@ def load(conn, clients: int, user_ids: list[int], tag_ids: list[int]) -> None:
             owner = rnd.choice(user_ids)
             sales = rnd.choice([0, 0, 0, 1, 2])
             registered = date(2020, 1, 1) + timedelta(days=rnd.randint(0, 2000)) if rnd.random() < 0.5 else None
+            name = f"{rnd.choice(LAST)} {rnd.choice(FIRST)} {i}"[:30]
             copy.write_row((
-                f"{rnd.choice(LAST)} {rnd.choice(FIRST)} {i}"[:30], owner, f"+7{phone_body}", "[]",
+                name, name_key(name), owner, f"+7{phone_body}", "[]",
                 f"7{phone_body}", f"client{i}@example.com", rnd.choice(COUNTRIES), rnd.choice(CITIES), "", "",
                 rnd.choice(CHANNELS), rnd.choice(SOURCES), rnd.choice(["low", "normal", "high"]),
                 rnd.choice(["potential", "converted"]), "", registered, "{}", sales, sales * 1500, created,

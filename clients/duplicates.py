@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from django.db import connection, transaction
 
 from .models import Client, DuplicateSuggestion
+from .names import name_key
 
 NAME_SIMILARITY = 0.6  # pg_trgm similarity: "Иванов Иван" ~ "Иван Иванов" 1.0, "Кузнецов Иван Петрович" ~ "Кузнецоф …" 0.84
 # …and each word of the name with fewer words found in the other (pg_trgm word_similarity, ё as е):
@@ -74,16 +75,16 @@ SIMILAR_NAMES = """    SELECT s.id, m.id, 3 FROM src s CROSS JOIN LATERAL (
         AND {alike}
         ORDER BY similarity(upper(c.name::text), s.uname) DESC, c.id LIMIT {limit}) m
     WHERE s.city <> '' OR s.company <> ''"""
-# The same words in any order, case and ё aside (client_name_key_idx): what an import chunk asks.
+# The same words in any order, case and ё aside (Client.name_key, client_name_key_idx): what an import chunk asks.
 SAME_NAMES = """    SELECT s.id, m.id, 3 FROM src s CROSS JOIN LATERAL (
-        SELECT c.id FROM {clients} c WHERE client_name_key(c.name::text) = client_name_key(s.name) AND c.deleted_at IS NULL
+        SELECT c.id FROM {clients} c WHERE c.name_key = s.name_key AND c.name_key <> '' AND c.deleted_at IS NULL
         AND c.id <> s.id
         AND ((s.city <> '' AND lower(btrim(c.city)) = s.city) OR (s.company <> '' AND lower(btrim(c.company)) = s.company))
         LIMIT {limit}) m
     WHERE s.city <> '' OR s.company <> ''"""
 SUGGEST_SQL = """
 WITH src AS (
-    SELECT c.id, c.phone, c.extra_phones, lower(btrim(c.email)) AS email, c.name::text AS name, upper(c.name::text) AS uname,
+    SELECT c.id, c.phone, c.extra_phones, lower(btrim(c.email)) AS email, c.name::text AS name, c.name_key, upper(c.name::text) AS uname,
            lower(btrim(c.city)) AS city, lower(btrim(c.company)) AS company
     FROM {clients} c WHERE c.id = ANY(%(ids)s::bigint[]) AND c.deleted_at IS NULL
 ), src_phones AS (
@@ -280,11 +281,6 @@ def alike(a: str, b: str) -> bool:
     fewer, more = (words_a, words_b) if len([w for w in words_a if w]) <= len([w for w in words_b if w]) else (words_b, words_a)
     return all(max((len(trigrams(w) & trigrams(v)) / len(trigrams(w)) for v in more if v), default=0) >= WORD_SIMILARITY
                for w in fewer if len(w) >= 2)
-
-
-def name_key(name: str) -> str:
-    """client_name_key in Python: the words, lower case, ё as е, sorted."""
-    return " ".join(sorted(w for w in WORD.split(name.lower().replace("ё", "е")) if w))
 
 
 def _likeness(a: dict, b: dict, similar_names: bool = True) -> int | None:

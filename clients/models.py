@@ -9,6 +9,8 @@ from django.utils.translation import pgettext_lazy
 from crm.choices import Color
 from crm.countries import COUNTRIES
 
+from .names import name_key
+
 NAME_MAX = 30  # seed 002: "ФИО" is limited to 30 characters
 TEXT_FIELD_MAX = 30  # seed 002: custom fields of type "Text" are limited to 30 characters
 ALIVE = Q(deleted_at__isnull=True)
@@ -135,6 +137,8 @@ class ClientQuerySet(models.QuerySet):
 
 class Client(models.Model):
     name = models.CharField(_("full name"), max_length=NAME_MAX)
+    # The name's words sorted (clients.names.name_key): kept by save() and the import's writer.
+    name_key = models.CharField(max_length=NAME_MAX, blank=True, default="", editable=False)
     responsible = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("responsible"),
@@ -229,6 +233,8 @@ class Client(models.Model):
             models.Index(Lower("email"), name="client_email_lower_idx", condition=ALIVE & ~Q(email="")),
             models.Index(Upper("external_id"), name="client_external_upper_idx"),
             models.Index(fields=["registration_date"], name="client_registered_idx"),
+            # The import's namesakes lookup (clients.duplicates SAME_NAMES).
+            models.Index(fields=["name_key"], name="client_name_key_idx", condition=ALIVE & ~Q(name_key="")),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(name=""), name="client_name_not_empty"),
@@ -236,6 +242,13 @@ class Client(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.name_key = name_key(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields and "name_key" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "name_key"]
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self):
         return reverse("clients:detail", args=[self.pk])

@@ -27,6 +27,7 @@ from clients.models import (
     Priority,
     Tag,
 )
+from clients.names import name_key
 from clients.phones import phone_digits
 from crm import activity
 from crm.models import Activity, Role, Team
@@ -562,7 +563,7 @@ class Seeder:
             custom[self.birthday.key] = (self.now - timedelta(days=rnd.randint(7000, 20000))).date().isoformat()
         created = self.between(self.now - timedelta(days=720), self.now - timedelta(hours=1))
         client = Client(
-            name=person["name"], responsible=owner, phone=phone, phone_digits=phone_digits([phone]),
+            name=person["name"], name_key=name_key(person["name"]), responsible=owner, phone=phone, phone_digits=phone_digits([phone]),
             email=_email(rnd, person, country, self.emails) if rnd.random() < 0.8 else "",
             country=country, city=city, company=_company(rnd, person, country) if rnd.random() < 0.35 else "",
             channel=rnd.choice(Channel.values), priority=_pick(rnd, [(Priority.NORMAL, 6), (Priority.HIGH, 2), (Priority.LOW, 2)]),

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clients.models import Client, Tag
+from clients.names import name_key
 from clients.phones import phone_digits
 from crm import activity, events
 from crm import permissions as gate
@@ -302,6 +303,7 @@ class ChunkWriter:
         if row.custom:
             client.custom = {**(client.custom or {}), **row.custom}
         client.phone_digits = phone_digits(client.all_phones)
+        client.name_key = name_key(client.name)
 
     # Writes ---------------------------------------------------------------------------------------
 
@@ -324,7 +326,7 @@ class ChunkWriter:
                 clients.append(result.landed.client)
         if not clients:
             return
-        copy_update(Client, clients, [*UPDATABLE, "custom", "responsible_id", "phone_digits", "modified_by_id", "modified_at"])
+        copy_update(Client, clients, [*UPDATABLE, "name_key", "custom", "responsible_id", "phone_digits", "modified_by_id", "modified_at"])
         activity.record_bulk(rows=[(c.pk, None, self.job.filename) for c in clients], actor=self.actor,
                              kind=Activity.Kind.CHANGE, field="import", field_label=_("Import"))
 

@@ -199,6 +199,23 @@ def test_an_import_that_updates_a_client_keeps_its_similar_name_pair(admin):
     assert pairs() == {("Кузнецоф Иван Петрович", "Кузнецов Иван Петрович", "name")}
 
 
+def test_the_stored_name_key_follows_every_way_a_name_changes(admin):
+    """Client.name_key (the words sorted, lower case, ё as е) is what an import's namesake lookup
+    compares: a save, a save of the name alone and an import's update all keep it in step."""
+    client = ClientFactory(name="Пётр  Петров-Водкин", city="Тула", phone="+79265550002")
+    assert Client.objects.get(pk=client.pk).name_key == "водкин петр петров"
+    client.name = "ЁЛКИН_Иван"
+    client.save(update_fields=["name"])
+    assert Client.objects.get(pk=client.pk).name_key == "елкин иван"
+    rows = [["ФИО", "Телефон"], ["Сидоров Семён", "8 926 555-00-02"]]
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone"}, duplicates="update")
+    assert job.updated == 1 and Client.objects.get(pk=client.pk).name_key == "семен сидоров"
+    rows = [["ФИО", "Город"], ["семён СИДОРОВ", "Тула"]]
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "city"}, duplicates="create")
+    duplicates.suggest_for_import(job.pk)
+    assert pairs() == {("семён СИДОРОВ", "Сидоров Семён", "name")}
+
+
 def test_an_import_in_create_mode_suggests_the_same_phone(admin):
     ClientFactory(name="Старый", phone="+79168880008")
     rows = [["ФИО", "Телефон"], ["Новый", "8 916 888-00-08"], ["Новый 2", "79168880008"]]
