@@ -1,11 +1,10 @@
 """The name key stored on the client (Client.name_key, made in Python by clients.names.name_key) in
 place of the index on the SQL function client_name_key(name): the function ran a sorting
-subquery for every row an import inserted. Existing clients get their key from that function
-(the same words, the same order) before it is dropped."""
+subquery for every row an import inserted. The column and its index come first, while every key
+is still empty (the partial index skips empty keys, so it is built at once); 0021 fills the keys
+of existing clients in short batches."""
 
 from django.db import migrations, models
-
-from clients.names import name_key
 
 OLD_FUNCTION = (
     "CREATE OR REPLACE FUNCTION client_name_key(name text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$ "
@@ -17,6 +16,7 @@ OLD_FUNCTION = (
 def drop_old_index(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute("DROP INDEX IF EXISTS client_name_key_idx")
+        schema_editor.execute("DROP FUNCTION IF EXISTS client_name_key(text)")
 
 
 def restore_old_index(apps, schema_editor):
@@ -24,20 +24,6 @@ def restore_old_index(apps, schema_editor):
         schema_editor.execute(OLD_FUNCTION)
         schema_editor.execute("CREATE INDEX IF NOT EXISTS client_name_key_idx ON clients_client (client_name_key(name::text)) "
                               "WHERE deleted_at IS NULL")
-
-
-def fill(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(OLD_FUNCTION)  # present since 0019; made again so this step stands alone
-        schema_editor.execute("UPDATE clients_client SET name_key = coalesce(client_name_key(name::text), '')")
-        schema_editor.execute("DROP FUNCTION client_name_key(text)")
-        return
-    Client = apps.get_model("clients", "Client")
-    changed = []
-    for client in Client.objects.only("pk", "name").iterator(chunk_size=2000):
-        client.name_key = name_key(client.name)
-        changed.append(client)
-    Client.objects.bulk_update(changed, ["name_key"], batch_size=500)
 
 
 class Migration(migrations.Migration):
@@ -49,7 +35,6 @@ class Migration(migrations.Migration):
             name="name_key",
             field=models.CharField(blank=True, default="", editable=False, max_length=30),
         ),
-        migrations.RunPython(fill, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name="client",
             index=models.Index(condition=models.Q(("deleted_at__isnull", True), models.Q(("name_key", ""), _negated=True)),

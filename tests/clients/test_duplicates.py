@@ -216,6 +216,26 @@ def test_the_stored_name_key_follows_every_way_a_name_changes(admin):
     assert pairs() == {("семён СИДОРОВ", "Сидоров Семён", "name")}
 
 
+def test_the_migration_fills_the_name_keys_of_existing_clients_in_batches(monkeypatch):
+    """clients/0021: the keys of clients made before the column existed, a batch at a time, and
+    only those still empty (run again after an interruption, it redoes nothing)."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    fill = importlib.import_module("clients.migrations.0021_fill_client_name_key")
+    monkeypatch.setattr(fill, "BATCH", 2)
+    made = [ClientFactory(name=name) for name in ("Иванов Иван", "Пётр  ПЕТРОВ", "—", "Anna-Maria O'Neil", "Семёнов")]
+    Client.objects.filter(pk__in=[c.pk for c in made[:4]]).update(name_key="")
+    Client.objects.filter(pk=made[4].pk).update(name_key="kept as it was")
+    with connection.schema_editor() as editor:
+        fill.fill(apps, editor)
+    keys = dict(Client.objects.filter(pk__in=[c.pk for c in made]).values_list("name", "name_key"))
+    assert keys == {"Иванов Иван": "иван иванов", "Пётр  ПЕТРОВ": "петр петров", "—": "",
+                    "Anna-Maria O'Neil": "anna maria neil o", "Семёнов": "kept as it was"}
+
+
 def test_an_import_in_create_mode_suggests_the_same_phone(admin):
     ClientFactory(name="Старый", phone="+79168880008")
     rows = [["ФИО", "Телефон"], ["Новый", "8 916 888-00-08"], ["Новый 2", "79168880008"]]
