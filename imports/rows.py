@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NUMBER_TEXT = re.compile(r"^-?\d+(?:[.,]\d+)?$")
 PHONE_SPLIT = re.compile(r"[,;/\n]+")
+# Several e-mails in one cell ("a@x.ru; b@x.ru", as 1C exports them): the first is the e-mail, the
+# others are kept as the client's other e-mails.
+EMAIL_SPLIT = re.compile(r"[,;\s]+")
 LIMITS = {"address": 200, "company": 100, "city": 60, "external_id": 64, "source": 100, "deal_name": 100}
 TAG_MAX = 30
 BUDGET_MAX = Decimal(10) ** 12  # Deal.budget: 14 digits, 2 after the point
@@ -190,6 +193,14 @@ class RowValidator:
         elif key == "extra_phones":
             phones = [normalize_phone(p) for p in PHONE_SPLIT.split(text) if p.strip()]
             row.client["extra_phones"] = phones + row.client.get("extra_phones", [])
+        elif key == "email":
+            parts = [part for part in EMAIL_SPLIT.split(text) if part]
+            if len(parts) > 1 and text.count("@") < 2:  # one address and words: quoted whole
+                raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text})
+            emails = [self._email(part) for part in parts]
+            row.client["email"] = emails[0]
+            if others := [e for e in dict.fromkeys(emails[1:]) if e != emails[0]]:
+                row.client["extra_emails"] = others
         else:
             row.client[key] = self._standard(key, value, text)
 
@@ -199,13 +210,6 @@ class RowValidator:
             if len(name) > NAME_MAX:
                 raise ValidationError(_("at most %(n)s characters (this one has %(m)s).") % {"n": NAME_MAX, "m": len(name)})
             return name
-        if key == "email":
-            email = text.lower()
-            try:
-                validate_email(email)
-            except ValidationError:
-                raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text}) from None
-            return email
         if key == "registration_date":
             return date_value(value, text)
         if key in ("country", "channel", "priority"):
@@ -217,6 +221,15 @@ class RowValidator:
                 raise ValidationError(_("unknown value «%(value)s».") % {"value": text})
             return code
         return self._limited(text, LIMITS.get(key, TEXT_FIELD_MAX))
+
+    @staticmethod
+    def _email(text: str) -> str:
+        email = text.lower()
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text}) from None
+        return email
 
     @staticmethod
     def _limited(text: str, limit: int) -> str:

@@ -34,7 +34,7 @@ from .rows import Row, RowValidator
 if TYPE_CHECKING:
     from deals.models import Deal
 
-UPDATABLE = ["name", "phone", "extra_phones", "email", "company", "country", "city", "address", "channel", "source",
+UPDATABLE = ["name", "phone", "extra_phones", "email", "extra_emails", "company", "country", "city", "address", "channel", "source",
              "priority", "external_id", "registration_date"]
 Outcome = ImportRecord.Outcome
 
@@ -296,10 +296,15 @@ class ChunkWriter:
             if name == "extra_phones":
                 known = set(client.all_phones)
                 client.extra_phones = list(client.extra_phones) + [p for p in value if p not in known and p != row.phone]
+            elif name == "extra_emails":  # added to those the client has, as other phones are
+                known = {e.lower() for e in (client.email, *client.extra_emails)}
+                client.extra_emails = list(client.extra_emails) + [e for e in value if e not in known and e != row.email]
             else:
                 setattr(client, name, value)
         if client.phone in client.extra_phones:
             client.extra_phones = [p for p in client.extra_phones if p != client.phone]
+        if client.email and client.extra_emails:
+            client.extra_emails = [e for e in client.extra_emails if e.lower() != client.email.lower()]
         if row.custom:
             client.custom = {**(client.custom or {}), **row.custom}
         client.phone_digits = phone_digits(client.all_phones)

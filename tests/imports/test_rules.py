@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from clients.models import Client, CustomField, Tag
 from deals.models import Deal, Stage
+from imports import services
 from imports.models import ImportJob, ImportRecord
 from tests.factories import ClientFactory, CustomFieldFactory, FunnelFactory, UserFactory, role
 
@@ -264,3 +265,32 @@ def test_the_fast_path_for_russian_phones_agrees_with_phonenumbers():
                 checked += 1
                 assert fast == library(raw), raw
     assert checked > 10000
+
+
+def test_several_emails_in_one_cell_keep_the_others_as_other_emails(admin):
+    """1C puts every e-mail of a counterparty in one cell: the first is the e-mail, the others
+    (any case, repeats dropped) the client's other e-mails; an update adds to those it has and
+    undo puts them back; one part that is not an address fails the row, quoting it."""
+    header = ["Контрагент", "Телефон", "Электронная почта"]
+    rows = [
+        ["Лукашенко Игорь", "+375 29 123-45-67", "igor@tut.by; IGOR2@tut.by, igor@tut.by"],
+        ["Орлова Ольга", "", "olga@mail.ru  olga@mail.ru"],
+        ["Смирнов Олег", "", "oleg@mail.ru;"],
+        ["Петров Пётр", "", "petr@mail.ru; нет"],
+    ]
+    job = service_import(admin, csv_bytes(header, rows), {0: "name", 1: "phone", 2: "email"}, name="1c.csv")
+    assert (job.created, job.failed) == (3, 1)
+    assert Client.objects.get(name="Смирнов Олег").email == "oleg@mail.ru"
+    failed = job.records.get(outcome="failed")
+    assert (failed.row, failed.reason) == (5, "Электронная почта: «petr@mail.ru; нет» is not an e-mail address.")
+    igor = Client.objects.get(name="Лукашенко Игорь")
+    assert (igor.phone, igor.email, igor.extra_emails) == ("+375291234567", "igor@tut.by", ["igor2@tut.by"])
+    assert Client.objects.get(name="Орлова Ольга").extra_emails == []
+
+    update = [["Контрагент", "Электронная почта"], ["Игорь Лукашенко", "igor@tut.by, igor3@tut.by; Igor2@tut.by"]]
+    job = service_import(admin, plain_xlsx(update), {0: "name", 1: "email"}, duplicates="update")
+    igor.refresh_from_db()
+    assert job.updated == 1 and igor.extra_emails == ["igor2@tut.by", "igor3@tut.by"]
+    services.import_undo(actor=admin, job=job)
+    igor.refresh_from_db()
+    assert (igor.name, igor.extra_emails) == ("Лукашенко Игорь", ["igor2@tut.by"])
