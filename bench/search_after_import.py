@@ -75,6 +75,8 @@ def report(stage: str, samples: dict[str, list[float]], result: dict) -> None:
 def insert_fresh(conn, rows: int, owner: int) -> int:
     """--rows new clients as the import's writer leaves them: one COPY, modified now, the
     workbook's names (surname, first name, sometimes a patronymic); returns the first new id."""
+    from clients.names import name_key
+
     columns, constants = copy_columns(conn)
     extra = list(constants.values())
     first_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM clients_client").fetchone()[0]
@@ -83,10 +85,10 @@ def insert_fresh(conn, rows: int, owner: int) -> int:
     with conn.cursor().copy(f"COPY clients_client ({', '.join(columns)}) FROM STDIN") as copy:
         for i in range(rows):
             body = f"9{rnd.randint(100000000, 999999999)}"
-            name = " ".join(p for p in (rnd.choice(LAST), rnd.choice(FIRST), rnd.choice(MIDDLE)) if p)
+            name = " ".join(p for p in (rnd.choice(LAST), rnd.choice(FIRST), rnd.choice(MIDDLE)) if p)[:30]
             stamp = now - timedelta(milliseconds=rows - i)  # written in order, newest last
             copy.write_row((
-                name[:30], owner, f"+7{body}", "[]", f"7{body}", f"imported{i}@example.com", "RU", "Москва", "", "",
+                name, name_key(name), owner, f"+7{body}", "[]", f"7{body}", f"imported{i}@example.com", "RU", "Москва", "", "",
                 "", "Импорт", "normal", "potential", "", None, "{}", 0, 0, stamp, stamp, owner, owner, *extra,
             ))
     return first_id

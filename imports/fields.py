@@ -10,8 +10,11 @@ import re
 
 from django.utils.translation import gettext_lazy as _
 
+# A list with the name in parts (Фамилия, Имя, Отчество as 1C and amoCRM export it): the full name
+# is made of the parts in that order, where the row has no full name of its own.
+NAME_PARTS = {"last_name": _("Last name"), "first_name": _("First name"), "middle_name": _("Middle name")}
 CLIENT_FIELDS = {
-    "name": _("Full name"), "phone": _("Phone"), "extra_phones": _("Other phones"), "email": _("Email"),
+    "name": _("Full name"), **NAME_PARTS, "phone": _("Phone"), "extra_phones": _("Other phones"), "email": _("Email"),
     "company": _("Company"), "country": _("Country"), "city": _("City"), "address": _("Address"),
     "channel": _("Channel"), "source": _("Source"), "priority": _("Priority"), "external_id": _("Player ID"),
     "registration_date": _("Registration date"), "tags": _("Tags"), "responsible": _("Responsible"),
@@ -24,6 +27,9 @@ STANDARD_FIELDS = {**CLIENT_FIELDS, **DEAL_FIELDS}
 GUESSES = {
     "name": ["фио", "ф и о", "имя", "фамилия имя", "фамилия имя отчество", "клиент", "контакт", "контактное лицо",
              "name", "full name", "client", "contact", "contact name", "customer"],
+    "last_name": ["фамилия", "last name", "surname", "family name"],
+    "first_name": ["first name", "given name"],
+    "middle_name": ["отчество", "middle name", "patronymic", "second name"],
     "phone": ["телефон", "тел", "моб", "мобильный", "мобильный телефон", "номер телефона", "сотовый",
               "phone", "mobile", "phone number", "tel", "telephone", "cell"],
     "extra_phones": ["телефон 2", "доп телефон", "дополнительный телефон", "другие телефоны", "рабочий телефон",
@@ -60,11 +66,15 @@ def guess_mapping(headers: list[str], custom_fields) -> dict[str, str]:
     """A field per column whose header names one; each field once, the first column wins."""
     mapping: dict[str, str] = {}
     customs = {normalise(f.label): f.key for f in custom_fields}
+    # "Имя" beside "Фамилия" is the first name; alone it is the whole name.
+    in_parts = any(normalise(h) in GUESSES["last_name"] + GUESSES["middle_name"] for h in headers)
     for index, header in enumerate(headers):
         text = normalise(header)
         if not text:
             continue
         key = customs.get(text) or next((k for k, words in GUESSES.items() if text in words), None)
+        if key == "name" and in_parts and text in ("имя", "name"):
+            key = "first_name"
         if key is None:  # "Телефон (моб.)", "Email клиента": a known word at the start
             key = next((k for k, words in GUESSES.items() for w in words if len(w) > 3 and text.startswith(w + " ")), None)
         if key and key not in mapping.values():

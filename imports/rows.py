@@ -25,7 +25,7 @@ from clients.models import NAME_MAX, TEXT_FIELD_MAX, Channel, CustomField, Prior
 from clients.phones import normalize_phone
 from crm.countries import COUNTRIES
 
-from .fields import label_of, normalise
+from .fields import NAME_PARTS, label_of, normalise
 from .readers import MAX_CELL, cell_text
 
 if TYPE_CHECKING:
@@ -135,6 +135,11 @@ class RowValidator:
         return self.headers[index] if index < len(self.headers) and self.headers[index] else f"#{index + 1}"
 
     @cached_property
+    def plan_keys(self) -> dict[str, str]:
+        """{field key: column header} of the mapped columns."""
+        return {key: column for _index, key, column in self.plan}
+
+    @cached_property
     def plan(self) -> list[tuple[int, str, str]]:
         """(column index, field key, column header) for each mapped column."""
         return [(index, key, self.header(index)) for index, key in self.columns]
@@ -148,11 +153,12 @@ class RowValidator:
             row.empty = True
             return row
         width = len(cells)
+        parts: dict[str, str] = {}
         for index, key, column in self.plan:
             value = cells[index] if index < width else None
             text = cell_text(value)
             if not text:
-                if key == "name":
+                if key == "name" and not self.name_parts:
                     row.problems.append((column, _("the full name is required.")))
                 elif self.require_all:
                     row.problems.append((column, _("the cell is empty (this import asks for every mapped cell).")))
@@ -160,11 +166,33 @@ class RowValidator:
             if len(text) > MAX_CELL:
                 row.problems.append((column, _("the cell is too long.")))
                 continue
+            if key in NAME_PARTS:
+                parts[key] = text
+                continue
             try:
                 self._put(row, key, value, text)
             except ValidationError as error:
                 row.problems.append((column, " ".join(error.messages)))
+        if self.name_parts and "name" not in row.client:
+            self._name_from_parts(row, parts)
         return row
+
+    @cached_property
+    def name_parts(self) -> list[tuple[str, str]]:
+        """(field key, column header) of the columns mapped to parts of the name, in the name's order."""
+        return [(key, self.plan_keys[key]) for key in NAME_PARTS if key in self.plan_keys]
+
+    def _name_from_parts(self, row: Row, parts: dict[str, str]) -> None:
+        """The full name of a row whose own full-name cell is empty or unmapped: its parts, last name first."""
+        column = self.plan_keys.get("name", self.name_parts[0][1])
+        name = " ".join(parts[key] for key, _column in self.name_parts if key in parts)
+        if not name:
+            row.problems.insert(0, (column, _("the full name is required.")))
+            return
+        try:
+            row.client["name"] = self._standard("name", name, name)
+        except ValidationError as error:
+            row.problems.insert(0, (column, " ".join(error.messages)))
 
     def _put(self, row: Row, key: str, value, text: str) -> None:
         if key in self.custom:

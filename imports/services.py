@@ -151,8 +151,8 @@ def import_set_mapping(*, actor, job: ImportJob, mapping: dict, headers: list[st
     allowed = set(fields.STANDARD_FIELDS) | set(custom) | set(fields.NEW_FIELDS)
     if any(v not in allowed for v in mapping.values()):
         raise ImportRefused(_("Choose a field for each column from the list."))
-    if "name" not in mapping.values():
-        raise ImportRefused(_("Map a column to Full name: a client needs one."))
+    if "name" not in mapping.values() and not set(fields.NAME_PARTS) & set(mapping.values()):
+        raise ImportRefused(_("Map a column to Full name (or to Last name and First name): a client needs one."))
     chosen = [v for v in mapping.values() if v not in fields.NEW_FIELDS]
     if len(set(chosen)) != len(chosen):
         raise ImportRefused(_("Each field can take one column only."))

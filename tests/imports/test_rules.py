@@ -294,3 +294,30 @@ def test_several_emails_in_one_cell_keep_the_others_as_other_emails(admin):
     services.import_undo(actor=admin, job=job)
     igor.refresh_from_db()
     assert (igor.name, igor.extra_emails) == ("Лукашенко Игорь", ["igor2@tut.by"])
+
+
+def test_a_name_in_parts_is_joined_last_name_first(client, admin):
+    """Фамилия, Имя, Отчество in columns of their own (as 1C and amoCRM export contacts): the
+    columns step guesses each part ("Имя" beside "Фамилия" is the first name), and the full name
+    is made of the parts, last name first; a row with none of them fails for want of a name."""
+    client.force_login(admin)
+    header = ["Фамилия", "Имя", "Отчество", "Телефон"]
+    rows = [
+        ["Иванов", "Иван", "Иванович", "8 916 000-11-22"],
+        ["Петрова\u00a0", " Анна", None, "+7 916 000-11-23"],
+        [None, "Кристина", None, None],
+        [None, None, None, "8 916 000-11-24"],
+    ]
+    job, columns, _preview = wizard(client, styled_xlsx(header, rows))
+    assert selected(columns) == ["last_name", "first_name", "middle_name", "phone"]
+    assert (job.created, job.failed) == (3, 1)
+    assert sorted(Client.objects.values_list("name", flat=True)) == ["Иванов Иван Иванович", "Кристина", "Петрова Анна"]
+    failed = job.records.get(outcome="failed")
+    assert (failed.row, failed.column, failed.reason) == (5, "Фамилия", "Фамилия: the full name is required.")
+
+
+def test_an_alone_first_name_column_is_the_full_name(client, admin):
+    client.force_login(admin)
+    job, columns, _preview = wizard(client, styled_xlsx(["Имя", "Телефон"], [["Сидоров Семён", "8 916 000-11-25"]]))
+    assert selected(columns) == ["name", "phone"] and job.created == 1
+    assert Client.objects.get().name == "Сидоров Семён"
