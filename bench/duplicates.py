@@ -155,11 +155,23 @@ def build(clients: int) -> None:
             "external_id": f"'dup-' || {kind} || '-' || id",
         }, "planted")
         print(f"{planted} planted duplicates in {time.perf_counter() - started:.1f} s", flush=True)
+        fill_name_keys()  # as Client.save and the import's writer leave them (the SQL above cannot make them)
         execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred foreign-key checks now: CREATE INDEX refuses to wait
         for definition in indexes:
             execute(definition)
         print(f"indexes made again in {time.perf_counter() - started:.1f} s", flush=True)
     execute("ANALYZE clients_client")
+
+
+def fill_name_keys() -> None:
+    """Client.name_key of every client built here, by the migration that fills those of older clients."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    with connection.schema_editor(atomic=False) as editor:
+        importlib.import_module("clients.migrations.0021_fill_client_name_key").fill(apps, editor)
 
 
 def _rows(sql: str, params: list | tuple | None = None) -> list[tuple]:
