@@ -148,7 +148,7 @@ class Client(models.Model):
         related_name="clients",
         db_index=False,  # client_resp_idx and client_*_by_idx lead with these columns: a second index only slows writes
     )
-    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)  # E.164, perhaps with ";ext=…" (clients/phones.py)
     extra_phones = models.JSONField(_("other phones"), default=list, blank=True)
     # Every phone's digits, space separated: what "search by any 3+ digits" looks in.
     phone_digits = models.CharField(max_length=200, blank=True, editable=False)

@@ -26,7 +26,7 @@ import json
 
 from django.core.exceptions import ValidationError
 
-from clients.phones import normalize_phone
+from clients.phones import normalize_phone, without_extension
 
 from . import Backend, Incoming, SendRefused, StatusUpdate
 from .webhook import as_text, post, require, verified
@@ -61,6 +61,7 @@ class SmsBackend(Backend):
         return [Incoming(external_id=as_text(data["id"]), chat_id=phone or sender, phone=phone, text=as_text(data.get("text")))]
 
     def send(self, message, *, to: str) -> str:
+        to = without_extension(to)  # an office number's extension: the message goes to the number
         if not e164(to):
             raise SendRefused(f"{to} is not a phone number: an SMS cannot be sent to it")
         if message.attachments.exists():

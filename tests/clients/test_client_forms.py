@@ -189,3 +189,13 @@ def test_field_type_locked_once_clients_have_values(admin_client):
     assert "its type cannot change" in response.content.decode()
     field.refresh_from_db()
     assert field.kind == "text"
+
+
+def test_an_extension_typed_after_the_number_is_kept(manager_client):
+    response = create(manager_client, phone="+7 (495) 123-45-67 доб. 1234", extra_phones_text="8 495 765 43 21 ext. 5")
+    assert "HX-Redirect" in response.headers
+    created = Client.objects.get()
+    assert (created.phone, created.extra_phones) == ("+74951234567;ext=1234", ["+74957654321;ext=5"])
+    assert created.phone_digits == "74951234567 74957654321"
+    edit = manager_client.get(reverse("clients:edit", args=[created.pk])).content.decode()
+    assert 'value="+7 495 123-45-67 ext. 1234"' in edit and "+7 495 765-43-21 ext. 5" in edit

@@ -321,3 +321,31 @@ def test_an_alone_first_name_column_is_the_full_name(client, admin):
     job, columns, _preview = wizard(client, styled_xlsx(["Имя", "Телефон"], [["Сидоров Семён", "8 916 000-11-25"]]))
     assert selected(columns) == ["name", "phone"] and job.created == 1
     assert Client.objects.get().name == "Сидоров Семён"
+
+
+def test_an_office_number_keeps_its_extension(client, admin):
+    """"доб. 12" (or "ext. 12", "#12") after a number is the extension of an office line: kept
+    with the number, shown in the reader's language, and two contacts on one switchboard are two
+    clients, not duplicates; the search column holds the number alone."""
+    header = ["ФИО", "Телефон"]
+    rows = [
+        ["Орлова Ольга", "+7 (495) 123-45-67 доб. 12"],
+        ["Смирнов Олег", "8 495 123 45 67 доб 13; +7 916 000-11-22"],
+        ["Петров Пётр", "+7 495 123-45-67 ext. 12"],  # Ольга's line again: skipped as her duplicate
+        ["Лебедев Лев", "+7 495 123-45-67 доб. 12345678901"],  # too long to be an extension
+    ]
+    job = service_import(admin, csv_bytes(header, rows), {0: "name", 1: "phone"}, name="office.csv")
+    assert (job.created, job.skipped, job.failed) == (2, 1, 1)
+    olga, oleg = Client.objects.get(name="Орлова Ольга"), Client.objects.get(name="Смирнов Олег")
+    assert (olga.phone, olga.phone_digits) == ("+74951234567;ext=12", "74951234567")
+    assert (oleg.phone, oleg.extra_phones) == ("+74951234567;ext=13", ["+79160001122"])
+    failed = job.records.get(outcome="failed")
+    assert failed.row == 5 and "10" in failed.reason
+
+    admin.language = "ru"
+    admin.save(update_fields=["language"])
+    client.force_login(admin)
+    card = client.get(olga.get_absolute_url()).content.decode()
+    assert 'href="tel:+74951234567;ext=12">+7 495 123-45-67 доб. 12</a>' in card
+    found = client.get(reverse("clients:list"), {"q": "495 123-45-67"}, headers={"HX-Request": "true"}).content.decode()
+    assert "Орлова Ольга" in found and "Смирнов Олег" in found

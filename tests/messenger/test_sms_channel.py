@@ -110,6 +110,12 @@ def test_a_reply_goes_to_the_gateway_with_the_token_and_the_idempotency_key(sms,
     assert (message.status, message.external_id) == ("sent", "sms-1")
 
 
+def test_an_sms_to_an_office_number_goes_to_the_number_without_its_extension(sms, gateway):
+    message = queued_reply(conversation_with(sms, chat_id="+74951234567;ext=12"), "Перезвоните")
+    assert outbox.deliver(message.pk) == "sent"
+    assert [r["body"]["to"] for r in gateway.requests] == ["+74951234567"]
+
+
 @pytest.mark.parametrize(("status", "outcome"), [(400, "failed"), (422, "failed"), (429, "retry"), (503, "retry")])
 def test_the_gateways_answers(sms, gateway, status, outcome):
     gateway.script[:] = [status]
