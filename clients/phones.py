@@ -67,7 +67,7 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if number.extension:
         if not number.extension.isdigit() or len(number.extension) > EXTENSION_MAX:
-            raise ValidationError(_("An extension is at most %(n)s digits.") % {"n": EXTENSION_MAX}, code="invalid")
+            raise ValidationError(_("An extension is at most %(n)s digits.") % {"n": EXTENSION_MAX}, code="extension")
         return e164 + EXTENSION + number.extension
     return e164
 

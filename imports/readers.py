@@ -61,7 +61,15 @@ def sniff(path) -> str:
         return "xlsx"
     if head.startswith((b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"\x1f\x8b", b"Rar!", b"7z\xbc\xaf", b"MZ")) or b"\x00" in head:
         raise ImportRefused(_("This is neither an Excel .xlsx nor a CSV file, whatever its name."))
+    if MARKUP.match(head):
+        # Bitrix24's "Export to Excel" is an HTML table named .xls; 1C and old Excel write "XML
+        # Spreadsheet 2003": read as CSV they would give nonsense columns.
+        raise ImportRefused(_("This is a web page or an XML file with a spreadsheet's name: open it in Excel and save it as .xlsx or .csv."))
     return "csv"
+
+
+# A file that begins (after a byte-order mark and blanks) with markup: <html, <table, <!DOCTYPE, <?xml, <meta…
+MARKUP = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<(?:!doctype|html|head|body|table|meta|\?xml|\?mso|workbook|style)\b", re.IGNORECASE)
 
 
 # Workbooks ------------------------------------------------------------------------------------
@@ -480,8 +488,9 @@ class CsvReader:
         try:
             with self._open() as handle:
                 reader = csv.reader(handle, delimiter=self.delimiter)
-                for cells in reader:
-                    yield reader.line_num, [c if c != "" else None for c in cells]
+                # Numbered by record, as Excel shows the file: a quoted cell with line breaks is one row.
+                for number, cells in enumerate(reader, start=1):
+                    yield number, [c if c != "" else None for c in cells]
         except UnicodeDecodeError:
             raise ImportRefused(_("The file's text encoding could not be read: save it as UTF-8 or Windows-1251 CSV.")) from None
         except csv.Error:

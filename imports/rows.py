@@ -22,7 +22,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from clients.models import NAME_MAX, TEXT_FIELD_MAX, Channel, CustomField, Priority
-from clients.phones import normalize_phone
+from clients.phones import EXTENSION_MAX, normalize_phone
 from crm.countries import COUNTRIES
 
 from .fields import NAME_PARTS, label_of, normalise
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NUMBER_TEXT = re.compile(r"^-?\d+(?:[.,]\d+)?$")
 PHONE_SPLIT = re.compile(r"[,;/\n]+")
+# A part of a phone cell that is the extension of the number before it ("8 495 222-33-44, доб. 123").
+EXTENSION_PART = re.compile(r"^\s*(?:доб|вн|ext|x(?=\s*\d)|#)", re.IGNORECASE)
 # Several e-mails in one cell ("a@x.ru; b@x.ru", as 1C exports them): the first is the e-mail, the
 # others are kept as the client's other e-mails.
 EMAIL_SPLIT = re.compile(r"[,;\s]+")
@@ -67,6 +69,16 @@ class Row:
     @property
     def email(self) -> str:
         return self.client.get("email", "")
+
+    @property
+    def phones(self) -> list[str]:
+        """Every phone of the row (the phone, then the other phones): a duplicate is found by any."""
+        return [p for p in (self.phone, *self.client.get("extra_phones", ())) if p]
+
+    @property
+    def emails(self) -> list[str]:
+        """Every e-mail of the row, lower case (they are lowered when read)."""
+        return [e for e in (self.email, *self.client.get("extra_emails", ())) if e]
 
     def reason(self) -> str:
         return "; ".join(f"{column}: {message}" if column else message for column, message in self.problems)
@@ -212,22 +224,24 @@ class RowValidator:
             row.deal["stage"] = self._stage(text)
         elif key == "phone":
             if not PHONE_SPLIT.search(text):  # one number, as nearly always
-                row.client["phone"] = normalize_phone(text)
+                row.client["phone"] = self._phone(text)
                 return
-            phones = [normalize_phone(p) for p in PHONE_SPLIT.split(text) if p.strip()]
+            phones = self._phones(text)
             row.client["phone"] = phones[0]
             if len(phones) > 1:
                 row.client["extra_phones"] = row.client.get("extra_phones", []) + phones[1:]
         elif key == "extra_phones":
-            phones = [normalize_phone(p) for p in PHONE_SPLIT.split(text) if p.strip()]
-            row.client["extra_phones"] = phones + row.client.get("extra_phones", [])
+            row.client["extra_phones"] = self._phones(text) + row.client.get("extra_phones", [])
+        elif key == "extra_emails":
+            emails = [self._email(part) for part in EMAIL_SPLIT.split(text) if part]
+            row.client["extra_emails"] = list(dict.fromkeys(emails + row.client.get("extra_emails", [])))
         elif key == "email":
             parts = [part for part in EMAIL_SPLIT.split(text) if part]
             if len(parts) > 1 and text.count("@") < 2:  # one address and words: quoted whole
                 raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text})
             emails = [self._email(part) for part in parts]
             row.client["email"] = emails[0]
-            if others := [e for e in dict.fromkeys(emails[1:]) if e != emails[0]]:
+            if others := [e for e in dict.fromkeys(emails[1:] + row.client.get("extra_emails", [])) if e != emails[0]]:
                 row.client["extra_emails"] = others
         else:
             row.client[key] = self._standard(key, value, text)
@@ -249,6 +263,29 @@ class RowValidator:
                 raise ValidationError(_("unknown value «%(value)s».") % {"value": text})
             return code
         return self._limited(text, LIMITS.get(key, TEXT_FIELD_MAX))
+
+    @classmethod
+    def _phones(cls, text: str) -> list[str]:
+        """The numbers of a cell holding several ("8 (495) 123-45-67, +7 916 …"); a part that is an
+        extension ("доб. 12") belongs to the number before it."""
+        parts: list[str] = []
+        for part in PHONE_SPLIT.split(text):
+            if not part.strip():
+                continue
+            if parts and EXTENSION_PART.match(part):
+                parts[-1] += " " + part.strip()
+            else:
+                parts.append(part.strip())
+        return [cls._phone(part) for part in parts]
+
+    @staticmethod
+    def _phone(text: str) -> str:
+        try:
+            return normalize_phone(text)
+        except ValidationError as error:
+            if error.code == "extension":
+                raise ValidationError(_("«%(value)s»: an extension is at most %(n)s digits.") % {"value": text, "n": EXTENSION_MAX}) from None
+            raise ValidationError(_("«%(value)s» is not a phone number.") % {"value": text}) from None
 
     @staticmethod
     def _email(text: str) -> str:

@@ -86,6 +86,14 @@ class Lazy:
         return self.make()
 
 
+def phones_of(client: Client) -> list[str]:
+    return [p for p in (client.phone, *client.extra_phones) if p]
+
+
+def emails_of(client: Client) -> list[str]:
+    return [e.lower() for e in (client.email, *client.extra_emails) if e]
+
+
 def describe(client: Client) -> str:
     return f"#{client.pk} «{client.name}»" if client.pk else f"«{client.name}»"
 
@@ -108,10 +116,10 @@ class ChunkWriter:
     # Duplicates ---------------------------------------------------------------------------------
 
     def _existing(self, rows: list[Row]) -> tuple[dict, dict]:
-        """Live clients with the rows' phones or e-mails, keyed both ways: one query per key, each
-        on its own partial index (an OR of the two is planned as a scan of the whole table)."""
-        phones = {r.phone for r in rows if r.phone}
-        emails = {r.email for r in rows if r.email}
+        """Live clients with one of the rows' phones or e-mails (each of theirs and each of the
+        client's: main or other), keyed both ways."""
+        phones = {p for r in rows for p in r.phones}
+        emails = {e for r in rows for e in r.emails}
         by_phone: dict[str, list[Target]] = {}
         by_email: dict[str, list[Target]] = {}
         found = {c.pk: c for c in Client.objects.filter(pk__in=self._matching_ids(phones, emails))} if phones or emails else {}
@@ -131,40 +139,55 @@ class ChunkWriter:
                 if result.target is None or result.outcome not in (Outcome.CREATED, Outcome.UPDATED):
                     continue
                 client = result.target.client
-                if (client.phone and client.phone in phones) or (client.email and client.email.lower() in emails):
+                if not phones.isdisjoint(phones_of(client)) or not emails.isdisjoint(emails_of(client)):
                     # a copy (of the few this chunk matches): the writer may be reading the original right now
                     targets[client.pk] = Target(client=copy(client), row=result.target.row)
         for pk in sorted(targets):
             target = targets[pk]
-            client = target.client
-            if client.phone and client.phone in phones:
-                by_phone.setdefault(client.phone, []).append(target)
-            if client.email and client.email.lower() in emails:
-                by_email.setdefault(client.email.lower(), []).append(target)
+            for phone in phones_of(target.client):
+                if phone in phones:
+                    self._index(by_phone, phone, target)
+            for email in emails_of(target.client):
+                if email in emails:
+                    self._index(by_email, email, target)
         return by_phone, by_email
 
     @staticmethod
     def _matching_ids(phones: set[str], emails: set[str]) -> list[int]:
-        """Ids of live clients with one of the phones or (any case) e-mails. On PostgreSQL one index
-        probe per key: a LATERAL subquery with a LIMIT is never flattened into a join, so no
-        statistics (lagging behind a growing table, or missing for lower(email) under a partial
-        index) can turn it into a scan of every client, as they did "IN (2,000 keys)": 0.47 s a
-        chunk on 1,000,000 clients, 5 ms this way. Ten matches a key are enough to tell a duplicate."""
+        """Ids of live clients with one of the phones or (any case) e-mails, as their phone or
+        e-mail or among their other ones. On PostgreSQL the main ones by one index probe per key: a
+        LATERAL subquery with a LIMIT is never flattened into a join, so no statistics (lagging
+        behind a growing table, or missing for lower(email) under a partial index) can turn it into
+        a scan of every client, as they did "IN (2,000 keys)": 0.47 s a chunk on 1,000,000 clients,
+        5 ms this way. Ten matches a key are enough to tell a duplicate. The other ones by one scan
+        of their GIN index for all the keys at once (`?|`; few clients have any)."""
         alive = Client.objects.alive()
         if not is_postgres():
             by_phone = alive.filter(phone__in=phones).exclude(phone="").values_list("pk", flat=True)
             by_email = alive.exclude(email="").alias(low=Lower("email")).filter(low__in=emails).values_list("pk", flat=True)
-            return [*by_phone, *by_email]
+            others = [
+                pk for pk, extra_phones, extra_emails in alive.exclude(extra_phones=[], extra_emails=[])
+                .values_list("pk", "extra_phones", "extra_emails")
+                if not phones.isdisjoint(extra_phones) or not emails.isdisjoint(e.lower() for e in extra_emails)
+            ]
+            return [*by_phone, *by_email, *others]
         from django.db import connection
 
         table = connection.ops.quote_name(Client._meta.db_table)
         probe = ("SELECT m.id FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL (SELECT c.id FROM {table} c "
                  "WHERE {key} = k.v AND c.deleted_at IS NULL AND c.{column} <> '' LIMIT 10) m")
+        among = ("SELECT c.id FROM {table} c WHERE {key} ?| %s::text[] AND c.deleted_at IS NULL "
+                 "AND c.{column} <> '[]'::jsonb")
         ids: list[int] = []
         with connection.cursor() as cursor:
             for keys, key, column in ((phones, "c.phone", "phone"), (emails, "lower(c.email)", "email")):
                 if keys:
                     cursor.execute(probe.format(table=table, key=key, column=column), [sorted(keys)])
+                    ids.extend(row[0] for row in cursor.fetchall())
+            for keys, key, column in ((phones, "c.extra_phones", "extra_phones"),
+                                      (emails, "(lower(c.extra_emails::text)::jsonb)", "extra_emails")):
+                if keys:
+                    cursor.execute(among.format(table=table, key=key, column=column), [sorted(keys)])
                     ids.extend(row[0] for row in cursor.fetchall())
         return ids
 
@@ -194,10 +217,10 @@ class ChunkWriter:
             if result.target is not None and result.outcome in (Outcome.CREATED, Outcome.UPDATED):
                 target = result.target
                 target.row = row.number
-                if target.client.phone:
-                    self._index(by_phone, target.client.phone, target)
-                if target.client.email:
-                    self._index(by_email, target.client.email.lower(), target)
+                for phone in phones_of(target.client):
+                    self._index(by_phone, phone, target)
+                for email in emails_of(target.client):
+                    self._index(by_email, email, target)
         if is_postgres():  # ids now, so that the next chunk (prepared while this one is written) can name them
             for result, pk in zip(fresh, reserve_ids(Client, len(fresh)), strict=True):
                 result.landed.client.pk = pk
@@ -235,7 +258,8 @@ class ChunkWriter:
     @staticmethod
     def _matches(row: Row, by_phone, by_email) -> list[Target]:
         matches: list[Target] = []
-        for target in by_phone.get(row.phone, []) + by_email.get(row.email, []):
+        found = [t for phone in row.phones for t in by_phone.get(phone, ())] + [t for email in row.emails for t in by_email.get(email, ())]
+        for target in found:
             if all(m.client is not target.client for m in matches):
                 matches.append(target)
         return matches
@@ -255,6 +279,11 @@ class ChunkWriter:
         client = self.new_client(created_by_id=self.actor.pk, modified_by_id=self.actor.pk,
                                  responsible_id=row.responsible_id or self.actor.pk, created_at=now, modified_at=now)
         self._fill(client, row)
+        # A contact known only by a work phone (or a second e-mail column) still has a phone (an e-mail).
+        if not client.phone and client.extra_phones:
+            client.phone, client.extra_phones = client.extra_phones[0], client.extra_phones[1:]
+        if not client.email and client.extra_emails:
+            client.email, client.extra_emails = client.extra_emails[0], client.extra_emails[1:]
         reason: str | Lazy = ""
         if matches:
             names = [self._who(m) for m in matches]
