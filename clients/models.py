@@ -268,6 +268,13 @@ class Client(models.Model):
 
         return [(p, format_phone(p)) for p in self.all_phones]
 
+    @property
+    def extra_phones_display(self):
+        """(E.164, human form) for each of the other phones."""
+        from .phones import format_phone
+
+        return [(p, format_phone(p)) for p in self.extra_phones if p]
+
 
 class DuplicateSuggestion(models.Model):
     """Two clients that look like one person (same phone or e-mail, or a similar name with the same

@@ -1,7 +1,9 @@
-"""SQLite (the embedded default) compares LIKE case-insensitively for ASCII only.
+"""SQLite (the embedded default) compares LIKE case-insensitively, and lower() and upper() change
+case, for ASCII only.
 
 Django's icontains/iexact on SQLite are LIKE; replacing SQLite's like() with a Unicode-aware
-one makes "петр" find "Петров" there as it does on PostgreSQL.
+one makes "петр" find "Петров" there as it does on PostgreSQL. lower() and upper() (Lower, Upper:
+a tag matched in any case by the import, an e-mail) are replaced by Python's for the same reason.
 """
 
 import re
@@ -28,7 +30,17 @@ def unicode_like(pattern, value, escape=None):
     return _like_regex(str(pattern).casefold(), escape).fullmatch(str(value).casefold()) is not None
 
 
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value):
+    return value.upper() if isinstance(value, str) else value
+
+
 def install(sender, connection, **kwargs):
     if connection.vendor == "sqlite":
+        connection.connection.create_function("lower", 1, _lower, deterministic=True)
+        connection.connection.create_function("upper", 1, _upper, deterministic=True)
         connection.connection.create_function("like", 2, unicode_like, deterministic=True)
         connection.connection.create_function("like", 3, unicode_like, deterministic=True)

@@ -60,11 +60,11 @@ def sniff(path) -> str:
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "xlsx"
     if head.startswith((b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"\x1f\x8b", b"Rar!", b"7z\xbc\xaf", b"MZ")) or b"\x00" in head:
-        raise ImportRefused(_("This is neither an Excel .xlsx nor a CSV file, whatever its name."))
+        raise ImportRefused(_("This file is neither an Excel workbook (.xlsx) nor a CSV file."))
     if MARKUP.match(head):
         # Bitrix24's "Export to Excel" is an HTML table named .xls; 1C and old Excel write "XML
         # Spreadsheet 2003": read as CSV they would give nonsense columns.
-        raise ImportRefused(_("This is a web page or an XML file with a spreadsheet's name: open it in Excel and save it as .xlsx or .csv."))
+        raise ImportRefused(_("This file is a web page or an XML file saved with a spreadsheet's extension: open it in Excel and save it as .xlsx or .csv."))
     return "csv"
 
 
@@ -86,7 +86,7 @@ def check_xlsx(path) -> None:
         infos = archive.infolist()
         names = {info.filename for info in infos}
         if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
-            raise ImportRefused(_("This is not an Excel .xlsx file, whatever its name."))
+            raise ImportRefused(_("This file is not an Excel workbook (.xlsx), though its name says so."))
         if any(name.lower().endswith("vbaproject.bin") for name in names):
             raise ImportRefused(_("Workbooks with macros are not accepted: save it as a plain .xlsx."))
         if any(info.flag_bits & 0x1 for info in infos):
@@ -450,7 +450,7 @@ def detect_encoding(path) -> str:
 
     best = from_bytes(sample, cp_isolation=["cp1251", "koi8_r", "cp866", "mac_cyrillic", "cp1252", "latin_1", "utf_16"]).best()
     if best is None:
-        raise ImportRefused(_("This is neither an Excel .xlsx nor a CSV file, whatever its name."))
+        raise ImportRefused(_("This file is neither an Excel workbook (.xlsx) nor a CSV file."))
     return best.encoding
 
 

@@ -230,6 +230,22 @@ def validator_for(job: ImportJob, headers: list[str]) -> tuple[RowValidator, lis
     return validator, stages
 
 
+def preview_rows(job: ImportJob, headers: list[str], samples: list[tuple[int, list]]) -> tuple[list, list[str]]:
+    """The first rows as the run would decide them, reading only: [(row number, the mapped cells,
+    outcome, reason)] and the mapped fields' labels. A row matching a client (or an earlier row)
+    shows as skipped or updated, as the chosen duplicates mode will have it."""
+    validator, stages = validator_for(job, headers)
+    plan = ChunkWriter(job, validator, stages=stages).prepare(samples, dry=True)
+    indexes = [i for i, _key in validator.columns]
+    cells = dict(samples)
+    rows = [
+        (r.row.number, [readers.cell_text(cells[r.row.number][i]) if i < len(cells[r.row.number]) else "" for i in indexes],
+         r.outcome, str(r.reason))
+        for r in plan.results
+    ]
+    return rows, validator.labels()
+
+
 # Run ------------------------------------------------------------------------------------------
 
 

@@ -13,16 +13,21 @@ from crm import permissions as gate
 from crm.xlsx import xlsx_response
 
 from . import fields, readers, services
-from .models import ImportJob
+from .models import ImportJob, ImportRecord
 
 PREVIEW_ROWS = 10
 TEMPLATE = "imports/import.html"
 
 
+PROBLEMS_SHOWN = 50  # rows failed or skipped listed on the finished import's page; the report has all
+
+
 def _job(request, pk) -> ImportJob:
     """The user's own import (anyone else's is a 404)."""
     gate.require(request.user, gate.IMPORT_CLIENTS)
-    return get_object_or_404(ImportJob.objects.select_related("deal_line__funnel"), pk=pk, created_by=request.user)
+    job = get_object_or_404(ImportJob.objects.select_related("deal_line__funnel"), pk=pk, created_by=request.user)
+    job.created_by = request.user  # the same user, its role already read with it
+    return job
 
 
 def _message(error: ValidationError) -> str:
@@ -46,7 +51,7 @@ def upload(request):
             try:
                 job = services.import_upload(actor=request.user, uploaded=uploaded)
             except ValidationError as exc:
-                error = _message(exc)
+                error = _("«%(file)s»: %(problem)s") % {"file": uploaded.name, "problem": _message(exc)}
             else:
                 return redirect("imports:map" if job.sheet else "imports:sheet", pk=job.pk)
     jobs = ImportJob.objects.filter(created_by=request.user).order_by("-created_at")[:10]
@@ -129,14 +134,11 @@ def preview(request, pk):
         headers, samples = services.sample(job, PREVIEW_ROWS)
     except ValidationError as exc:
         return _start_over(request, exc)
-    validator, _stages = services.validator_for(job, headers)
-    indexes = [i for i, _key in validator.columns]
-    rows = []
-    for number, cells in samples:
-        row = validator.validate(number, cells)
-        rows.append((number, [readers.cell_text(cells[i]) if i < len(cells) else "" for i in indexes], row.reason()))
+    decided, labels = services.preview_rows(job, headers, samples)
+    outcomes = dict(ImportRecord.Outcome.choices)
+    rows = [(number, values, outcome, outcomes[outcome], reason) for number, values, outcome, reason in decided]
     ignored = [h or f"#{i + 1}" for i, h in enumerate(headers) if str(i) not in job.mapping]
-    ctx = {"step": "preview", "job": job, "rows": rows, "fields": validator.labels(), "ignored": ignored}
+    ctx = {"step": "preview", "job": job, "rows": rows, "fields": labels, "ignored": ignored}
     return render(request, TEMPLATE, ctx)
 
 
@@ -146,15 +148,22 @@ def job_view(request, pk):
     stalled = (job.status == ImportJob.Status.RUNNING and job.heartbeat_at is not None
                and timezone.now() - job.heartbeat_at > timedelta(seconds=10))
     template = f"{TEMPLATE}#import-progress" if request.htmx else TEMPLATE
-    return render(request, template, {"step": "job", "job": job, "stalled": stalled})
+    problems = []
+    if job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED) and (job.failed or job.skipped):
+        outcomes = dict(ImportRecord.Outcome.choices)
+        problems = [
+            (r.row, outcomes[r.outcome], r.reason) for r in
+            job.records.filter(outcome__in=[ImportRecord.Outcome.FAILED, ImportRecord.Outcome.SKIPPED])
+            .order_by("row").only("row", "outcome", "reason")[:PROBLEMS_SHOWN]
+        ]
+    ctx = {"step": "job", "job": job, "stalled": stalled, "problems": problems, "problems_shown": PROBLEMS_SHOWN}
+    return render(request, template, ctx)
 
 
 @require_GET
 def report(request, pk):
     """Every row's outcome, the column and the reason; a failed row carries its cells, so the
     report is also the file to fix and import again."""
-    from .models import ImportRecord
-
     job = _job(request, pk)
     headers = list(job.headers or [])
     outcomes = dict(ImportRecord.Outcome.choices)
@@ -163,7 +172,9 @@ def report(request, pk):
         for r in job.records.order_by("row").iterator(chunk_size=5000)
     )
     header = [_("Row"), _("Outcome"), _("Column"), _("Reason"), _("Client ID"), *headers]
-    return xlsx_response(filename=f"import_report_{job.pk}.xlsx", header=header, rows=rows)
+    stem = job.filename.rsplit(".", 1)[0] or "import"
+    return xlsx_response(filename=_("%(file)s — import report.xlsx") % {"file": stem}, header=header, rows=rows,
+                         sheet_name=_("Import report"))
 
 
 @require_POST

@@ -193,9 +193,10 @@ class ChunkWriter:
 
     # The chunk ----------------------------------------------------------------------------------
 
-    def prepare(self, chunk: list[tuple[int, list]]) -> "Plan":
+    def prepare(self, chunk: list[tuple[int, list]], *, dry: bool = False) -> "Plan":
         """Validate a chunk and decide each row's fate (reading, never writing, the database). The
-        chunk before it may still be being written: its clients are looked up in memory."""
+        chunk before it may still be being written: its clients are looked up in memory. `dry`: for
+        the preview, a plan that is never written (no ids reserved, nothing remembered)."""
         validated = [(self.validator.validate(number, cells), cells) for number, cells in chunk]
         good = [row for row, _cells in validated if row.ok]
         by_phone, by_email = self._existing(good)
@@ -221,14 +222,15 @@ class ChunkWriter:
                     self._index(by_phone, phone, target)
                 for email in emails_of(target.client):
                     self._index(by_email, email, target)
-        if is_postgres():  # ids now, so that the next chunk (prepared while this one is written) can name them
+        if is_postgres() and not dry:  # ids now, so that the next chunk (prepared while this one is written) can name them
             for result, pk in zip(fresh, reserve_ids(Client, len(fresh)), strict=True):
                 result.landed.client.pk = pk
         counts = {o: 0 for o in Outcome.values}
         for result in results:
             counts[result.outcome] += 1
         plan = Plan(results=results, fresh=fresh, rows=len(chunk), counts=counts)
-        self.inflight = plan
+        if not dry:
+            self.inflight = plan
         return plan
 
     def apply(self, plan: "Plan") -> None:

@@ -47,7 +47,9 @@ def test_import_a_russian_file_through_the_wizard_then_undo(new_page, boss, cele
     page.get_by_role("button", name="Next").click()
     bad_row = page.locator("table.grid tbody tr", has_text="nobody@example.com")
     expect(bad_row).to_contain_text("ФИО: the full name is required.")  # the column as the file names it
-    expect(bad_row).to_have_class("overdue")
+    expect(bad_row).to_have_class("outcome-failed")
+    expect(bad_row.locator("td.outcome")).to_have_text("Failed")
+    expect(page.locator("table.grid tbody tr", has_text="olga@example.com").locator("td.outcome")).to_have_text("Created")
     shot(page, "18-import-preview")
     page.get_by_role("button", name="Run the import").click()
     expect(page.locator("#import-progress")).to_contain_text("Done", timeout=20_000)  # the worker finished
@@ -64,7 +66,10 @@ def test_import_a_russian_file_through_the_wizard_then_undo(new_page, boss, cele
     assert rows[3][:5] == (4, "Failed", "ФИО", "ФИО: the full name is required.", None)
     assert rows[3][6:] == ("+7 916 700-00-03", "nobody@example.com", "Пермь")  # the failed row's cells, to fix and re-import
     assert sorted(Client.objects.values_list("name", flat=True)) == ["Кузнецов Павел", "Смирнова Ольга"]
-    page.get_by_role("button", name="Undo the import").click()
+    expect(page.locator(".import-problems tbody tr td")).to_have_text(["4", "Failed", "ФИО: the full name is required."])
+    page.get_by_text("Undo the import…").click()  # a second step says what undoing does
+    expect(page.locator(".undo-import form")).to_contain_text("The 2 clients this import created are deleted")
+    page.get_by_role("button", name="Yes, undo the import").click()
     expect(page.get_by_text("The import was undone.")).to_be_visible()
     assert Client.objects.alive().count() == 0 and Client.objects.count() == 2
 

@@ -378,7 +378,7 @@ def test_bitrix24_excel_export_that_is_html_is_refused_with_a_message(admin_clie
         response = admin_client.post(reverse("imports:upload"), {"file": SimpleUploadedFile(name, data)})
         page = response.content.decode()
         assert response.status_code == 200 and ImportJob.objects.count() == 0, ImportJob.objects.values("format", "headers")
-        assert "This is a web page or an XML file with a spreadsheet&#x27;s name" in page, name
+        assert f"«{name}»: This file is a web page or an XML file saved with a spreadsheet&#x27;s extension" in page, name
 
 
 def test_one_c_extension_written_after_a_comma_is_kept(admin_client):

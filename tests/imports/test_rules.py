@@ -347,5 +347,48 @@ def test_an_office_number_keeps_its_extension(client, admin):
     client.force_login(admin)
     card = client.get(olga.get_absolute_url()).content.decode()
     assert 'href="tel:+74951234567;ext=12">+7 495 123-45-67 доб. 12</a>' in card
+    card = client.get(oleg.get_absolute_url()).content.decode()
+    assert '<a href="tel:+79160001122">+7 916 000-11-22</a>' in card  # the other phones are links too
     found = client.get(reverse("clients:list"), {"q": "495 123-45-67"}, headers={"HX-Request": "true"}).content.decode()
     assert "Орлова Ольга" in found and "Смирнов Олег" in found
+
+
+def test_the_preview_tells_duplicates_and_the_finished_page_lists_what_was_not_imported(admin_client, admin):
+    """The preview decides the first rows as the run will (reading only: nothing is written), so a
+    row matching a client or an earlier row shows as skipped there; the finished import lists the
+    rows it did not import with their reasons; undo asks first; the report is named after the file."""
+    import re
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    olga = ClientFactory(name="Орлова Ольга", phone="+79161234567")
+    data = plain_xlsx([["ФИО", "Телефон"], ["Ольга О.", "8 916 123-45-67"], ["Пётр", "+7 916 000-00-01"],
+                       ["Пётр П.", "89160000001"], ["", "+7 916 000-00-02"]])
+    job, _columns, preview = wizard(admin_client, data, name="список.xlsx")
+    outcomes = re.findall(r'<tr class="outcome-(\w+)">', preview)
+    assert outcomes == ["skipped", "created", "skipped", "failed"]
+    assert f"Already there: client #{olga.pk} «Орлова Ольга»." in preview
+    assert "Already there: client «Пётр» (row 3 of this file)." in preview  # not written yet: no id
+    assert (job.created, job.skipped, job.failed) == (1, 2, 1)
+
+    page = admin_client.get(reverse("imports:job", args=[job.pk])).content.decode()
+    listed = re.findall(r"<tr><td>(\d+)</td><td>(\w+)</td><td class=\"wrap\">", page)
+    assert listed == [("2", "Skipped"), ("4", "Skipped"), ("5", "Failed")]
+    assert "Undo the import…" in page and "The 1 client this import created" not in page
+    assert "The client this import created is deleted (with its deals) and the 0 it updated" in page
+
+    response = admin_client.get(reverse("imports:report", args=[job.pk]))
+    from urllib.parse import quote
+
+    assert response["Content-Disposition"].endswith("filename*=utf-8''" + quote("список — import report.xlsx"))
+    book = load_workbook(BytesIO(b"".join(response.streaming_content)))
+    assert book.sheetnames == ["Import report"]
+
+
+def test_undo_is_not_offered_when_the_import_changed_nothing(admin_client, admin):
+    ClientFactory(name="Орлова Ольга", phone="+79161234567")
+    job, _columns, _preview = wizard(admin_client, plain_xlsx([["ФИО", "Телефон"], ["Ольга", "89161234567"]]))
+    assert (job.created, job.updated, job.skipped) == (0, 0, 1)
+    page = admin_client.get(reverse("imports:job", args=[job.pk])).content.decode()
+    assert "Undo the import" not in page and "Download the report" in page
