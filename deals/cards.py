@@ -75,12 +75,13 @@ class CardMaker:
         self.fmt = Formatter()  # dates and labels in the reader's language and time zone
         self.money = Money()
         self.sales_text = _("Sales: %(n)s for %(sum)s")
+        self.no_sales = _("No sales yet")
         self.move_text = _("Move deal #%(n)s to")
 
     def _place(self, row) -> str:
         parts = []
-        if self.show_channel:
-            parts.append(self.fmt.label("channel", row["channel"]) or "—")
+        if self.show_channel and row["channel"]:
+            parts.append(self.fmt.label("channel", row["channel"]))
         country = self.fmt.label("country", row["client__country"]) if self.show_country else ""
         if country:
             parts.append(country)
@@ -108,7 +109,7 @@ class CardMaker:
                 cursor=cursor_of(row["position"], row["id"]), url=self.detail_url(row["id"]),
                 client_name=row["client__name"], place=self._place(row), responsible=self._responsible(row),
                 created=self.fmt.date(row["created_at"]),
-                sales=self.sales_text % {"n": row["sales_count"], "sum": self.money(row["sales_sum"])},
+                sales=self.sales_text % {"n": row["sales_count"], "sum": self.money(row["sales_sum"])} if row["sales_count"] else self.no_sales,
                 move_label=self.move_text % {"n": row["id"]},
                 tags=tags.get(row["id"], []), unread=unread.get(row["client_id"], 0),
             )

@@ -54,6 +54,12 @@ def test_columns_show_counts_budget_and_sales_and_cards_show_the_seed_fields(adm
     card = page[page.index("Анна Покупатель") - 400 : page.index("Анна Покупатель") + 900]
     for text in ("Telegram", "Kazakhstan", str(admin), "Sales: 2 for 700", "VIP"):
         assert text in card, text
+    # a deal without sales says so; one without a channel shows its country alone, no dash
+    quiet = DealFactory(stage=stages[0], channel="", client=ClientFactory(name="Тихий Клиент", country="RU"))
+    page = admin_client.get(stages[0].line.funnel.get_absolute_url()).content.decode()
+    card = page[page.index(f'id="deal-{quiet.pk}"'):]
+    card = card[: card.index("</li>")]
+    assert '<p class="card-line">Russia</p>' in card and "No sales yet" in card and "Sales:" not in card
 
 
 def test_deleted_and_foreign_deals_are_not_on_the_board(manager_client, manager, admin, stages):
