@@ -366,6 +366,8 @@ def test_the_preview_tells_duplicates_and_the_finished_page_lists_what_was_not_i
     data = plain_xlsx([["ФИО", "Телефон"], ["Ольга О.", "8 916 123-45-67"], ["Пётр", "+7 916 000-00-01"],
                        ["Пётр П.", "89160000001"], ["", "+7 916 000-00-02"]])
     job, _columns, preview = wizard(admin_client, data, name="список.xlsx")
+    steps = re.findall(r'<li (?:aria-current="step"|class="done")?>([^<]+)</li>', preview.split('class="wizard-steps"')[1])
+    assert preview.count('<li class="done">') == 3 and 'aria-current="step">Preview<' in preview, steps  # the steps behind are done
     outcomes = re.findall(r'<tr class="outcome-(\w+)">', preview)
     assert outcomes == ["skipped", "created", "skipped", "failed"]
     assert f"Already there: client #{olga.pk} «Орлова Ольга»." in preview
@@ -375,6 +377,7 @@ def test_the_preview_tells_duplicates_and_the_finished_page_lists_what_was_not_i
     page = admin_client.get(reverse("imports:job", args=[job.pk])).content.decode()
     listed = re.findall(r"<tr><td>(\d+)</td><td>(\w+)</td><td class=\"wrap\">", page)
     assert listed == [("2", "Skipped"), ("4", "Skipped"), ("5", "Failed")]
+    assert page.count('<li class="done">') == 5 and 'aria-current="step"' not in page  # finished: every step done
     assert "Undo the import…" in page and "The 1 client this import created" not in page
     assert "The client this import created is deleted (with its deals) and the 0 it updated" in page
 
