@@ -50,12 +50,18 @@ def without_extension(phone: str) -> str:
     return split_extension(phone)[0]
 
 
+# Ways of writing an extension phonenumbers does not know ("вн. 12", "внутр. 12", "добавочный 12"):
+# read as "доб.", which it does.
+EXTENSION_WORDS = re.compile(r"\s*(?:внутр|вн|добавочный)\.?\s*(?=\d)", re.IGNORECASE)
+
+
 def normalize_phone(raw: str, region: str | None = None) -> str:
     """Return the number in E.164 (+79161234567), with its extension if it has one
     (+74951234567;ext=12), or raise ValidationError."""
     raw = (raw or "").strip()
     if not raw:
         return ""
+    raw = EXTENSION_WORDS.sub(" доб. ", raw)
     if (region or settings.PHONE_DEFAULT_REGION) == "RU" and (fast := _russian(raw)):
         return fast
     try:

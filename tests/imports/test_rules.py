@@ -395,3 +395,17 @@ def test_undo_is_not_offered_when_the_import_changed_nothing(admin_client, admin
     assert (job.created, job.updated, job.skipped) == (0, 0, 1)
     page = admin_client.get(reverse("imports:job", args=[job.pk])).content.decode()
     assert "Undo the import" not in page and "Download the report" in page
+
+
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("+7 (495) 123-45-67 вн. 12", "+74951234567;ext=12"),
+    ("8 495 123 45 67 внутр.7", "+74951234567;ext=7"),
+    ("+7 495 123-45-67 добавочный 345", "+74951234567;ext=345"),
+    ("+7 495 123-45-67 #5", "+74951234567;ext=5"),
+    ("'+7 916 123-45-67", "+79161234567"),  # a text cell with Excel's leading apostrophe
+    ("tel:+79161234567", "+79161234567"),
+])
+def test_extensions_and_prefixes_as_people_type_them(typed, stored):
+    from clients.phones import normalize_phone
+
+    assert normalize_phone(typed) == stored
