@@ -10,6 +10,8 @@ compares in Python):
 
 from django.db import migrations
 
+from crm.migration_sql import postgres_only
+
 FORWARD = [
     "CREATE INDEX IF NOT EXISTS client_extra_phones_gin ON clients_client USING gin (extra_phones jsonb_path_ops) "
     "WHERE deleted_at IS NULL AND extra_phones <> '[]'::jsonb",
@@ -25,16 +27,6 @@ BACKWARD = [
 ]
 
 
-def run(statements):
-    def apply(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for sql in statements:
-            schema_editor.execute(sql)
-
-    return apply
-
-
 class Migration(migrations.Migration):
     dependencies = [("clients", "0018_card_other_emails")]
-    operations = [migrations.RunPython(run(FORWARD), run(BACKWARD))]
+    operations = [postgres_only(FORWARD, BACKWARD)]

@@ -11,6 +11,8 @@ Both partial: most clients have none, and those rows cost an insert nothing.
 
 from django.db import migrations
 
+from crm.migration_sql import postgres_only
+
 FORWARD = [
     "DROP INDEX IF EXISTS client_extra_phones_gin",
     "CREATE INDEX client_extra_phones_gin ON clients_client USING gin (extra_phones) "
@@ -26,16 +28,6 @@ BACKWARD = [
 ]
 
 
-def run(statements):
-    def apply(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for sql in statements:
-            schema_editor.execute(sql)
-
-    return apply
-
-
 class Migration(migrations.Migration):
     dependencies = [("clients", "0022_client_phone_extension")]
-    operations = [migrations.RunPython(run(FORWARD), run(BACKWARD))]
+    operations = [postgres_only(FORWARD, BACKWARD)]
