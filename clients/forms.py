@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import TEXT_FIELD_MAX, Client, CustomField, Tag
-from .phones import format_phone, normalize_phone
+from .phones import format_phone, normalize_phone, split_phones
 from .selectors import custom_field_in_use
 
 if TYPE_CHECKING:
@@ -133,9 +133,7 @@ class ClientForm(CustomFieldsMixin, forms.ModelForm):
     def clean_extra_phones_text(self):
         raw = self.cleaned_data.get("extra_phones_text", "")
         phones, bad = [], []
-        for part in raw.split(","):
-            if not part.strip():
-                continue
+        for part in split_phones(raw):
             try:
                 phones.append(normalize_phone(part))
             except ValidationError:

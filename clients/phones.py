@@ -50,6 +50,26 @@ def without_extension(phone: str) -> str:
     return split_extension(phone)[0]
 
 
+# Several numbers in one cell or field ("8 (495) 123-45-67, +7 916 …", as 1C exports them), and a
+# part of it that is the extension of the number before it ("8 495 222-33-44, доб. 123").
+PHONE_SEPARATORS = re.compile(r"[,;/\n]+")
+EXTENSION_PART = re.compile(r"^\s*(?:доб|вн|ext|x(?=\s*\d)|#)", re.IGNORECASE)
+
+
+def split_phones(text: str) -> list[str]:
+    """The numbers written in one text, each with its extension."""
+    parts: list[str] = []
+    for part in PHONE_SEPARATORS.split(text or ""):
+        part = part.strip()
+        if not part:
+            continue
+        if parts and EXTENSION_PART.match(part):
+            parts[-1] += " " + part
+        else:
+            parts.append(part)
+    return parts
+
+
 # Ways of writing an extension phonenumbers does not know ("вн. 12", "внутр. 12", "добавочный 12"):
 # read as "доб.", which it does.
 EXTENSION_WORDS = re.compile(r"\s*(?:внутр|вн|добавочный)\.?\s*(?=\d)", re.IGNORECASE)

@@ -22,7 +22,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from clients.models import NAME_MAX, TEXT_FIELD_MAX, Channel, CustomField, Priority
-from clients.phones import EXTENSION_MAX, normalize_phone
+from clients.phones import EXTENSION_MAX, PHONE_SEPARATORS, normalize_phone, split_phones
 from crm.countries import COUNTRIES
 
 from .fields import NAME_PARTS, label_of, normalise
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NUMBER_TEXT = re.compile(r"^-?\d+(?:[.,]\d+)?$")
-PHONE_SPLIT = re.compile(r"[,;/\n]+")
-# A part of a phone cell that is the extension of the number before it ("8 495 222-33-44, доб. 123").
-EXTENSION_PART = re.compile(r"^\s*(?:доб|вн|ext|x(?=\s*\d)|#)", re.IGNORECASE)
 # Several e-mails in one cell ("a@x.ru; b@x.ru", as 1C exports them): the first is the e-mail, the
 # others are kept as the client's other e-mails.
 EMAIL_SPLIT = re.compile(r"[,;\s]+")
@@ -223,7 +220,7 @@ class RowValidator:
         elif key == "deal_stage":
             row.deal["stage"] = self._stage(text)
         elif key == "phone":
-            if not PHONE_SPLIT.search(text):  # one number, as nearly always
+            if not PHONE_SEPARATORS.search(text):  # one number, as nearly always
                 row.client["phone"] = self._phone(text)
                 return
             phones = self._phones(text)
@@ -266,17 +263,8 @@ class RowValidator:
 
     @classmethod
     def _phones(cls, text: str) -> list[str]:
-        """The numbers of a cell holding several ("8 (495) 123-45-67, +7 916 …"); a part that is an
-        extension ("доб. 12") belongs to the number before it."""
-        parts: list[str] = []
-        for part in PHONE_SPLIT.split(text):
-            if not part.strip():
-                continue
-            if parts and EXTENSION_PART.match(part):
-                parts[-1] += " " + part.strip()
-            else:
-                parts.append(part.strip())
-        return [cls._phone(part) for part in parts]
+        """The numbers of a cell holding several ("8 (495) 123-45-67, доб. 12, +7 916 …")."""
+        return [cls._phone(part) for part in split_phones(text)]
 
     @staticmethod
     def _phone(text: str) -> str:

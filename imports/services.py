@@ -246,6 +246,15 @@ def preview_rows(job: ImportJob, headers: list[str], samples: list[tuple[int, li
     return rows, validator.labels()
 
 
+def rows_not_imported(job: ImportJob, limit: int) -> list:
+    """The first records of rows a finished (or failed) import skipped or failed, in row order."""
+    if job.status not in (Status.DONE, Status.FAILED) or not (job.failed or job.skipped):
+        return []
+    Outcome = ImportRecord.Outcome
+    return list(job.records.filter(outcome__in=[Outcome.FAILED, Outcome.SKIPPED]).order_by("row")
+                .only("row", "outcome", "reason")[:limit])
+
+
 # Run ------------------------------------------------------------------------------------------
 
 

@@ -15,10 +15,10 @@ from crm.xlsx import xlsx_response
 from . import fields, readers, services
 from .models import ImportJob, ImportRecord
 
+Outcome = ImportRecord.Outcome
+
 PREVIEW_ROWS = 10
 TEMPLATE = "imports/import.html"
-
-
 PROBLEMS_SHOWN = 50  # rows failed or skipped listed on the finished import's page; the report has all
 
 
@@ -135,8 +135,7 @@ def preview(request, pk):
     except ValidationError as exc:
         return _start_over(request, exc)
     decided, labels = services.preview_rows(job, headers, samples)
-    outcomes = dict(ImportRecord.Outcome.choices)
-    rows = [(number, values, outcome, outcomes[outcome], reason) for number, values, outcome, reason in decided]
+    rows = [(number, values, outcome, Outcome(outcome).label, reason) for number, values, outcome, reason in decided]
     ignored = [h or f"#{i + 1}" for i, h in enumerate(headers) if str(i) not in job.mapping]
     ctx = {"step": "preview", "job": job, "rows": rows, "fields": labels, "ignored": ignored}
     return render(request, TEMPLATE, ctx)
@@ -148,14 +147,7 @@ def job_view(request, pk):
     stalled = (job.status == ImportJob.Status.RUNNING and job.heartbeat_at is not None
                and timezone.now() - job.heartbeat_at > timedelta(seconds=10))
     template = f"{TEMPLATE}#import-progress" if request.htmx else TEMPLATE
-    problems = []
-    if job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED) and (job.failed or job.skipped):
-        outcomes = dict(ImportRecord.Outcome.choices)
-        problems = [
-            (r.row, outcomes[r.outcome], r.reason) for r in
-            job.records.filter(outcome__in=[ImportRecord.Outcome.FAILED, ImportRecord.Outcome.SKIPPED])
-            .order_by("row").only("row", "outcome", "reason")[:PROBLEMS_SHOWN]
-        ]
+    problems = [(r.row, r.get_outcome_display(), r.reason) for r in services.rows_not_imported(job, PROBLEMS_SHOWN)]
     ctx = {"step": "job", "job": job, "stalled": stalled, "problems": problems, "problems_shown": PROBLEMS_SHOWN}
     return render(request, template, ctx)
 
@@ -166,9 +158,8 @@ def report(request, pk):
     report is also the file to fix and import again."""
     job = _job(request, pk)
     headers = list(job.headers or [])
-    outcomes = dict(ImportRecord.Outcome.choices)
     rows = (
-        [r.row, str(outcomes.get(r.outcome, r.outcome)), r.column, r.reason, r.client_id or "", *r.values]
+        [r.row, str(r.get_outcome_display()), r.column, r.reason, r.client_id or "", *r.values]
         for r in job.records.order_by("row").iterator(chunk_size=5000)
     )
     header = [_("Row"), _("Outcome"), _("Column"), _("Reason"), _("Client ID"), *headers]

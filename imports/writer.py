@@ -86,10 +86,6 @@ class Lazy:
         return self.make()
 
 
-def phones_of(client: Client) -> list[str]:
-    return [p for p in (client.phone, *client.extra_phones) if p]
-
-
 def emails_of(client: Client) -> list[str]:
     return [e.lower() for e in (client.email, *client.extra_emails) if e]
 
@@ -139,12 +135,12 @@ class ChunkWriter:
                 if result.target is None or result.outcome not in (Outcome.CREATED, Outcome.UPDATED):
                     continue
                 client = result.target.client
-                if not phones.isdisjoint(phones_of(client)) or not emails.isdisjoint(emails_of(client)):
+                if not phones.isdisjoint(client.all_phones) or not emails.isdisjoint(emails_of(client)):
                     # a copy (of the few this chunk matches): the writer may be reading the original right now
                     targets[client.pk] = Target(client=copy(client), row=result.target.row)
         for pk in sorted(targets):
             target = targets[pk]
-            for phone in phones_of(target.client):
+            for phone in target.client.all_phones:
                 if phone in phones:
                     self._index(by_phone, phone, target)
             for email in emails_of(target.client):
@@ -218,7 +214,7 @@ class ChunkWriter:
             if result.target is not None and result.outcome in (Outcome.CREATED, Outcome.UPDATED):
                 target = result.target
                 target.row = row.number
-                for phone in phones_of(target.client):
+                for phone in target.client.all_phones:
                     self._index(by_phone, phone, target)
                 for email in emails_of(target.client):
                     self._index(by_email, email, target)

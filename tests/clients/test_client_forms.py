@@ -199,3 +199,10 @@ def test_an_extension_typed_after_the_number_is_kept(manager_client):
     assert created.phone_digits == "74951234567 74957654321"
     edit = manager_client.get(reverse("clients:edit", args=[created.pk])).content.decode()
     assert 'value="+7 495 123-45-67 ext. 1234"' in edit and "+7 495 765-43-21 ext. 5" in edit
+
+
+def test_other_phones_split_as_the_import_splits_them(manager_client):
+    """Commas, semicolons or new lines between numbers; an extension after a comma stays with its number."""
+    response = create(manager_client, extra_phones_text="8 495 222-33-44, доб. 123; +7 916 000-11-22\n8 (903) 555-66-77")
+    assert "HX-Redirect" in response.headers
+    assert Client.objects.get().extra_phones == ["+74952223344;ext=123", "+79160001122", "+79035556677"]
