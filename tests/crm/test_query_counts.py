@@ -104,6 +104,7 @@ def test_import_sheet_step_finished_job_and_report_query_counts(size, admin_clie
     book.active.append(["ФИО", "Телефон"])
     for i in range(size):
         book.active.append([f"c{i}", f"+7 916 000 {i:04d}", "x" * 40])  # a third cell: no column for it, still read
+        book.active.append([None, f"+7 916 111 {i:04d}"])  # no name: a failed row, listed on the finished page
     book.create_sheet("Второй").append(["ФИО"])
     data = io.BytesIO()
     book.save(data)
@@ -115,8 +116,9 @@ def test_import_sheet_step_finished_job_and_report_query_counts(size, admin_clie
     admin_client.post(reverse("imports:map", args=[job.pk]), {"col_0": "name", "col_1": "phone", "duplicates": "skip"})
     admin_client.post(reverse("imports:preview", args=[job.pk]))
     services.import_run(job_id=job.pk)
-    with django_assert_num_queries(2):  # user with perms, job
-        admin_client.get(reverse("imports:job", args=[job.pk]))
+    with django_assert_num_queries(3):  # user with perms, job, the first rows not imported
+        page = admin_client.get(reverse("imports:job", args=[job.pk])).content.decode()
+    assert page.count("the full name is required") == min(size, 50)
     with django_assert_num_queries(3):  # user with perms, job, the records (one cursor)
         response = admin_client.get(reverse("imports:report", args=[job.pk]))
         b"".join(response.streaming_content)
