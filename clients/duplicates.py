@@ -165,6 +165,8 @@ def suggest_for_import(import_id, *, progress=None, start: int = 0) -> int:
     100,000-row import. `start`: clients already done (a resumed job); each batch is idempotent."""
     from imports.models import ImportRecord
 
+    if not start:
+        merge_pending_index_entries()
     ids = list(ImportRecord.objects.filter(job_id=import_id, client__isnull=False,
                                            outcome__in=[ImportRecord.Outcome.CREATED, ImportRecord.Outcome.UPDATED])
                .order_by("client_id").values_list("client_id", flat=True).distinct())
@@ -177,6 +179,21 @@ def suggest_for_import(import_id, *, progress=None, start: int = 0) -> int:
         if progress is not None:
             progress(first + len(batch))
     return added
+
+
+def merge_pending_index_entries() -> int:
+    """Move the clients table's GIN entries waiting in their indexes' pending lists (PostgreSQL's
+    fastupdate) into the indexes proper, as autovacuum would later: a search reads a pending list
+    whole, each time (after a 200,000-row import, ~10 ms a name search). Once an import is done,
+    in the worker, before its duplicates are looked for: ~0.1 s for 200,000 rows. The pages merged."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(gin_clean_pending_list(i.indexrelid::regclass)), 0) FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam"
+            " WHERE i.indrelid = %s::regclass AND am.amname = 'gin'", [Client._meta.db_table])
+        return int(cursor.fetchone()[0])
 
 
 # The whole list. Phones and e-mails: clients grouped by the value. Names: each client's words, with

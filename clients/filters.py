@@ -48,6 +48,12 @@ def search_q(value: str, *, indexed: bool = True) -> Q:
     return name_words_q(value, indexed=indexed)
 
 
+def search_box_q(value: str, *, phone_hidden: bool, indexed: bool = True) -> Q:
+    """What the search box looks for: names only when the phone is hidden from the user, so that
+    no phone is revealed by a match."""
+    return name_words_q(value.strip(), indexed=indexed) if phone_hidden else search_q(value, indexed=indexed)
+
+
 def _unindexed(field: str):
     """The column as an expression no index is on (concatenated with ''), same value."""
     return Concat(F(field), Value(""))
@@ -226,15 +232,10 @@ class ClientFilter(df.FilterSet):
             ]
         return self
 
-    def search_condition(self, value: str, *, indexed: bool = True) -> Q:
-        """What the search box looks for (names only when the phone is hidden from the user:
-        no phone is revealed by a match)."""
-        return name_words_q(value.strip(), indexed=indexed) if self.phone_hidden else search_q(value, indexed=indexed)
-
     def filter_q(self, qs, name, value):
         if not value.strip():
             return qs
-        return qs.filter(self.search_condition(value))
+        return qs.filter(search_box_q(value, phone_hidden=self.phone_hidden))
 
     def qs_without_search(self):
         """The queryset with every filter but the search box's (call is_valid() first)."""

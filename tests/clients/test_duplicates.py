@@ -533,3 +533,18 @@ def test_the_card_does_not_show_a_duplicate_the_reader_may_not_see(client, manag
     duplicates.suggest_for([mine.pk])
     client.force_login(manager)
     assert "Possible duplicate of" not in client.get(mine.get_absolute_url()).content.decode()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="GIN pending lists are PostgreSQL's")
+def test_once_an_import_is_done_its_search_entries_leave_the_pending_lists(admin):
+    """A search reads a GIN index's pending list whole, each time: the worker that looks for an
+    import's duplicates first merges the entries the import left there."""
+    def listed(tag: str) -> list[list]:
+        return [["ФИО", "Телефон"], *[[f"Клиентова {tag} {i}", f"+7 926 {tag}-00-{i:02}"] for i in range(30)]]
+
+    duplicates.merge_pending_index_entries()
+    first = service_import(admin, plain_xlsx(listed("100")), {0: "name", 1: "phone"}, duplicates="skip")
+    duplicates.suggest_for_import(first.pk)  # what the worker does once the import is done
+    assert first.created == 30 and duplicates.merge_pending_index_entries() == 0  # nothing was left to merge
+    second = service_import(admin, plain_xlsx(listed("200")), {0: "name", 1: "phone"}, duplicates="skip")
+    assert second.created == 30 and duplicates.merge_pending_index_entries() > 0  # an import does leave some

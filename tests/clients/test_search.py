@@ -141,3 +141,22 @@ def test_format_phone_cuts_russian_mobiles_as_phonenumbers_does():
         assert format_phone(number) == expected, number
     assert format_phone("+74951234567") == "+7 495 123-45-67" and format_phone("+16195554744") == "+1 619-555-4744"
     assert format_phone("") == "" and format_phone("not a phone") == "not a phone"
+
+
+def test_the_search_box_alone_and_with_a_filter_find_the_same_clients(admin_client, admin, people):
+    """The search box alone is answered without a filter set (the live search's requests); with a
+    filter beside it the filter set answers: both read the box the same way."""
+    Client.objects.update(country="RU")
+    Client.objects.filter(name="Smith John").update(responsible=admin, country="US")
+    url = reverse("clients:list")
+    for typed in ("8 999", "Егор", "nazar egorov", "555"):
+        alone = shown(admin_client.get(url, {"q": typed}, headers=HX))
+        with_view = shown(admin_client.get(url, {"q": typed, "view": "all"}, headers=HX))
+        with_filter = shown(admin_client.get(url, {"q": typed, "country": ["RU", "US"]}, headers=HX))
+        assert alone == with_view == with_filter, typed
+    assert shown(admin_client.get(url, {"q": "555", "responsible": admin.pk}, headers=HX)) == ["Smith John"]
+
+
+def test_a_search_with_a_nul_character_finds_nothing_and_fails_nothing(admin_client, people):
+    page = admin_client.get(reverse("clients:list"), {"q": "Назаров\x00"}, headers=HX)
+    assert shown(page) == []
