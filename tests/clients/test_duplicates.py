@@ -548,3 +548,28 @@ def test_once_an_import_is_done_its_search_entries_leave_the_pending_lists(admin
     assert first.created == 30 and duplicates.merge_pending_index_entries() == 0  # nothing was left to merge
     second = service_import(admin, plain_xlsx(listed("200")), {0: "name", 1: "phone"}, duplicates="skip")
     assert second.created == 30 and duplicates.merge_pending_index_entries() > 0  # an import does leave some
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the planner's statistics are PostgreSQL's")
+def test_an_import_beyond_autovacuums_threshold_leaves_the_table_analyzed(admin):
+    """Until the statistics are taken again the planner counts a freshly imported mass of clients
+    as a handful: the worker analyzes the table once an import wrote more than autovacuum's default
+    threshold (50 rows + 10 % of the table), and leaves it to autovacuum below that."""
+    def estimated() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'clients_client'::regclass")
+            return cursor.fetchone()[0]
+
+    def listed(tag: str, rows: int) -> list[list]:
+        return [["ФИО", "Телефон"], *[[f"Клиентова {tag} {i}", f"+7 926 {tag}-00-{i:02}"] for i in range(rows)]]
+
+    ClientFactory.create_batch(5)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE clients_client")
+    assert estimated() == 5
+    big = service_import(admin, plain_xlsx(listed("300", 60)), {0: "name", 1: "phone"}, duplicates="skip")
+    duplicates.suggest_for_import(big.pk)  # what the worker does once the import is done
+    assert big.created == 60 and estimated() == 65
+    small = service_import(admin, plain_xlsx(listed("400", 12)), {0: "name", 1: "phone"}, duplicates="skip")
+    duplicates.suggest_for_import(small.pk)
+    assert small.created == 12 and estimated() == 65  # 12 rows of 77: autovacuum's business
