@@ -140,14 +140,14 @@ def run_import(actor, path: Path, mode: str, *, profile: Path | None = None) -> 
         print(stderr[-6000:], file=sys.stderr)
         raise SystemExit(f"import_send.py: the {mode}-mode import of {path.name} by {actor.username} did not finish: "
                          f"exit status {code}, job {worker or 'unknown'}")
-    # CPU the rest of the machine used meanwhile (PostgreSQL's own background processes included):
+    # CPU the rest of the machine used meanwhile (neither the worker nor any PostgreSQL process):
     # on two cores, much of it means the figure was taken on a busy machine and is pessimistic.
     others = None
     if busy_before is not None and worker.get("db_cpu_s") is not None:
         others = max(0.0, machine_busy_s() - busy_before - usage["cpu_s"] - worker["db_cpu_s"])
     result = {**worker, "wall_s": wall_s, "upload_s": upload_s, "peak_mb": usage["peak_kb"] / 1024, "cpu_s": usage["cpu_s"],
               "others_cpu_s": others}
-    db_cpu = f", PostgreSQL backend CPU {worker['db_cpu_s']:.1f} s" if worker.get("db_cpu_s") is not None else ""
+    db_cpu = f", PostgreSQL server CPU {worker['db_cpu_s']:.1f} s" if worker.get("db_cpu_s") is not None else ""
     print(f"import {path.name}, {mode} mode, as {actor.username}: {worker['run_s']:.1f} s in the worker (its process {wall_s:.1f} s, "
           f"worker CPU {usage['cpu_s']:.1f} s{db_cpu}), peak {result['peak_mb']:.0f} MB; upload step {upload_s:.1f} s; "
           f"{worker['processed']} rows: {worker['created']} created, {worker['updated']} updated, "
@@ -227,7 +227,7 @@ def profile_report(path: Path, run: dict) -> None:
     for kind, figures in list(sql.items())[:15]:
         print(f"{figures['s']:9.2f} s {figures['calls']:7d}  {kind}")
     print(f"--- wall {run['wall_s']:.1f} s: worker CPU {run['cpu_s']:.1f} s (Python, with the profiler's overhead), "
-          f"PostgreSQL backend CPU {run.get('db_cpu_s')} s, the rest waiting on disk/WAL/locks", flush=True)
+          f"PostgreSQL server CPU (all its processes) {run.get('db_cpu_s')} s, on two cores", flush=True)
 
 
 def mass_send(admin, recipients: int) -> tuple[int, float]:

@@ -5,8 +5,14 @@ its own so that /usr/bin/time can report its peak memory.
 
 Prints one JSON object: the job's state and counters, the seconds import_run took (the process's
 start and Django's set-up are outside that figure, inside the caller's), and the CPU seconds the
-PostgreSQL backend serving this worker spent meanwhile (`db_cpu_s`, read from /proc when the server
-runs on this machine). Exits 1 unless the job is done.
+PostgreSQL server spent meanwhile (`db_cpu_s`: every process of the local server, from /proc, when
+it runs on this machine). Exits 1 unless the job is done.
+
+`db_cpu_s` counts all of the server's processes, not the backend of this process's connection:
+the import writes through a second connection of its own (the pipelined writer thread does the
+COPY and the commits), whose backend exits with it. A backend that exits hands its CPU time to the
+postmaster's counters of reaped children, which are counted too. The server's background processes
+(WAL writer, checkpointer, autovacuum) are in the figure: they work for the import's writes.
 
 With --profile, import_run runs under cProfile (stats to that file) and every statement Django
 sends is timed from the client side and summed by kind (JSON next to the stats file); COPY goes
@@ -24,14 +30,31 @@ from collections import defaultdict
 from common import setup_django
 
 
-def backend_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of a local process (the PostgreSQL backend), or None."""
+def _stat(pid: str) -> tuple[str, list[str]] | None:
+    """A process's name and the fields of /proc/PID/stat after it (state first), or None."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
+            text = handle.read()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+
+
+def server_cpu() -> float | None:
+    """User + system CPU seconds of the local PostgreSQL server so far: the postmaster's own, its
+    reaped children's (backends that exited) and its live children's. None when no server runs here."""
+    stats = {pid: stat for pid in os.listdir("/proc") if pid.isdigit() and (stat := _stat(pid)) and stat[0] == "postgres"}
+    postmasters = [pid for pid, (_name, fields) in stats.items() if fields[1] not in stats]
+    if len(postmasters) != 1:
+        return None
+    postmaster = postmasters[0]
+    ticks = 0
+    for pid, (_name, fields) in stats.items():
+        if pid == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        elif fields[1] == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def statement_kind(sql: str) -> str:
@@ -67,10 +90,8 @@ if __name__ == "__main__":
 
     from imports import services
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
-    db_cpu_before = backend_cpu(backend)
+    connection.ensure_connection()
+    db_cpu_before = server_cpu()
     started = time.perf_counter()
     if args.profile:
         import cProfile
@@ -86,7 +107,7 @@ if __name__ == "__main__":
     else:
         job = services.import_run(job_id=args.job_id)
     run_s = time.perf_counter() - started
-    db_cpu_after = backend_cpu(backend)
+    db_cpu_after = server_cpu()
     db_cpu_s = round(db_cpu_after - db_cpu_before, 2) if db_cpu_before is not None and db_cpu_after is not None else None
     print(json.dumps({"status": job.status, "processed": job.processed, "created": job.created, "updated": job.updated,
                       "skipped": job.skipped, "failed": job.failed, "error": job.error, "run_s": round(run_s, 2),
