@@ -264,6 +264,7 @@ def main():
     from clients.models import Client
     from crm.models import User
 
+    cleanup()  # what an interrupted run left behind: the table holds what the generator made
     clients = Client.objects.count()
     if clients < args.recipients:
         raise SystemExit("import_send.py: run bench/generate_clients.py first")
