@@ -187,10 +187,10 @@ def notification_text(notification: Notification) -> str:
     if kind == Notification.Kind.ROBOT:
         values = {"robot": p.get("robot", ""), "n": p.get("deal_id", ""), "deal": p.get("deal", ""), "text": text}
         if about == "loop":
-            return _("Robot «%(robot)s» was stopped on the deal #%(n)s %(deal)s: a loop of robots") % values
+            return _("Robot “%(robot)s” was stopped on the deal #%(n)s %(deal)s: a loop of robots") % values
         if about == "suspended":
-            return _("Robot «%(robot)s» fired too often on the deal #%(n)s %(deal)s and is suspended for it") % values
-        return _("Robot «%(robot)s» on the deal #%(n)s %(deal)s: %(text)s") % values
+            return _("Robot “%(robot)s” fired too often on the deal #%(n)s %(deal)s and is suspended for it") % values
+        return _("Robot “%(robot)s” on the deal #%(n)s %(deal)s: %(text)s") % values
     if about == "task":
         return _("%(actor)s gave you a task: %(text)s") % {"actor": actor, "text": text}
     if about == "tasks":

@@ -235,7 +235,7 @@ class RowValidator:
         elif key == "email":
             parts = [part for part in EMAIL_SPLIT.split(text) if part]
             if len(parts) > 1 and text.count("@") < 2:  # one address and words: quoted whole
-                raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text})
+                raise ValidationError(_("“%(value)s” is not an e-mail address.") % {"value": text})
             emails = [self._email(part) for part in parts]
             row.client["email"] = emails[0]
             if others := [e for e in dict.fromkeys(emails[1:] + row.client.get("extra_emails", [])) if e != emails[0]]:
@@ -256,8 +256,8 @@ class RowValidator:
             code = table.get(normalise(text))
             if code is None:
                 if key == "channel":
-                    raise ValidationError(_("«%(value)s» is not one of the channels; map the column to Source to keep any text.") % {"value": text})
-                raise ValidationError(_("unknown value «%(value)s».") % {"value": text})
+                    raise ValidationError(_("“%(value)s” is not one of the channels; map the column to Source to keep any text.") % {"value": text})
+                raise ValidationError(_("unknown value “%(value)s”.") % {"value": text})
             return code
         return self._limited(text, LIMITS.get(key, TEXT_FIELD_MAX))
 
@@ -272,8 +272,8 @@ class RowValidator:
             return normalize_phone(text)
         except ValidationError as error:
             if error.code == "extension":
-                raise ValidationError(_("«%(value)s»: an extension is at most %(n)s digits.") % {"value": text, "n": EXTENSION_MAX}) from None
-            raise ValidationError(_("«%(value)s» is not a phone number.") % {"value": text}) from None
+                raise ValidationError(_("“%(value)s”: an extension is at most %(n)s digits.") % {"value": text, "n": EXTENSION_MAX}) from None
+            raise ValidationError(_("“%(value)s” is not a phone number.") % {"value": text}) from None
 
     @staticmethod
     def _email(text: str) -> str:
@@ -281,7 +281,7 @@ class RowValidator:
         try:
             validate_email(email)
         except ValidationError:
-            raise ValidationError(_("«%(value)s» is not an e-mail address.") % {"value": text}) from None
+            raise ValidationError(_("“%(value)s” is not an e-mail address.") % {"value": text}) from None
         return email
 
     @staticmethod
@@ -297,7 +297,7 @@ class RowValidator:
             if not name or name.lower() in seen:
                 continue
             if len(name) > TAG_MAX:
-                raise ValidationError(_("the tag «%(value)s» is longer than %(n)s characters.") % {"value": name, "n": TAG_MAX})
+                raise ValidationError(_("the tag “%(value)s” is longer than %(n)s characters.") % {"value": name, "n": TAG_MAX})
             seen.add(name.lower())
             tags.append(name)
         return tags
@@ -305,15 +305,15 @@ class RowValidator:
     def _responsible(self, text: str) -> int:
         key = normalise(text)
         if key in self.ambiguous_users:
-            raise ValidationError(_("several users match «%(value)s»: use the username or e-mail.") % {"value": text})
+            raise ValidationError(_("several users match “%(value)s”: use the username or e-mail.") % {"value": text})
         if key not in self.users:
-            raise ValidationError(_("no active user «%(value)s» (a username, e-mail or full name).") % {"value": text})
+            raise ValidationError(_("no active user “%(value)s” (a username, e-mail or full name).") % {"value": text})
         return self.users[key]
 
     def _stage(self, text: str):
         stage = self.stages.get(normalise(text))
         if stage is None:
-            raise ValidationError(_("no stage «%(value)s» in this line (stages: %(names)s).") % {"value": text, "names": self.stage_names})
+            raise ValidationError(_("no stage “%(value)s” in this line (stages: %(names)s).") % {"value": text, "names": self.stage_names})
         return stage
 
     def _custom(self, custom_field, value, text: str):
@@ -326,7 +326,7 @@ class RowValidator:
         if kind == CustomField.Kind.SELECT:
             choice = self.selects[custom_field.key].get(normalise(text))
             if choice is None:
-                raise ValidationError(_("«%(value)s» is not one of the selector's values.") % {"value": text})
+                raise ValidationError(_("“%(value)s” is not one of the selector's values.") % {"value": text})
             return choice
         return self._limited(text, TEXT_FIELD_MAX)
 
@@ -344,20 +344,20 @@ def date_value(value, text: str) -> date:
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise ValidationError(_("«%(value)s» is not a real date.") % {"value": text}) from None
-    raise ValidationError(_("«%(value)s»: dates only as YYYY-MM-DD or a date cell.") % {"value": text})
+            raise ValidationError(_("“%(value)s” is not a real date.") % {"value": text}) from None
+    raise ValidationError(_("“%(value)s”: dates only as YYYY-MM-DD or a date cell.") % {"value": text})
 
 
 def number_value(value, text: str) -> Decimal:
     """A number cell, or digit-only text (spaces as thousands separators, a comma or dot decimal)."""
     if isinstance(value, bool):
-        raise ValidationError(_("«%(value)s» is not a number.") % {"value": text})
+        raise ValidationError(_("“%(value)s” is not a number.") % {"value": text})
     if isinstance(value, (int, float)):
         return Decimal(str(value))
     compact = text.replace(" ", "")
     if not NUMBER_TEXT.match(compact):
-        raise ValidationError(_("«%(value)s» is not a number.") % {"value": text})
+        raise ValidationError(_("“%(value)s” is not a number.") % {"value": text})
     try:
         return Decimal(compact.replace(",", "."))
     except InvalidOperation:
-        raise ValidationError(_("«%(value)s» is not a number.") % {"value": text}) from None
+        raise ValidationError(_("“%(value)s” is not a number.") % {"value": text}) from None

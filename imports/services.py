@@ -201,7 +201,7 @@ def _new_field(actor, job, index: int, headers: list[str], kind: str, custom: di
                 if text and fields.normalise(text) not in seen:
                     seen[fields.normalise(text)] = text[:100]
                     if len(seen) > SELECT_MAX_VALUES:
-                        raise ImportRefused(_("The column «%(name)s» has more than %(n)s different values: make it a text field.")
+                        raise ImportRefused(_("The column “%(name)s” has more than %(n)s different values: make it a text field.")
                                             % {"name": label, "n": SELECT_MAX_VALUES})
         finally:
             reader.close()

@@ -51,7 +51,7 @@ def upload(request):
             try:
                 job = services.import_upload(actor=request.user, uploaded=uploaded)
             except ValidationError as exc:
-                error = _("«%(file)s»: %(problem)s") % {"file": uploaded.name, "problem": _message(exc)}
+                error = _("“%(file)s”: %(problem)s") % {"file": uploaded.name, "problem": _message(exc)}
             else:
                 return redirect("imports:map" if job.sheet else "imports:sheet", pk=job.pk)
     jobs = ImportJob.objects.filter(created_by=request.user).order_by("-created_at")[:10]

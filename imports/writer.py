@@ -91,7 +91,8 @@ def emails_of(client: Client) -> list[str]:
 
 
 def describe(client: Client) -> str:
-    return f"#{client.pk} «{client.name}»" if client.pk else f"«{client.name}»"
+    quoted = _("“%(name)s”") % {"name": client.name}  # «…» in Russian
+    return f"#{client.pk} {quoted}" if client.pk else quoted
 
 
 class ChunkWriter:

@@ -65,7 +65,7 @@ def partner_edit(request, pk=None):
     if request.method == "POST":
         if form.is_valid():
             saved = services.partner_save(actor=request.user, partner=partner, data=form.partner_data())
-            messages.success(request, _("Partner «%(name)s» saved.") % {"name": saved.name})
+            messages.success(request, _("Partner “%(name)s” saved.") % {"name": saved.name})
             return redirect("partners:edit", pk=saved.pk)
         messages.error(request, _("The partner was not saved: check the marked fields."))
         if partner is not None:
@@ -88,7 +88,7 @@ def partner_toggle(request, pk):
     partner = get_object_or_404(Partner, pk=pk)
     on = request.POST.get("on") == "1"
     services.partner_toggle(actor=request.user, partner=partner, on=on)
-    text = _("Partner «%(name)s» switched on.") if on else _("Partner «%(name)s» switched off.")
+    text = _("Partner “%(name)s” switched on.") if on else _("Partner “%(name)s” switched off.")
     messages.success(request, text % {"name": partner.name})
     return redirect("partners:list")
 
@@ -154,7 +154,7 @@ def replay(request, pk):
 
 
 def registration_context(request, deal) -> dict:
-    """The card's «Registration link» block for the deal (three queries; none without a deal)."""
+    """The card's “Registration link” block for the deal (three queries; none without a deal)."""
     marker = "TOKEN"
     go = request.build_absolute_uri(reverse("partner-go", kwargs={"token": marker}))
     return {**selectors.registration_block(deal), "link_base": go[: -len(marker)]}

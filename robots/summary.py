@@ -54,7 +54,7 @@ def conditions(robot: Robot, names: Names) -> list[str]:
         out.append(_("Budget: %(low)s – %(high)s") % {"low": low if low not in (None, "") else "…",
                                                        "high": high if high not in (None, "") else "…"})
     if c.get("field"):
-        out.append(_("%(field)s = «%(value)s»") % {"field": names.fields.get(c["field"], _("(deleted)")),
+        out.append(_("%(field)s = “%(value)s”") % {"field": names.fields.get(c["field"], _("(deleted)")),
                                                    "value": _short(c.get("field_value", ""))})
     hours = ""
     if c.get("hours_from") or c.get("hours_to"):
@@ -68,21 +68,21 @@ def conditions(robot: Robot, names: Names) -> list[str]:
 def action(item: dict, names: Names) -> str:
     kind = item.get("kind", "")
     if kind == Robot.Action.MOVE:
-        return _("Move to «%(stage)s»") % {"stage": _name(names.stages, item.get("stage"))}
+        return _("Move to “%(stage)s”") % {"stage": _name(names.stages, item.get("stage"))}
     if kind == Robot.Action.TRANSFER:
-        return _("Transfer to «%(line)s»") % {"line": _name(names.lines, item.get("line"))}
+        return _("Transfer to “%(line)s”") % {"line": _name(names.lines, item.get("line"))}
     if kind == Robot.Action.MESSAGE:
-        return _("Send: «%(text)s»") % {"text": _short(item.get("text", ""))}
+        return _("Send: “%(text)s”") % {"text": _short(item.get("text", ""))}
     if kind == Robot.Action.TASK:
         who = _("the responsible") if not item.get("user") or str(item.get("user")) == "0" else _name(names.users, item["user"])
-        return _("Task «%(type)s» for %(who)s in %(n)s min") % {
+        return _("Task “%(type)s” for %(who)s in %(n)s min") % {
             "type": _name(names.task_types, item.get("task_type")), "who": who, "n": item.get("deadline_minutes") or 60}
     if kind == Robot.Action.RESPONSIBLE:
         return _("Make %(user)s responsible") % {"user": _name(names.users, item.get("user"))}
     if kind == Robot.Action.TAG_ADD:
-        return _("Add the tag «%(tag)s»") % {"tag": _name(names.tags, item.get("tag"))}
+        return _("Add the tag “%(tag)s”") % {"tag": _name(names.tags, item.get("tag"))}
     if kind == Robot.Action.TAG_REMOVE:
-        return _("Remove the tag «%(tag)s»") % {"tag": _name(names.tags, item.get("tag"))}
+        return _("Remove the tag “%(tag)s”") % {"tag": _name(names.tags, item.get("tag"))}
     if kind == Robot.Action.NOTIFY:
         notified = [_name(names.users, u) for u in item.get("users") or []]
         if item.get("responsible"):

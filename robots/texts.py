@@ -39,7 +39,7 @@ def _when(value: str) -> str:
 
 
 def outcome_text(outcome: dict) -> str:
-    """What one action did (or would do): "moved the deal to «Link sent»"."""
+    """What one action did (or would do): "moved the deal to “Link sent”"."""
     code, value, text = outcome.get("code", ""), outcome.get("value", ""), outcome.get("text", "")
     error = outcome.get("error")
     if error:
@@ -47,19 +47,19 @@ def outcome_text(outcome: dict) -> str:
         label = Robot.Action(code).label if code in Robot.Action.values else code
         return _("could not %(action)s: %(reason)s") % {"action": str(label).lower(), "reason": reason}
     if code == "move":
-        return _("moved the deal to «%(stage)s»") % {"stage": DEFAULT_LABELS.get(value, value)}
+        return _("moved the deal to “%(stage)s”") % {"stage": DEFAULT_LABELS.get(value, value)}
     if code == "transfer":
-        return _("transferred the deal to «%(line)s»") % {"line": DEFAULT_LABELS.get(value, value)}
+        return _("transferred the deal to “%(line)s”") % {"line": DEFAULT_LABELS.get(value, value)}
     if code == "message":
         return _("sent the message in %(channel)s: %(text)s") % {"channel": value, "text": text}
     if code == "task":
-        return _("created the task «%(task)s», due %(when)s") % {"task": value, "when": _when(text) if text else ""}
+        return _("created the task “%(task)s”, due %(when)s") % {"task": value, "when": _when(text) if text else ""}
     if code == "responsible":
         return _("made %(user)s responsible") % {"user": value}
     if code == "tag_add":
-        return _("added the tag «%(tag)s»") % {"tag": value}
+        return _("added the tag “%(tag)s”") % {"tag": value}
     if code == "tag_remove":
-        return _("removed the tag «%(tag)s»") % {"tag": value}
+        return _("removed the tag “%(tag)s”") % {"tag": value}
     if code == "notify":
         return _("notified %(users)s: %(text)s") % {"users": value or _("nobody"), "text": text}
     if code == "loop":
@@ -78,7 +78,7 @@ def feed_text(item) -> str:
         outcome = {"code": "failed", "error": item.text}
     elif item.text and item.field not in ("message", "task", "notify"):
         outcome["error"] = item.text
-    return _("Robot «%(robot)s» %(did)s") % {"robot": item.field_label, "did": outcome_text(outcome)}
+    return _("Robot “%(robot)s” %(did)s") % {"robot": item.field_label, "did": outcome_text(outcome)}
 
 
 def run_text(run: Run) -> str:
@@ -88,7 +88,7 @@ def run_text(run: Run) -> str:
     if run.state == Run.State.DONE:
         return "; ".join(outcome_text(o) for o in detail.get("done", [])) or _("fired (no actions)")
     if code == "condition":
-        return _("skipped: the condition «%(condition)s» was not met") % {
+        return _("skipped: the condition “%(condition)s” was not met") % {
             "condition": CONDITION_LABELS.get(str(detail.get("condition")), detail.get("condition"))}
     if code == "left":
         return _("cancelled: the deal left the stage first")

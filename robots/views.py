@@ -86,7 +86,7 @@ def toggle(request, funnel_pk, pk):
     robot = selectors.robot_or_404(_funnel(request, funnel_pk), pk)
     on = request.POST.get("on") == "1"
     services.robot_toggle(actor=request.user, robot=robot, on=on)
-    text = (_("Robot «%(name)s» switched on.") if on else _("Robot «%(name)s» switched off.")) % {"name": robot.name}
+    text = (_("Robot “%(name)s” switched on.") if on else _("Robot “%(name)s” switched off.")) % {"name": robot.name}
     return _column_answer(request, robot, text)
 
 
@@ -125,7 +125,7 @@ def copy(request, funnel_pk, pk):
         return hx_redirect(url) if request.htmx else redirect(url)
     stage = selectors.stage_or_404(funnel, int(stage_pk))
     services.robot_copy(actor=request.user, robot=robot, stage=stage)
-    messages.success(request, _("Robot «%(name)s» copied to «%(stage)s».") % {"name": robot.name, "stage": stage})
+    messages.success(request, _("Robot “%(name)s” copied to “%(stage)s”.") % {"name": robot.name, "stage": stage})
     url = _board_url(funnel, stage.line_id)
     return hx_redirect(url) if request.htmx else redirect(url)
 
@@ -141,7 +141,7 @@ def delete(request, funnel_pk, pk):
             return render(request, "robots/board.html#robot-delete", ctx)
         return render(request, "modal_page.html", {**ctx, "fragment": "robots/board.html#robot-delete", "page": True})
     services.robot_delete(actor=request.user, robot=robot)
-    messages.success(request, _("Robot «%(name)s» deleted.") % {"name": robot.name})
+    messages.success(request, _("Robot “%(name)s” deleted.") % {"name": robot.name})
     url = _board_url(funnel, robot.stage.line_id)
     return hx_redirect(url) if request.htmx else redirect(url)
 
@@ -168,10 +168,10 @@ def _form_page(request, *, funnel, stage, robot=None):
             if creating:
                 robot = services.robot_create(actor=request.user, stage=stage, data=data,
                                               apply_existing=form.cleaned_data.get("apply_existing", False))
-                messages.success(request, _("Robot «%(name)s» created.") % {"name": robot.name})
+                messages.success(request, _("Robot “%(name)s” created.") % {"name": robot.name})
             else:
                 services.robot_update(actor=request.user, robot=robot, data=data)
-                messages.success(request, _("Robot «%(name)s» saved.") % {"name": robot.name})
+                messages.success(request, _("Robot “%(name)s” saved.") % {"name": robot.name})
             return redirect(_board_url(funnel, stage.line_id))
         messages.error(request, _("The robot was not saved: check the marked fields."))
     ctx = {"funnel": funnel, "stage": stage, "robot": robot, "form": form, "formset": formset, "creating": creating,
@@ -239,6 +239,6 @@ def resume(request, funnel_pk, pk, deal_pk):
     if suspension is None:
         raise Http404
     services.suspension_resume(actor=request.user, robot=robot, deal=suspension.deal)
-    messages.success(request, _("Robot «%(name)s» may fire for deal #%(deal)s again.") % {"name": robot.name, "deal": deal_pk})
+    messages.success(request, _("Robot “%(name)s” may fire for deal #%(deal)s again.") % {"name": robot.name, "deal": deal_pk})
     url = reverse("robots:log", args=[funnel.pk, robot.pk])
     return hx_redirect(url) if request.htmx else redirect(url)

@@ -90,7 +90,7 @@ def test_a_robot_made_in_the_robots_view_messages_and_sets_a_task_when_a_deal_en
     expect(page.locator(".bubble.out .bubble-text")).to_have_text("Hello, Анна Петрова!")
     page.goto(page.base + reverse("clients:detail", args=[client.pk]))
     expect(page.get_by_text("Call Анна Петрова back").first).to_be_visible()
-    expect(page.get_by_text("Robot «Greeting» sent the message in Telegram bot: Hello, Анна Петрова!")).to_be_visible()
+    expect(page.get_by_text("Robot “Greeting” sent the message in Telegram bot: Hello, Анна Петрова!")).to_be_visible()
     assert len(botapi.sent()) == 1 and Message.objects.filter(direction="out").count() == 1
 
 

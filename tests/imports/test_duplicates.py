@@ -30,7 +30,7 @@ def test_a_row_matching_two_clients_is_never_applied_in_update_mode(admin):
     assert (a.name, a.email, a.city) == ("Клиент А", "a@example.com", "Тула")
     assert (b.name, b.email, b.city) == ("Клиент Б", "b@example.com", "Омск")
     outcome, reason = reasons(job)[2]
-    assert outcome == "failed" and f"#{a.pk} «Клиент А»" in reason and f"#{b.pk} «Клиент Б»" in reason
+    assert outcome == "failed" and f"#{a.pk} “Клиент А”" in reason and f"#{b.pk} “Клиент Б”" in reason
     assert "nothing changed" in reason and job.updated == 0
 
 
@@ -46,11 +46,23 @@ def test_skip_names_the_client_and_the_earlier_row_of_the_file(admin):
     job = service_import(admin, data, MAPPING)
     got = reasons(job)
     assert (job.created, job.skipped) == (1, 3)
-    assert got[2] == ("skipped", f"Already there: client #{existing.pk} «Уже есть».")
+    assert got[2] == ("skipped", f"Already there: client #{existing.pk} “Уже есть”.")
     new = Client.objects.get(name="Новый")
-    assert got[4] == ("skipped", f"Already there: client #{new.pk} «Новый» (row 3 of this file).")
+    assert got[4] == ("skipped", f"Already there: client #{new.pk} “Новый” (row 3 of this file).")
     assert got[5][1].endswith("(row 3 of this file).")
     assert ImportRecord.objects.get(job=job, row=2).client == existing  # the report points at the client
+
+
+def test_the_reasons_quote_names_as_the_importers_language_does(admin):
+    """English quotes names with “…”, Russian with «…», in the reasons the report keeps."""
+    existing = ClientFactory(name="Уже есть", phone="+79163330003", email="")
+    admin.language = "ru"
+    admin.save(update_fields=["language"])
+    data = plain_xlsx([HEADER, ["Дубль", "+7 (916) 333-00-03", None, "Тула"], ["Анна", "", "не почта", ""]])
+    job = service_import(admin, data, MAPPING)
+    got = reasons(job)
+    assert got[2] == ("skipped", f"Уже есть: клиент #{existing.pk} «Уже есть».")
+    assert "«не почта» — не адрес электронной почты." in got[3][1]
 
 
 def test_update_merges_later_rows_into_the_earlier_ones_without_blanking(admin):
@@ -98,7 +110,7 @@ def test_create_mode_makes_a_new_client_and_suggests_the_pair(admin):
     duplicates.suggest_for_import(job.pk)  # what the worker does once the import is done
     pairs = {(s.client.name, s.other.name) for s in DuplicateSuggestion.objects.select_related("client", "other")}
     assert ("Новый", "Старый") in pairs and ("Новый 2", "Старый") in pairs and ("Новый 2", "Новый") in pairs
-    assert f"Possible duplicate of #{existing.pk} «Старый»" in reasons(job)[2][1]
+    assert f"Possible duplicate of #{existing.pk} “Старый”" in reasons(job)[2][1]
 
 
 def test_import_never_touches_clients_the_importer_cannot_see(admin):

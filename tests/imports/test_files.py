@@ -91,8 +91,8 @@ GOOD = plain_xlsx([HEADER] + ROWS)
     ("xxe.xlsx", entity_bomb(GOOD), "XML entity declarations"),
     ("macro.xlsx", with_part(GOOD, "xl/vbaProject.bin", b"\0" * 10), "macros are not accepted"),
     ("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "encrypted workbook or an old .xls"),
-    ("photo.xlsx", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "«photo.xlsx»: This file is neither an Excel workbook (.xlsx) nor a CSV file."),
-    ("doc.xlsx", None, "«doc.xlsx»: This file is not an Excel workbook (.xlsx), though its name says so."),
+    ("photo.xlsx", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "“photo.xlsx”: This file is neither an Excel workbook (.xlsx) nor a CSV file."),
+    ("doc.xlsx", None, "“doc.xlsx”: This file is not an Excel workbook (.xlsx), though its name says so."),
     ("wide.xlsx", plain_xlsx([[f"c{i}" for i in range(readers.MAX_COLUMNS + 5)], ["x"] * (readers.MAX_COLUMNS + 5)]),
      "columns; at most"),
 ])

@@ -334,7 +334,7 @@ def test_hand_typed_list_imports_as_a_user_expects(admin_client):
 def test_hand_typed_failed_phone_reason_quotes_the_value(admin_client):
     job, _columns, _preview = wizard(admin_client, hand_xlsx(), name="клиенты.xlsx")
     outcome, column, reason = records(job)[10]
-    assert (outcome, column, reason) == ("failed", "Телефон", "Телефон: «12345» is not a phone number."), reason
+    assert (outcome, column, reason) == ("failed", "Телефон", "Телефон: “12345” is not a phone number."), reason
 
 
 def test_hand_typed_report_names_rows_columns_and_reasons(admin_client):
@@ -378,7 +378,7 @@ def test_bitrix24_excel_export_that_is_html_is_refused_with_a_message(admin_clie
         response = admin_client.post(reverse("imports:upload"), {"file": SimpleUploadedFile(name, data)})
         page = response.content.decode()
         assert response.status_code == 200 and ImportJob.objects.count() == 0, ImportJob.objects.values("format", "headers")
-        assert f"«{name}»: This file is a web page or an XML file saved with a spreadsheet&#x27;s extension" in page, name
+        assert f"“{name}”: This file is a web page or an XML file saved with a spreadsheet&#x27;s extension" in page, name
 
 
 def test_one_c_extension_written_after_a_comma_is_kept(admin_client):

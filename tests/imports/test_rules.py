@@ -85,10 +85,10 @@ def test_formats_dates_numbers_priority_and_formulas(admin):
     assert got["Дата ячейкой"].registration_date == date(2024, 2, 29) and got["Дата ячейкой"].custom[level.key] == 7
     assert got["Число с пробелом"].custom[level.key] == 1500 and got["Число с пробелом"].priority == "normal"
     failed = dict(ImportRecord.objects.filter(job=job, outcome="failed").values_list("row", "reason"))
-    assert "«12.03.2024»: dates only as YYYY-MM-DD" in failed[4]
-    assert "«2024-02-30» is not a real date" in failed[5]
-    assert "«много» is not a number" in failed[6]
-    assert "unknown value «срочно»" in failed[8]
+    assert "“12.03.2024”: dates only as YYYY-MM-DD" in failed[4]
+    assert "“2024-02-30” is not a real date" in failed[5]
+    assert "“много” is not a number" in failed[6]
+    assert "unknown value “срочно”" in failed[8]
     assert job.created == 3
 
 
@@ -103,7 +103,7 @@ def test_channel_is_a_choice_and_source_keeps_any_text(admin):
     job = service_import(admin, data, {0: "name", 1: "channel", 2: "source"})
     assert Client.objects.get(name="Анна").channel == "telegram" and Client.objects.get(name="Анна").source == "Авито"
     reason = ImportRecord.objects.get(job=job, outcome="failed").reason
-    assert "«Авито» is not one of the channels; map the column to Source" in reason
+    assert "“Авито” is not one of the channels; map the column to Source" in reason
 
 
 def test_a_new_custom_field_from_a_column_text_or_selector(admin_client, admin):
@@ -166,8 +166,8 @@ def test_per_row_responsible_and_stage(admin_client, admin):
     assert deals["Глеб"].responsible == admin and Client.objects.get(name="Глеб").responsible == admin
     assert Client.objects.get(name="Анна").responsible.username == "olga"
     failed = dict(ImportRecord.objects.filter(job=job, outcome="failed").values_list("row", "reason"))
-    assert "no active user «Неизвестный Менеджер»" in failed[6]
-    assert "no stage «Нет такого этапа» in this line" in failed[7]
+    assert "no active user “Неизвестный Менеджер”" in failed[6]
+    assert "no stage “Нет такого этапа” in this line" in failed[7]
     assert not Client.objects.filter(name__in=["Дина", "Егор"]).exists()  # never half written
     # the board of that funnel shows the deals in their stages
     board = admin_client.get(reverse("deals:board", args=[funnel.pk])).content.decode()
@@ -205,7 +205,7 @@ def test_the_preview_names_unmapped_columns_and_row_problems(admin_client):
     admin_client.post(reverse("imports:map", args=[job.pk]), {"col_0": "name", "col_1": "", "col_2": "phone", "duplicates": "skip"})
     page = admin_client.get(reverse("imports:preview", args=[job.pk])).content.decode()
     assert "Not imported (no field chosen):" in page and "Заметки" in page
-    assert "«12» is not a phone number." in page
+    assert "“12” is not a phone number." in page
 
 
 def test_the_report_lists_row_column_reason_and_the_failed_cells(admin_client, admin):
@@ -218,7 +218,7 @@ def test_the_report_lists_row_column_reason_and_the_failed_cells(admin_client, a
     rows = list(load_workbook(BytesIO(b"".join(response.streaming_content))).active.iter_rows(values_only=True))
     assert rows[0][:5] == ("Row", "Outcome", "Column", "Reason", "Client ID") and rows[0][5:] == ("ФИО", "Email")
     assert rows[1][:3] == (2, "Created", None) and rows[1][4] == Client.objects.get().pk
-    assert rows[2][:3] == (3, "Failed", "Email") and "«не почта» is not an e-mail address" in rows[2][3]
+    assert rows[2][:3] == (3, "Failed", "Email") and "“не почта” is not an e-mail address" in rows[2][3]
     assert rows[2][5:] == ("Борис", "не почта")
 
 
@@ -282,7 +282,7 @@ def test_several_emails_in_one_cell_keep_the_others_as_other_emails(admin):
     assert (job.created, job.failed) == (3, 1)
     assert Client.objects.get(name="Смирнов Олег").email == "oleg@mail.ru"
     failed = job.records.get(outcome="failed")
-    assert (failed.row, failed.reason) == (5, "Электронная почта: «petr@mail.ru; нет» is not an e-mail address.")
+    assert (failed.row, failed.reason) == (5, "Электронная почта: “petr@mail.ru; нет” is not an e-mail address.")
     igor = Client.objects.get(name="Лукашенко Игорь")
     assert (igor.phone, igor.email, igor.extra_emails) == ("+375291234567", "igor@tut.by", ["igor2@tut.by"])
     assert Client.objects.get(name="Орлова Ольга").extra_emails == []
@@ -370,8 +370,8 @@ def test_the_preview_tells_duplicates_and_the_finished_page_lists_what_was_not_i
     assert preview.count('<li class="done">') == 3 and 'aria-current="step">Preview<' in preview, steps  # the steps behind are done
     outcomes = re.findall(r'<tr class="outcome-(\w+)">', preview)
     assert outcomes == ["skipped", "created", "skipped", "failed"]
-    assert f"Already there: client #{olga.pk} «Орлова Ольга»." in preview
-    assert "Already there: client «Пётр» (row 3 of this file)." in preview  # not written yet: no id
+    assert f"Already there: client #{olga.pk} “Орлова Ольга”." in preview
+    assert "Already there: client “Пётр” (row 3 of this file)." in preview  # not written yet: no id
     assert (job.created, job.skipped, job.failed) == (1, 2, 1)
 
     page = admin_client.get(reverse("imports:job", args=[job.pk])).content.decode()

@@ -94,8 +94,8 @@ def test_on_entry_sends_the_message_and_creates_the_task_once(admin, stages, cha
     assert (task.description, task.responsible, task.type) == ("Позвонить Анна Петрова", admin, task_type)
     assert abs((task.deadline - timezone.now()) - timedelta(minutes=90)) < timedelta(minutes=1)
     lines = feed(deal)
-    assert lines[0].startswith("Robot «Приветствие» sent the message in Site chat: Здравствуйте, Анна Петрова!")
-    assert lines[1].startswith("Robot «Приветствие» created the task «")
+    assert lines[0].startswith("Robot “Приветствие” sent the message in Site chat: Здравствуйте, Анна Петрова!")
+    assert lines[1].startswith("Robot “Приветствие” created the task “")
     # The same event handed over again, the run executed again: nothing more.
     Event.objects.update(processed_at=None)
     settle()
@@ -172,7 +172,7 @@ def test_timed_robot_fires_after_n_minutes_without_activity_and_activity_pushes_
     engine.drain()
     deal.refresh_from_db()
     assert deal.stage == stages[2]
-    assert feed(deal) == ["Robot «Не отвечает» moved the deal to «Link sent»"]
+    assert feed(deal) == ["Robot “Не отвечает” moved the deal to “Link sent”"]
 
 
 def test_leaving_the_stage_cancels_the_waiting_timed_run(admin, stages):

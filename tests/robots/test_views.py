@@ -147,7 +147,7 @@ def test_robots_view_shows_the_columns_and_the_cards(admin_client, funnel, robot
     assert "Greeting" in page and "The deal enters the stage" in page
     assert "Channel: Telegram" in page and "Tag: vip" in page and "Budget: 100 – …" in page
     assert "Working hours: Mon, Tue, Wed, Thu, Fri 09:00–18:00" in page
-    assert "Send: «Hello, {name}!»" in page and "Add the tag «vip»" in page and f"Move to «{stages[0].name}»" in page
+    assert "Send: “Hello, {name}!”" in page and "Add the tag “vip”" in page and f"Move to “{stages[0].name}”" in page
     assert "Last fired" in page and "Switch off" in page
     assert reverse("robots:log", args=[funnel.pk, robot.pk]) in page
 
@@ -170,7 +170,7 @@ def test_log_lists_runs_newest_first_and_suspensions(admin_client, funnel, robot
                        detail={"done": [{"code": "move", "value": "Won"}]})
     Suspension.objects.create(robot=robot, deal=deal)
     page = admin_client.get(reverse("robots:log", args=[funnel.pk, robot.pk])).content.decode()
-    assert page.index("moved the deal to «Won»") < page.index("skipped: the condition «Tag» was not met")
+    assert page.index("moved the deal to “Won”") < page.index("skipped: the condition “Tag” was not met")
     assert f"#{deal.pk} Chair" in page
     assert reverse("robots:resume", args=[funnel.pk, robot.pk, deal.pk]) in page
 
@@ -201,7 +201,7 @@ def test_create_a_robot(admin_client, funnel, stages):
                                 "hours_from": "09:00", "hours_to": "18:00"}
     assert not Run.objects.exists()
     page = admin_client.get(response["Location"]).content.decode()
-    assert "Robot «Welcome» created." in page
+    assert "Robot “Welcome” created." in page
 
 
 def test_create_with_apply_existing_plans_the_deals_in_the_stage(admin_client, funnel, stages):
@@ -340,7 +340,7 @@ def test_toggle_move_copy_delete(admin_client, funnel, stages):
     assert copied.pk != a.pk
 
     page = admin_client.get(reverse("robots:delete", args=[funnel.pk, a.pk]), headers=HX).content.decode()
-    assert "Delete the robot «A»?" in page
+    assert "Delete the robot “A”?" in page
     admin_client.post(reverse("robots:delete", args=[funnel.pk, a.pk]))
     assert not Robot.objects.filter(pk=a.pk).exists()
 
@@ -372,7 +372,7 @@ def test_dry_run_says_what_it_would_do_and_writes_nothing(admin_client, funnel, 
     response = admin_client.get(reverse("robots:dry-run", args=[funnel.pk, robot.pk]), {"deal": deal.pk}, headers=HX)
     page = response.content.decode()
     assert "Channel: met" in page and "Tag: met" in page and "Budget: not met" in page
-    assert "It would skip the deal: the condition «Budget» is not met." in page
+    assert "It would skip the deal: the condition “Budget” is not met." in page
     assert fingerprint() == before
 
     Deal.objects.filter(pk=deal.pk).update(budget=500)
@@ -380,7 +380,7 @@ def test_dry_run_says_what_it_would_do_and_writes_nothing(admin_client, funnel, 
     page = admin_client.get(reverse("robots:dry-run", args=[funnel.pk, robot.pk]), {"deal": deal.pk}, headers=HX).content.decode()
     assert "It would:" in page
     assert f"sent the message in Site chat: Hello, {deal.client.name}!" in page
-    assert "removed the tag «vip»" in page and f"moved the deal to «{stages[1].name}»" in page
+    assert "removed the tag “vip”" in page and f"moved the deal to “{stages[1].name}”" in page
     assert "not in the robot's stage" not in page
     assert fingerprint() == before
 
