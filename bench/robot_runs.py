@@ -228,6 +228,20 @@ def insert_deals(client_ids: list[int], stages: list[int], count: int, entered_a
 # The broker and the workers -------------------------------------------------------------------------
 
 
+def end_others_jobs() -> int:
+    """Fail the imports and jobs other benches left unfinished in this database (a killed worker's,
+    in `.ci/run`'s shared one). Every worker resumes such jobs when it starts (crm.celery), and this
+    script's workers take its queue as their default: a solo worker busy with another bench's import
+    answers no ping, and none of it is what this bench measures."""
+    from crm.models import Job
+    from imports.models import ImportJob
+
+    ended = ImportJob.objects.filter(status__in=ImportJob.ACTIVE).update(
+        status=ImportJob.Status.FAILED, error="left unfinished by another bench")
+    ended += Job.objects.exclude(state__in=Job.FINAL).update(state=Job.State.FAILED, error="left unfinished by another bench")
+    return ended
+
+
 def start_worker(index: int, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -259,8 +273,12 @@ def wait_ready(workers: list[subprocess.Popen], deadline_s: float = 90.0) -> flo
                 fail(f"worker {i} exited with status {worker.returncode} before it was ready")
         if time.monotonic() - started > deadline_s:
             fail(f"workers not ready after {deadline_s:.0f} s: {sorted(names - answered)} did not answer a ping")
-        for reply in app.control.ping(destination=sorted(names - answered), timeout=0.5) or []:
-            answered.update(reply)
+        # A connection of its own each time: kombu's on-disk broker drops the reply queue's binding
+        # once a ping is over, and a kept connection remembers it as declared (so later pings'
+        # answers went nowhere, and a worker that came up after the first ping was never heard).
+        with app.connection_for_write() as connection:
+            for reply in app.control.ping(destination=sorted(names - answered), timeout=0.5, connection=connection) or []:
+                answered.update(reply)
     return time.monotonic() - started
 
 
@@ -564,8 +582,15 @@ def main():
         print(f"world made in {time.perf_counter() - started:.1f} s", flush=True)
         result.update(sweep_phase(world, args.deals, args.sweeps))
 
-        workers = [start_worker(i, log) for i, log in enumerate(logs)]
-        ready_s = wait_ready(workers)
+        if ended := end_others_jobs():
+            print(f"{ended} unfinished jobs of other benches marked failed before the workers start", flush=True)
+        # One after the other: workers starting together on the on-disk broker can race on its
+        # control files (kombu's filesystem transport truncates an exchange's table as it opens it),
+        # and a worker whose binding was lost never answers a ping.
+        ready_s = 0.0
+        for i, log in enumerate(logs):
+            workers.append(start_worker(i, log))
+            ready_s += wait_ready(workers)
         print(f"{args.workers} workers ready after {ready_s:.1f} s", flush=True)
         first = run_round("fire", world, world["clients"]["r1"], workers, logs, deadline_s, args.sent_wait)
         second = run_round("kill", world, world["clients"]["r2"], workers, logs, deadline_s, args.sent_wait, kill=True)
