@@ -253,32 +253,31 @@ def start_worker(index: int, log: Path) -> subprocess.Popen:
     handle = open(log, "ab")  # the worker writes to it until it is stopped
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "crm", "worker", "--pool=solo", "-Q", QUEUE, "-n", f"{QUEUE}-{index}@%h",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=warning"],
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=info"],
         cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
     )
 
 
-def wait_ready(workers: list[subprocess.Popen], deadline_s: float = 90.0) -> float:
-    """Until every worker answers a ping (its consumer is up): seconds waited."""
+def wait_ready(workers: list[subprocess.Popen], logs: list[Path], deadline_s: float = 90.0) -> float:
+    """Until every worker says in its log that it is ready (its consumer is up): seconds waited.
+    Not by `control.ping`: on the on-disk broker its replies are lost once a first ping is over
+    (kombu drops the reply queue's binding, and a kept connection never binds it again), so a
+    worker that came up after the first ping was never heard."""
     import socket
 
-    from crm.celery import app
-
     started = time.monotonic()
-    names = {f"{QUEUE}-{i}@{socket.gethostname()}" for i in range(len(workers))}
-    answered: set[str] = set()
-    while answered != names:
-        for i, worker in enumerate(workers):
-            if worker.poll() is not None:
-                fail(f"worker {i} exited with status {worker.returncode} before it was ready")
-        if time.monotonic() - started > deadline_s:
-            fail(f"workers not ready after {deadline_s:.0f} s: {sorted(names - answered)} did not answer a ping")
-        # A connection of its own each time: kombu's on-disk broker drops the reply queue's binding
-        # once a ping is over, and a kept connection remembers it as declared (so later pings'
-        # answers went nowhere, and a worker that came up after the first ping was never heard).
-        with app.connection_for_write() as connection:
-            for reply in app.control.ping(destination=sorted(names - answered), timeout=0.5, connection=connection) or []:
-                answered.update(reply)
+    names = {i: f"{QUEUE}-{i}@{socket.gethostname()}" for i in range(len(workers))}
+    waiting = set(names)
+    while waiting:
+        for i in sorted(waiting):
+            if workers[i].poll() is not None:
+                fail(f"worker {i} exited with status {workers[i].returncode} before it was ready")
+            if f"{names[i]} ready." in logs[i].read_text(errors="replace"):
+                waiting.discard(i)
+        if waiting and time.monotonic() - started > deadline_s:
+            fail(f"workers not ready after {deadline_s:.0f} s: {sorted(names[i] for i in waiting)} did not say so in their logs")
+        if waiting:
+            time.sleep(0.1)  # polling the logs, with the deadline above
     return time.monotonic() - started
 
 
@@ -590,7 +589,7 @@ def main():
         ready_s = 0.0
         for i, log in enumerate(logs):
             workers.append(start_worker(i, log))
-            ready_s += wait_ready(workers)
+            ready_s += wait_ready(workers, logs[:len(workers)])
         print(f"{args.workers} workers ready after {ready_s:.1f} s", flush=True)
         first = run_round("fire", world, world["clients"]["r1"], workers, logs, deadline_s, args.sent_wait)
         second = run_round("kill", world, world["clients"]["r2"], workers, logs, deadline_s, args.sent_wait, kill=True)
