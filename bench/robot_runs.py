@@ -231,8 +231,8 @@ def insert_deals(client_ids: list[int], stages: list[int], count: int, entered_a
 def end_others_jobs() -> int:
     """Fail the imports and jobs other benches left unfinished in this database (a killed worker's,
     in `.ci/run`'s shared one). Every worker resumes such jobs when it starts (crm.celery), and this
-    script's workers take its queue as their default: a solo worker busy with another bench's import
-    answers no ping, and none of it is what this bench measures."""
+    script's workers take its queue as their default: they would run another bench's work in the
+    middle of this one's rounds, and none of it is what this bench measures."""
     from crm.models import Job
     from imports.models import ImportJob
 
@@ -583,9 +583,8 @@ def main():
 
         if ended := end_others_jobs():
             print(f"{ended} unfinished jobs of other benches marked failed before the workers start", flush=True)
-        # One after the other: workers starting together on the on-disk broker can race on its
-        # control files (kombu's filesystem transport truncates an exchange's table as it opens it),
-        # and a worker whose binding was lost never answers a ping.
+        # One after the other: kombu's on-disk broker rewrites an exchange's table in a file as each
+        # worker binds its queues, and two workers starting together race on those files.
         ready_s = 0.0
         for i, log in enumerate(logs):
             workers.append(start_worker(i, log))
