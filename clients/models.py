@@ -87,7 +87,12 @@ class CustomField(models.Model):
 
     @property
     def key(self):
-        return f"cf_{self.pk}"
+        return self.key_of(self.pk)
+
+    @staticmethod
+    def key_of(pk: int) -> str:
+        """The key of the custom field `pk` in layouts, forms and hidden-field sets."""
+        return f"cf_{pk}"
 
     @property
     def column_key(self):

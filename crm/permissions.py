@@ -377,20 +377,26 @@ def _layout_rows(block: str, rows=None, user=None):
 
 
 def hidden_fields(user, block: str = CONTACT, rows=None) -> set[str]:
-    """Keys of the block's fields the user may not see (none in Admin mode)."""
+    """Keys of the block's fields the user may not see (none in Admin mode): of the layout `rows`
+    when given, else of both blocks' hidden keys, read once per request (hidden_by_block)."""
     if sees_every_field(user):
         return set()
-    return {row.key for row in _layout_rows(block, rows, user) if row.hidden or not row.manager_visible}
+    if rows is None:
+        return set(hidden_by_block(user)[block])
+    return {row.key for row in rows if row.hidden or not row.manager_visible}
 
 
 def hidden_by_block(user) -> dict[str, set[str]]:
-    """hidden_fields of both blocks in one query (the deal window and the card show both)."""
+    """hidden_fields of both blocks, in one query of the hidden rows' keys, once per request (the
+    deal window and the card show both blocks; the table and the board ask it again and again)."""
     if sees_every_field(user):
         return {CONTACT: set(), DEAL: set()}
-    from clients.layout import all_rows
+    read = _per_request(user, "_hidden_keys")
+    if not read:
+        from clients.layout import hidden_keys
 
-    rows = all_rows()
-    return {block: hidden_fields(user, block, [r for r in rows if r.block == block]) for block in (CONTACT, DEAL)}
+        read.update(hidden_keys())
+    return {block: set(read.get(block, ())) for block in (CONTACT, DEAL)}
 
 
 def locked_fields(user, block: str = CONTACT, rows=None) -> set[str]:

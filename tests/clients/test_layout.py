@@ -157,3 +157,31 @@ def test_editor_query_count(extra, admin_client, django_assert_num_queries):
         CardField.objects.create(block="contact", custom_field=field, position=100 + i)
     with django_assert_num_queries(2):  # user with perms, layout rows
         admin_client.get(reverse("clients:layout", args=["contact"]), headers=HX)
+
+
+def test_the_hidden_keys_read_alone_agree_with_the_whole_layout(manager, django_assert_num_queries):
+    """The table and the board read only the keys a manager may not see (one query, once per
+    request); they must be the keys the whole layout hides: the eye closed or not visible to
+    managers, custom fields by their cf_ key, a deactivated custom field's row not at all."""
+    from crm import permissions as gate
+
+    shown, hidden, off = (CustomFieldFactory(label=label) for label in ("Shown", "Hidden", "Off"))
+    deal_field = CustomFieldFactory(label="Deal note", entity=CustomField.Entity.DEAL)
+    for field in (shown, hidden, off):
+        CardField.objects.create(block="contact", custom_field=field, position=200 + field.pk)
+    CardField.objects.create(block="deal", custom_field=deal_field, position=200, manager_visible=False)
+    CardField.objects.filter(block="contact", custom_field=hidden).update(hidden=True)
+    CardField.objects.filter(block="contact", custom_field=off).update(manager_visible=False)
+    CardField.objects.filter(block="contact", system_key="email").update(manager_visible=False)
+    CardField.objects.filter(block="deal", system_key="budget").update(hidden=True)
+    CustomField.objects.filter(pk=off.pk).update(is_active=False)
+
+    with django_assert_num_queries(2):  # the role's permissions with the user, then the keys; asked twice
+        by_block = gate.hidden_by_block(manager)
+        assert gate.hidden_fields(manager, "deal") == by_block["deal"]
+    whole = {block: {r.key for r in rows(block) if (r.hidden or not r.manager_visible)
+                     and (r.custom_field is None or r.custom_field.is_active)} for block in ("contact", "deal")}
+    assert by_block == whole
+    assert {f"cf_{hidden.pk}", "email"} <= by_block["contact"] and f"cf_{shown.pk}" not in by_block["contact"]
+    assert f"cf_{off.pk}" not in by_block["contact"]
+    assert {"budget", f"cf_{deal_field.pk}"} <= by_block["deal"]
