@@ -316,15 +316,21 @@ def visible_deals(user, *, deleted: bool = False, stages=None) -> QuerySet:
     return scope_to_user(user, qs)
 
 
-def visible_deals_sql(user, stages, alias: str) -> tuple[str, list]:
+def visible_deals_sql(user, stages, alias: str, *, one_of_them: str = "") -> tuple[str, list]:
     """visible_deals(user, stages=stages) as an SQL condition on the deals table's `alias`, for the
     board's hand-written statement (deals.selectors.first_cards): the same checks (may the user
     see deals, open every stage's funnel), the same stages, live deals only, scope_sql within
-    them; "FALSE" where visible_deals would be empty. Checked equal to it by the tests."""
+    them; "FALSE" where visible_deals would be empty. Checked equal to it by the tests.
+
+    `one_of_them`: an SQL expression the caller guarantees is the id of one of `stages` (a LATERAL
+    join's over them); the deals are of that stage alone, and the condition leaves out the list,
+    which would only keep PostgreSQL from walking a (responsible, stage, position) index in order."""
     require(user, VIEW_DEALS)
     if not may_open_stages(user, stages):
         return "FALSE", []
     scope, params = scope_sql(user, f"{alias}.responsible_id")
+    if one_of_them:
+        return f"{alias}.deleted_at IS NULL AND {alias}.stage_id = {one_of_them} AND {scope}", list(params)
     return (f"{alias}.deleted_at IS NULL AND {alias}.stage_id = ANY(%s::bigint[]) AND {scope}",
             [[stage.pk for stage in stages], *params])
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -208,23 +207,31 @@ def _cards_select() -> str:
     return ", ".join(parts)
 
 
-def _cards_inner(user, params: QueryDict, stages: list[Stage]) -> tuple[str, Sequence]:
-    """The first FIRST_CARDS cards of the stage `stage_ids.id` (the LATERAL join's), as SQL.
+def _cards_statement(user, params: QueryDict, stages: list[Stage]) -> tuple[str, str, list]:
+    """(select list, FROM clause, its parameters) of the first FIRST_CARDS cards of every stage, as
+    CARD_FIELDS: the deals `d` of each stage `stage_ids.id`, from a LATERAL join over the stage
+    ids; each card's tags and unread count are added by first_cards.
 
     Unfiltered (most boards) written by hand, its visibility the gate's (visible_deals_sql): the
-    ORM's building and compiling of the same query cost the board ~2 ms. Filtered, the filter
-    set's queryset, compiled."""
+    ORM's building and compiling of the same query cost the board ~2 ms. Each stage's deals are
+    taken (ordered, limited) before their clients and responsibles are joined: a manager's column
+    then reads FIRST_CARDS clients, not one per deal of theirs in it (449 for 120 cards at 10,000
+    deals: 2.2 ms against 1.3). Filtered, the filter set's queryset, compiled, its rows `cards`."""
+    stage_ids = "unnest(%s::bigint[]) AS stage_ids(id)"
+    ids = [stage.pk for stage in stages]
     if board_filtered(params):
         qs = board_deals(user, params, stages)
         inner = qs.filter(stage_id=RawSQL("stage_ids.id", ())).order_by("position", "id").values(*CARD_FIELDS)[:FIRST_CARDS]
-        return inner.query.sql_with_params()
+        sql, inner_params = inner.query.sql_with_params()
+        return "cards.*", f"{stage_ids} CROSS JOIN LATERAL ({sql}) AS cards", [ids, *inner_params]
     from clients.models import Client
     from crm.models import User
 
-    visible, visible_params = gate.visible_deals_sql(user, stages, "d")
-    return (f"SELECT {_cards_select()} FROM {Deal._meta.db_table} d"
-            f" JOIN {Client._meta.db_table} c ON c.id = d.client_id LEFT JOIN {User._meta.db_table} u ON u.id = d.responsible_id"
-            f" WHERE {visible} AND d.stage_id = stage_ids.id ORDER BY d.position, d.id LIMIT {FIRST_CARDS}", visible_params)
+    visible, visible_params = gate.visible_deals_sql(user, stages, "d", one_of_them="stage_ids.id")
+    first = f"SELECT d.* FROM {Deal._meta.db_table} d WHERE {visible} ORDER BY d.position, d.id LIMIT {FIRST_CARDS}"
+    return (_cards_select(),
+            f"{stage_ids} CROSS JOIN LATERAL ({first}) AS d JOIN {Client._meta.db_table} c ON c.id = d.client_id"
+            f" LEFT JOIN {User._meta.db_table} u ON u.id = d.responsible_id", [ids, *visible_params])
 
 
 def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
@@ -238,7 +245,8 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
         return []
     order = ("position", "id")
     if connection.vendor == "postgresql":
-        sql, params_sql = _cards_inner(user, params, stages)
+        select, source, source_params = _cards_statement(user, params, stages)
+        card = "cards" if select == "cards.*" else "d"
         # Each card's tags (name order) and its client's unread messages in the same statement,
         # as cards.tags_of and cards.unread_of would read them: two queries fewer per board.
         from messenger.models import Conversation  # deals does not import messenger at load
@@ -246,11 +254,11 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
         conversation = Conversation._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT cards.*, ({tag_chips_sql(Deal.tags.through, 'deal_id', 'cards.id')})::json AS card_tags,"
+                f"SELECT {select}, ({tag_chips_sql(Deal.tags.through, 'deal_id', f'{card}.id')})::json AS card_tags,"
                 f" (SELECT coalesce(sum(talk.unread), 0) FROM {conversation} talk"
-                "  WHERE talk.client_id = cards.client_id AND talk.unread > 0) AS card_unread"
-                f" FROM unnest(%s::bigint[]) AS stage_ids(id) CROSS JOIN LATERAL ({sql}) AS cards",
-                [[stage.pk for stage in stages], *params_sql],
+                f"  WHERE talk.client_id = {card}.client_id AND talk.unread > 0) AS card_unread"
+                f" FROM {source}",
+                source_params,
             )
             names = [column.name for column in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
