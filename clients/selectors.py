@@ -27,6 +27,7 @@ from crm.formatting import Formatter
 from crm.http import PAGING_PARAMS, url_maker
 from crm.models import TableSettings
 
+from . import layout
 from .columns import STEP_READS, Column, all_columns, chosen_columns, step_cell
 from .filters import ClientFilter, is_selective_phone_search, search_box_q
 from .models import Client, CustomField, SavedFilter, Tag
@@ -61,16 +62,21 @@ def table_frame(user) -> tuple[list[CustomField], list | None]:
     if connection.vendor != "postgresql":
         saved = TableSettings.objects.filter(user=user, table=CLIENTS_TABLE).values_list("columns", flat=True).first()
         return custom_fields_active(), saved
+    hidden = gate.hidden_keys_wanted(user)  # a manager's hidden fields: a third statement
     with connection.cursor() as cursor:
         cursor.execute(  # in CustomField's own order (Meta.ordering: position, pk)
             f"SELECT {raw.select_list(CustomField)} FROM {CustomField._meta.db_table} t"
             " WHERE t.is_active AND t.entity = %s ORDER BY t.position, t.id;"
-            f" SELECT columns FROM {TableSettings._meta.db_table} WHERE user_id = %s AND \"table\" = %s LIMIT 1",
+            f" SELECT columns FROM {TableSettings._meta.db_table} WHERE user_id = %s AND \"table\" = %s LIMIT 1"
+            + (f"; {layout.hidden_keys_sql()}" if hidden else ""),
             [CustomField.Entity.CLIENT, user.pk, CLIENTS_TABLE],
         )
         rows = cursor.fetchall()
         cursor.nextset()
         settings_row = cursor.fetchone()
+        if hidden:
+            cursor.nextset()
+            gate.keep_hidden_keys(user, layout.hidden_keys(cursor.fetchall()))
     saved = raw.value(TableSettings, "columns", settings_row[0]) if settings_row else None
     return raw.instances(CustomField, rows), saved
 

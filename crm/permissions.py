@@ -405,6 +405,18 @@ def hidden_by_block(user) -> dict[str, set[str]]:
     return {block: set(read.get(block, ())) for block in (CONTACT, DEAL)}
 
 
+def hidden_keys_wanted(user) -> bool:
+    """Whether a page's frame, reading in one round trip what the page starts from, should read
+    the layout's hidden keys too (clients.layout.hidden_keys_sql) and keep them (keep_hidden_keys):
+    a user in Manager mode whose keys were not read yet in this request."""
+    return not sees_every_field(user) and not _per_request(user, "_hidden_keys")
+
+
+def keep_hidden_keys(user, keys: dict[str, set[str]]) -> None:
+    """Keep for this request the hidden keys a page's frame read (hidden_by_block answers from them)."""
+    _per_request(user, "_hidden_keys").update(keys)
+
+
 def locked_fields(user, block: str = CONTACT, rows=None) -> set[str]:
     """Keys of the block's fields the user may not write: hidden, invisible or read-only."""
     if sees_every_field(user):

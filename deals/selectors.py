@@ -65,8 +65,9 @@ class Frame:
 
 def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Frame:
     """The board's frame (Frame). On PostgreSQL three statements written by hand in one round trip
-    (the ORM's compiling of three querysets, and a fourth for the counters, cost the board ~4 ms);
-    elsewhere funnels_for, lines_of, pick_line and stages_of."""
+    (the ORM's compiling of three querysets, and a fourth for the counters, cost the board ~4 ms),
+    a fourth for a manager's hidden fields (kept for gate.hidden_by_block); elsewhere funnels_for,
+    lines_of, pick_line and stages_of."""
     if connection.vendor != "postgresql":
         funnels = funnels_for(user)
         funnel = next((f for f in funnels if f.pk == funnel_pk), None)
@@ -95,6 +96,11 @@ def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Fra
         f" (SELECT count(*) FROM {robots} r WHERE r.stage_id = t.id AND r.is_active) AS robots_on{load_columns}"
         f" FROM {Stage._meta.db_table} t{load_join} WHERE t.line_id = {picked} ORDER BY t.position, t.id"
     )
+    hidden = gate.hidden_keys_wanted(user)  # a manager's hidden fields (the cards leave them out): a fourth
+    if hidden:
+        from clients.layout import hidden_keys_sql
+
+        sql += f"; {hidden_keys_sql()}"
     with connection.cursor() as cursor:
         cursor.execute(sql, [every, granted, funnel_pk, *load_params, funnel_pk, wanted])
         funnel_rows = cursor.fetchall()
@@ -102,6 +108,11 @@ def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Fra
         line_rows = cursor.fetchall()
         cursor.nextset()
         stage_rows = cursor.fetchall()
+        if hidden:
+            from clients.layout import hidden_keys
+
+            cursor.nextset()
+            gate.keep_hidden_keys(user, hidden_keys(cursor.fetchall()))
     funnels, lines = raw.instances(Funnel, funnel_rows), raw.instances(Line, line_rows)
     line = pick_line(lines, line_param)
     stages = []
