@@ -151,7 +151,7 @@ class Client(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="clients",
-        db_index=False,  # client_resp_idx and client_*_by_idx lead with these columns: a second index only slows writes
+        db_index=False,  # client_resp_recent_idx and client_*_by_idx lead with these columns: a second index only slows writes
     )
     phone = models.CharField(_("phone"), max_length=32, blank=True)  # E.164, perhaps with ";ext=…" (clients/phones.py)
     extra_phones = models.JSONField(_("other phones"), default=list, blank=True)
@@ -226,8 +226,11 @@ class Client(models.Model):
         indexes = [
             models.Index(fields=["-modified_at", "-id"], name="client_recent_idx", condition=ALIVE),
             models.Index(fields=["-modified_at", "-id"], name="client_deleted_idx", condition=~ALIVE),
-            models.Index(fields=["responsible", "-modified_at"], name="client_resp_idx", condition=ALIVE),
-            models.Index(fields=["lifecycle", "-modified_at"], name="client_lifecycle_idx", condition=ALIVE),
+            # The table's own order to the end (modified_at, id): after an import or a bulk change,
+            # hundreds of a manager's clients share one modified_at, and an index ending at it had
+            # PostgreSQL read and sort them all for a page of 50 (655 rows, 1.4 ms at 1,000,000).
+            models.Index(fields=["responsible", "-modified_at", "-id"], name="client_resp_recent_idx", condition=ALIVE),
+            models.Index(fields=["lifecycle", "-modified_at", "-id"], name="client_lifecycle_recent_idx", condition=ALIVE),
             models.Index(fields=["created_by", "-modified_at"], name="client_created_by_idx"),
             models.Index(fields=["modified_by", "-modified_at"], name="client_modified_by_idx"),
             models.Index(fields=["country", "-modified_at"], name="client_country_idx"),
