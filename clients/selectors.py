@@ -4,14 +4,15 @@ import functools
 import hashlib
 import json
 import operator
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import BooleanField, DateTimeField, Exists, ExpressionWrapper, F, JSONField, OuterRef, Q, QuerySet, StringAgg, Value
 from django.db.models.expressions import RawSQL
@@ -289,15 +290,21 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
         qs, filterset = filtered_clients(user, params, custom_fields)
         if q.strip() and filterset.is_valid():
             search = TableSearch(q, phone_hidden=filterset.phone_hidden, unsearched=filterset.qs_without_search())
+    elif params.get("view", "all") in HAND_WRITTEN_VIEWS and connection.vendor == "postgresql":
+        after, before = _cursor(params.get("after")), _cursor(params.get("before"))
+        found, has_more_after, has_more_before = hand_written_page(
+            user, params.get("view", "all"), _row_fields(columns), columns, after=after, before=before, size=settings.CLIENTS_PAGE_SIZE)
+        return _table_page(found, columns, return_to=return_to, after=after, before=before,
+                           has_more_after=has_more_after, has_more_before=has_more_before, filterset=None)
     else:
         qs = viewed_clients(user, params)
     fields = _row_fields(columns)
+    size = settings.CLIENTS_PAGE_SIZE
+    after, before = _cursor(params.get("after")), _cursor(params.get("before"))
     if tagged := with_row_tags(columns):
         qs, fields = qs.annotate(row_tags=tagged), [*fields, "row_tags"]
     page_qs = qs.values_list(*fields, named=True)
 
-    size = settings.CLIENTS_PAGE_SIZE
-    after, before = _cursor(params.get("after")), _cursor(params.get("before"))
     # Newest first. For a selective phone search, sort on an expression equal to modified_at:
     # PostgreSQL then finds the few matches by the trigram index instead of walking the
     # recency index through the whole table looking for them.
@@ -331,6 +338,12 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
         found = found[:size]
         has_more_before = after is not None
 
+    return _table_page(found, columns, return_to=return_to, after=after, before=before,
+                       has_more_after=has_more_after, has_more_before=has_more_before, filterset=filterset)
+
+
+def _table_page(found: list, columns: list[Column], *, return_to: str, after, before, has_more_after: bool,
+                has_more_before: bool, filterset: ClientFilter | None) -> TablePage:
     first_page = not after and not before
     if first_page and not has_more_after:
         total = len(found)  # the whole result is on this page
@@ -346,6 +359,72 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
         prev_cursor=cursor_of(found[0]) if found and has_more_before else None,
         filterset=filterset,
     )
+
+
+# The table's views whose page is one hand-written statement (hand_written_page); the others
+# (deleted, no deals, no tasks, overdue), filters and searches go through the ORM.
+HAND_WRITTEN_VIEWS = ("all", "mine")
+
+
+@functools.cache
+def _row_class(names: tuple[str, ...]) -> Any:
+    """A named tuple of these field names, as `values_list(*names, named=True)` makes its rows."""
+    return namedtuple("Row", names)
+
+
+def _column(model, field_name: str) -> str:
+    return connection.ops.quote_name(str(model._meta.get_field(field_name).column))
+
+
+def _page_select(fields: list[str], tagged: bool) -> tuple[str, str]:
+    """(select list, joins) of the page's `fields` over the clients `c`, the people each joined
+    once as `p_<relation>`, named as `values_list` names them ("responsible__first_name"); JSON
+    columns cast to json, which psycopg decodes (Django reads jsonb as text)."""
+    quote = connection.ops.quote_name
+    users = get_user_model()
+    parts, joins = [], {}
+    for name in fields:
+        relation, _sep, field_name = name.rpartition("__")
+        if relation:
+            kind = "LEFT JOIN" if Client._meta.get_field(relation).null else "JOIN"
+            joins[relation] = f" {kind} {users._meta.db_table} p_{relation} ON p_{relation}.id = c.{_column(Client, relation)}"
+            parts.append(f"p_{relation}.{_column(users, field_name)} AS {quote(name)}")
+            continue
+        cast = "::json" if isinstance(Client._meta.get_field(field_name), JSONField) else ""
+        parts.append(f"c.{_column(Client, field_name)}{cast} AS {quote(name)}")
+    if tagged:
+        parts.append(f"({tag_chips_sql(Client.tags.through, 'client_id', 'c.id')})::json AS row_tags")
+    return ", ".join(parts), "".join(joins.values())
+
+
+def hand_written_page(user, view: str, fields: list[str], columns: list[Column], *, after, before,
+                      size: int) -> tuple[list, bool, bool]:
+    """(rows, more after, more before) of an unfiltered table page of the view "all" or "mine"
+    (most pages): one statement written by hand, its visibility the gate's (visible_clients_sql),
+    its rows the named tuples `values_list(named=True)` would give. Building, compiling and
+    converting the same page through the ORM cost it ~0.7 ms of its ~5.5. Newest first by
+    (modified_at, id), keyset-paginated as the ORM's path is."""
+    tagged = any(col.key == "tags" for col in columns)
+    select, joins = _page_select(fields, tagged)
+    visible, params = gate.visible_clients_sql(user, "c")
+    where = [visible]
+    if view == "mine":
+        where.append("c.responsible_id = %s")
+        params = [*params, user.pk]
+    keyset = before or after
+    if keyset:
+        where.append(f"(c.modified_at, c.id) {'>' if before else '<'} (%s, %s)")
+        params = [*params, *keyset]
+    order = "ASC" if before else "DESC"
+    sql = (f"SELECT {select} FROM {Client._meta.db_table} c{joins} WHERE {' AND '.join(where)}"
+           f" ORDER BY c.modified_at {order}, c.id {order} LIMIT {size + 1}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row_class = _row_class(tuple([*fields, "row_tags"] if tagged else fields))
+        found = [row_class._make(row) for row in cursor.fetchall()]
+    if before:
+        return found[:size][::-1], True, len(found) > size
+    return found[:size], len(found) > size, after is not None
 
 
 # A search walks the newest clients, then looks through spans of time before them by the trigram

@@ -202,6 +202,16 @@ def visible_clients(user, *, deleted: bool = False) -> QuerySet:
     return scope_to_user(user, qs)
 
 
+def visible_clients_sql(user, alias: str) -> tuple[str, list]:
+    """visible_clients(user) (live clients) as an SQL condition on the clients table's `alias`, for
+    the clients table's hand-written page (clients.selectors.hand_written_page): the same check
+    (may the user see clients), live clients only, scope_sql within them. Checked equal to it by
+    the tests."""
+    require(user, VIEW_CLIENTS)
+    scope, params = scope_sql(user, f"{alias}.responsible_id")
+    return f"{alias}.deleted_at IS NULL AND {scope}", params
+
+
 def client_or_404(user, pk, *, include_deleted: bool = False):
     """The client if the user may see it, else 404 (a deleted one only for those who may restore)."""
     from clients.models import Client
