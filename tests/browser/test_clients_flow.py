@@ -127,3 +127,27 @@ def test_bulk_change_responsible(new_page, boss):
     dialog.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Responsible changed for 3 clients.")).to_be_visible()
     assert {c.responsible_id for c in Client.objects.filter(pk__in=[r.pk for r in rows])} == {manager.pk}
+
+
+def test_a_wide_table_scrolls_alone_and_shows_where_it_continues(new_page, boss):
+    """Every column chosen at 1280 px: the table scrolls sideways by itself while the count above
+    it stays in view, and a shadow marks the edge it continues past (the right one at first, the
+    left one at the end)."""
+    from clients.columns import SYSTEM_COLUMNS
+
+    TableSettings.objects.create(user=boss, table="clients", columns=[col.key for col in SYSTEM_COLUMNS])
+    ClientFactory.create_batch(3)
+    page = new_page(boss)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(page.base + "/clients/")
+    scroller = page.locator("#clients-table .table-scroll")
+    assert scroller.evaluate("el => el.scrollWidth > el.clientWidth + 100")
+    count = page.locator("#clients-count")
+    expect(count).to_have_text(re.compile("3 clients"))
+    before = count.bounding_box()
+    scroller.evaluate("el => { el.scrollLeft = el.scrollWidth; }")
+    expect(page.get_by_role("columnheader", name="Last action")).to_be_in_viewport()
+    assert count.bounding_box() == before  # the count did not move with the table
+    # the edge shadows are the scroller's own backgrounds, attached to its visible edges
+    assert scroller.evaluate("el => getComputedStyle(el).backgroundAttachment").startswith("local, local, scroll, scroll")
+    shot(page, "05-wide-table-scrolled")
