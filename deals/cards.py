@@ -98,7 +98,7 @@ class CardMaker:
         """Cards of the rows; their tags and unread counts read here unless the rows carry them
         (`card_tags`, `card_unread`: selectors.first_cards reads them in its statement)."""
         if rows and "card_tags" in rows[0]:
-            tags = {row["id"]: row["card_tags"] for row in rows}
+            tags = {row["id"]: row["card_tags"] or [] for row in rows}
             unread = {row["client_id"]: int(row["card_unread"]) for row in rows}
         else:
             tags = tags_of([row["id"] for row in rows])
