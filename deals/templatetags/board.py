@@ -6,7 +6,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from crm import fragments
+from crm import permissions as gate
 from crm.http import url_maker
+from crm.templatetags.urls import kept_reverse
 from deals.cards import Money
 
 register = template.Library()
@@ -44,13 +46,19 @@ def _heads(context) -> list[dict]:
     return heads
 
 
+def _board_texts() -> dict:
+    return {**_card_texts(), **_head_texts(), "move_hint": _("Enter: move · Esc: cancel"),
+            "no_stages": _("This line has no stages yet.")}
+
+
 @register.simple_tag(takes_context=True)
 def board_columns(context) -> SafeString:
-    """The board's columns (deals.selectors.Column): heads, first cards and the sentinel of each,
-    drawn by fragments/deals/columns.html (Django's template engine took longer to draw the eight
-    heads than Jinja2 the 120 cards)."""
-    line_query, filters = context["line_query"], context.get("filters", "")
-    more = url_maker("deals:more", context["funnel"].pk)
+    """The board (#board-columns): its addresses, the poll for changes and the columns
+    (deals.selectors.Column), each column's head, first cards and sentinel, drawn by
+    fragments/deals/board.html and columns.html (Django's template engine took longer to draw the
+    eight heads than Jinja2 the 120 cards)."""
+    line_query, filters, funnel = context["line_query"], context.get("filters", ""), context["funnel"].pk
+    more = url_maker("deals:more", funnel)
     columns = _heads(context)
     for head, column in zip(columns, context["columns"], strict=True):
         head["cards"] = column.cards
@@ -58,8 +66,30 @@ def board_columns(context) -> SafeString:
         if column.more_after:
             head["more_url"] = (more(column.stage.pk) + f"?{line_query}&after={quote(column.more_after, safe='/')}"
                                 + (f"&{filters}" if filters else ""))
-    return fragments.render("deals/columns.html", {"columns": columns, "can_move": context.get("can_move", False),
-                                                   "texts": {**_card_texts(), **_head_texts()}})
+    url = {"move": kept_reverse("deals:move", (0,)), "totals": kept_reverse("deals:totals", (funnel,)),
+           "board": kept_reverse("deals:board", (funnel,)), "changes": kept_reverse("deals:changes", (funnel,))}
+    return fragments.render("deals/board.html", {
+        "columns": columns, "can_move": context.get("can_move", False), "texts": _board_texts(), "funnel": funnel, "url": url,
+        "line_query": line_query, "filters": filters, "token": quote(str(context.get("token", "")), safe="/"),
+    })
+
+
+@register.simple_tag(takes_context=True)
+def board_head(context) -> SafeString:
+    """The board's head (funnels, lines, the clients/robots and kanban/table switches, the shift
+    slot, the funnel's settings), drawn by fragments/deals/board_head.html."""
+    funnel, line, user = context["funnel"], context["line"], context["user"]
+    url = {"board": kept_reverse("deals:board", (funnel.pk,)), "robots": kept_reverse("robots:board", (funnel.pk,)),
+           "shift": kept_reverse("deals:shift"), "table": kept_reverse("deals:table", (funnel.pk,)),
+           "settings": kept_reverse("deals:settings", (funnel.pk,))}
+    return fragments.render("deals/board_head.html", {
+        "funnels": [(f.pk, str(f), f.get_absolute_url()) for f in context["funnels"]], "funnel": funnel.pk, "funnel_name": str(funnel),
+        "lines": [(ln.pk, str(ln)) for ln in context["lines"]], "line": line.pk if line else None,
+        "filters": context.get("filters", ""), "line_query": context["line_query"], "url": url,
+        "may_robots": gate.can(user, gate.CONFIGURE_ROBOTS), "may_settings": gate.can(user, gate.CONFIGURE_FUNNELS),
+        "t": {"funnels": _("Funnels"), "lines": _("Lines"), "clients_or_robots": _("Clients or robots"), "clients": _("Clients"),
+              "robots": _("Robots"), "view": _("View"), "kanban": _("Kanban"), "table": _("Table"), "funnel_settings": _("Funnel settings")},
+    })
 
 
 @register.simple_tag(takes_context=True)
