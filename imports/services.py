@@ -10,7 +10,8 @@ import gc
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
@@ -33,7 +34,7 @@ from . import fields, readers
 from .models import ImportJob, ImportMappingMemory, ImportRecord
 from .readers import ImportRefused
 from .rows import RowValidator
-from .writer import ChunkWriter
+from .writer import WRITERS, ChunkWriter
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # runs of one job; a job that keeps dying is failed with a message
@@ -356,10 +357,12 @@ def _look_for_duplicates(job: ImportJob) -> None:
 
 
 def _write_all(job: ImportJob, writer: ChunkWriter, rows, progress=None) -> None:
-    """Chunk after chunk, each written and counted in one transaction, in order. On PostgreSQL a
-    thread writes chunk N (its own connection) while this one reads and validates chunk N+1: the
-    two halves of the work overlap on two cores. Inside an outer transaction (tests) a second
-    connection could not see this one's rows, so the chunks are written here, one after the other."""
+    """Chunk after chunk, each written and counted in one transaction, committed in order. On
+    PostgreSQL WRITERS threads (each with its connection) write consecutive chunks at once while
+    this one reads and validates the next: each chunk commits only after the one before it
+    (ChunkWriter.apply), so the job's count stays a prefix of the file and a killed worker resumes
+    exactly where the committed chunks end. Inside an outer transaction (tests) a second connection
+    could not see this one's rows, so the chunks are written here, one after the other."""
     done = job.processed
     pipelined = connection.vendor == "postgresql" and not connection.in_atomic_block
     # Hundreds of thousands of short-lived rows, cells and records, and hardly a reference cycle
@@ -367,45 +370,54 @@ def _write_all(job: ImportJob, writer: ChunkWriter, rows, progress=None) -> None
     thresholds = gc.get_threshold()
     gc.set_threshold(200_000, 50, 100)
     language = job.created_by.language
-    pending = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") as pool:
-        try:
-            while chunk := list(islice(rows, settings.IMPORT_CHUNK_ROWS)):
-                if done + len(chunk) > readers.MAX_DATA_ROWS:
-                    raise ImportRefused(_("The sheet has more than %(max)s rows.") % {"max": readers.MAX_DATA_ROWS})
-                plan = writer.prepare(chunk)
-                if pending is not None:
-                    pending.result()  # chunk N-1 committed (or its error raised here)
-                    pending = None
-                if pipelined:
-                    pending = pool.submit(_apply_committed, writer, plan, language)
-                else:
-                    with transaction.atomic():
-                        writer.apply(plan)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done)
-                _pause_for_tests()
-            if pending is not None:
-                pending.result()
-        finally:
-            if pending is not None:  # leave nothing being written behind an error
-                pending.exception()
+    # One single-thread pool per writer, used in turn: each thread keeps its own connection.
+    pools = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-writer-{i}") for i in range(WRITERS)] if pipelined else []
+    pending: deque[Future] = deque()  # chunks being written, oldest first
+    written = 0
+    try:
+        while chunk := list(islice(rows, settings.IMPORT_CHUNK_ROWS)):
+            if done + len(chunk) > readers.MAX_DATA_ROWS:
+                raise ImportRefused(_("The sheet has more than %(max)s rows.") % {"max": readers.MAX_DATA_ROWS})
+            plan = writer.prepare(chunk)
+            if len(pending) == WRITERS:
+                pending.popleft().result()  # the oldest chunk committed (or its error raised here)
             if pipelined:
-                pool.submit(_close_connections).result()
-            gc.set_threshold(*thresholds)
+                previous = pending[-1] if pending else None
+                pending.append(pools[written % WRITERS].submit(_apply_committed, writer, plan, language, previous))
+            else:
+                with transaction.atomic():
+                    writer.apply(plan)
+            written += 1
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+            _pause_for_tests()
+        while pending:
+            pending.popleft().result()
+    finally:
+        for future in pending:  # leave nothing being written behind an error
+            future.exception()
+        for pool in pools:
+            pool.submit(_close_connections).result()
+            pool.shutdown()
+        gc.set_threshold(*thresholds)
 
 
-def _apply_committed(writer: ChunkWriter, plan, language: str) -> None:
-    """In the writer thread: one chunk, one transaction, in the importer's language (the reasons
-    are made there)."""
+def _apply_committed(writer: ChunkWriter, plan, language: str, previous: Future | None) -> None:
+    """In a writer thread: one chunk, one transaction, in the importer's language (the reasons
+    are made there), committed after the chunk before it (`previous`), and not at all if that one
+    failed."""
     with override(language), transaction.atomic():
         with connection.cursor() as cursor:
             # The chunk and the job's count of it commit together, so a database crash that lost
             # the last commits loses both, and the resume redoes those rows: no need to wait for
             # each commit's WAL flush.
             cursor.execute("SET LOCAL synchronous_commit = off")
-        writer.apply(plan)
+        writer.apply(plan, after_previous=previous.result if previous is not None else _nothing)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _close_connections() -> None:

@@ -10,6 +10,8 @@ A row that matches two different clients (its phone one, its e-mail another) is 
 update mode: it is reported with both, and both stay as they were.
 """
 
+from collections import deque
+from collections.abc import Callable
 from copy import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -46,6 +48,7 @@ class Target:
     client: Client
     row: int | None = None  # the row of this file that created or last updated it
     new: bool = False
+    in_flight: bool = False  # as a chunk still being written left it (it may not be committed yet)
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Plan:
     fresh: list[Result]
     rows: int
     counts: dict[str, int]
+    # it updates a client a chunk still being written created or updated: its updates wait for it
+    updates_in_flight: bool = False
 
 
 class Lazy:
@@ -95,6 +100,12 @@ def describe(client: Client) -> str:
     return f"#{client.pk} {quoted}" if client.pk else quoted
 
 
+# Chunks written at once on PostgreSQL, each by a thread and a connection of its own, committed in
+# order (services._write_all): the database's work on one chunk (its indexes, the foreign-key checks
+# at its commit) runs on one core while the next chunk's new clients go in on the other.
+WRITERS = 2
+
+
 class ChunkWriter:
     def __init__(self, job: ImportJob, validator: RowValidator, *, stages=()):
         self.job = job
@@ -108,7 +119,8 @@ class ChunkWriter:
         self.distributes = job.deal_line_id is not None and Line.objects.filter(pk=job.deal_line_id).exclude(
             distribution=Line.Distribution.OFF).exists()
         self.new_client = instance_factory(Client)
-        self.inflight: Plan | None = None  # the last prepared chunk (perhaps not yet committed)
+        # the last chunks prepared (perhaps not yet committed: services.WRITERS are written at once)
+        self.inflight: deque[Plan] = deque(maxlen=WRITERS)
 
     # Duplicates ---------------------------------------------------------------------------------
 
@@ -131,14 +143,14 @@ class ChunkWriter:
                 visible = set(gate.scope_to_user(self.actor, Client.objects.filter(pk__in=list(found))).values_list("pk", flat=True))
                 found = {pk: c for pk, c in found.items() if pk in visible or pk in mine}
             targets = {pk: Target(client=client, row=mine.get(pk)) for pk, client in found.items()}
-        if self.inflight is not None:  # the chunk being written meanwhile: its clients as it left them
-            for result in self.inflight.results:
+        for plan in self.inflight:  # the chunks being written meanwhile, oldest first: their clients as they left them
+            for result in plan.results:
                 if result.target is None or result.outcome not in (Outcome.CREATED, Outcome.UPDATED):
                     continue
                 client = result.target.client
                 if not phones.isdisjoint(client.all_phones) or not emails.isdisjoint(emails_of(client)):
                     # a copy (of the few this chunk matches): the writer may be reading the original right now
-                    targets[client.pk] = Target(client=copy(client), row=result.target.row)
+                    targets[client.pk] = Target(client=copy(client), row=result.target.row, in_flight=True)
         for pk in sorted(targets):
             target = targets[pk]
             for phone in target.client.all_phones:
@@ -225,16 +237,29 @@ class ChunkWriter:
         counts = {o: 0 for o in Outcome.values}
         for result in results:
             counts[result.outcome] += 1
-        plan = Plan(results=results, fresh=fresh, rows=len(chunk), counts=counts)
+        plan = Plan(results=results, fresh=fresh, rows=len(chunk), counts=counts, updates_in_flight=any(
+            r.outcome == Outcome.UPDATED and r.target is not None and r.target.in_flight for r in results))
         if not dry:
-            self.inflight = plan
+            self.inflight.append(plan)
         return plan
 
-    def apply(self, plan: "Plan") -> None:
-        """Write a prepared chunk and count it on the job: the caller's transaction holds both."""
+    def apply(self, plan: "Plan", *, after_previous: Callable[[], object] = lambda: None) -> None:
+        """Write a prepared chunk and count it on the job: the caller's transaction holds both.
+
+        `after_previous` returns once the chunk before this one is committed (and raises if it
+        failed), when the two are written at once (services._write_all). Written before it: this
+        chunk's new clients and their feed entries, rows nobody else can see or lock; and its
+        updates, unless one is of a client a chunk still being written created or updated (which
+        this transaction could not see, or would lock before that chunk does). What may touch the
+        chunk before's rows or the rows it locks (new tags, tag links, deals and their counters,
+        the job's count) waits for it: no two chunks wait for each other, and the chunks commit
+        in order, so the job's count is always a prefix of the file."""
         results, fresh = plan.results, plan.fresh
         self._insert_clients(fresh)
+        if plan.updates_in_flight:
+            after_previous()
         self._save_updates([r for r in results if r.outcome == Outcome.UPDATED and not r.landed.new])
+        after_previous()
         self._tags([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._deals([r for r in results if r.outcome in (Outcome.CREATED, Outcome.UPDATED)])
         self._records(results)

@@ -4,6 +4,7 @@ was committed; undo removes what the import created, deals included, and restore
 
 import os
 import signal
+import threading
 from datetime import timedelta
 
 import pytest
@@ -183,6 +184,39 @@ def test_the_pipelined_writer_keeps_duplicates_across_chunks_being_written(setti
     services.import_undo(actor=admin, job=job)
     old.refresh_from_db()
     assert (old.name, old.city) == ("Старый", "Тула") and Client.objects.alive().count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_chunks_written_at_once_commit_in_order_and_a_failed_one_takes_the_next_down(settings, _media, monkeypatch):
+    """Outside a test transaction writer.WRITERS chunks are written at once: the third chunk's new
+    clients go in while the second is still being written. It commits only after the second, and
+    not at all when the second fails: the job's count stays a prefix of the file (what a resume
+    starts from), and nothing written after the failed chunk stays."""
+    settings.IMPORT_CHUNK_ROWS = 2
+    admin = UserFactory(role=role("Admin"), language="en")
+    third_inserted = threading.Event()
+    insert, records = writer.ChunkWriter._insert_clients, writer.ChunkWriter._records
+
+    def insert_and_tell(self, fresh):
+        insert(self, fresh)
+        if any(r.landed.client.name == "Клиент 4" for r in fresh):
+            third_inserted.set()
+
+    def second_fails_once_the_third_is_in(self, results):
+        if any(r.target and r.target.client.name == "Клиент 2" for r in results):
+            assert third_inserted.wait(10), "the third chunk was not being written while the second was"
+            raise RuntimeError("disk full")
+        return records(self, results)
+
+    monkeypatch.setattr(writer.ChunkWriter, "_insert_clients", insert_and_tell)
+    monkeypatch.setattr(writer.ChunkWriter, "_records", second_fails_once_the_third_is_in)
+    rows = [["ФИО", "Телефон"]] + [[f"Клиент {i}", f"+7 916 000 00 {i:02d}"] for i in range(6)]
+    job = service_import(admin, plain_xlsx(rows), {0: "name", 1: "phone"})
+    assert third_inserted.is_set()
+    assert job.status == "failed" and job.processed == 2
+    assert sorted(Client.objects.values_list("name", flat=True)) == ["Клиент 0", "Клиент 1"]
+    assert ImportRecord.objects.filter(job=job).count() == 2 and Activity.objects.filter(kind="created").count() == 2
+    assert job.error == "The import stopped on an unexpected error at row 3; the rows before it are imported and can be undone."
 
 
 @pytest.mark.django_db
