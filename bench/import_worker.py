@@ -9,8 +9,8 @@ PostgreSQL server spent meanwhile (`db_cpu_s`: every process of the local server
 it runs on this machine). Exits 1 unless the job is done.
 
 `db_cpu_s` counts all of the server's processes, not the backend of this process's connection:
-the import writes through a second connection of its own (the pipelined writer thread does the
-COPY and the commits), whose backend exits with it. A backend that exits hands its CPU time to the
+the import writes through connections of its own (two writer threads do the COPY and the
+commits, imports.writer.WRITERS), whose backends exit with them. A backend that exits hands its CPU time to the
 postmaster's counters of reaped children, which are counted too. The server's background processes
 (WAL writer, checkpointer, autovacuum) are in the figure: they work for the import's writes.
 
