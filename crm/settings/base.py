@@ -218,7 +218,7 @@ PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000")
 # Partners' postbacks (partners.postbacks): requests per partner per minute before 429.
 POSTBACK_RATE_PER_MINUTE = env_int("POSTBACK_RATE_PER_MINUTE", 1200)
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30)
-IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 2000)  # rows per committed chunk: what a crash can cost
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 5000)  # rows per committed chunk: what a crash can cost (two are written at once)
 # The job model (crm.jobs): a running job stamps its heartbeat every JOB_HEARTBEAT_SECONDS; the
 # sweep (every 30 s, and when a worker starts) queues again a job whose heartbeat is older than
 # JOB_STALE_SECONDS; a job started more than JOB_MAX_ATTEMPTS times fails with a message.
