@@ -283,6 +283,8 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
     filterset = None
     q = params.get("q", "")
     search: TableSearch | None = None
+    size = settings.CLIENTS_PAGE_SIZE
+    after, before = _cursor(params.get("after")), _cursor(params.get("before"))
     if searched_only(params, q):
         unsearched = viewed_clients(user, params)
         search = TableSearch(q, phone_hidden="phone" in gate.hidden_fields(user), unsearched=unsearched)
@@ -292,16 +294,13 @@ def clients_table(user, params: QueryDict, *, return_to: str = "") -> TablePage:
         if q.strip() and filterset.is_valid():
             search = TableSearch(q, phone_hidden=filterset.phone_hidden, unsearched=filterset.qs_without_search())
     elif params.get("view", "all") in HAND_WRITTEN_VIEWS and connection.vendor == "postgresql":
-        after, before = _cursor(params.get("after")), _cursor(params.get("before"))
         found, has_more_after, has_more_before = hand_written_page(
-            user, params.get("view", "all"), _row_fields(columns), columns, after=after, before=before, size=settings.CLIENTS_PAGE_SIZE)
+            user, params.get("view", "all"), _row_fields(columns), columns, after=after, before=before, size=size)
         return _table_page(found, columns, return_to=return_to, after=after, before=before,
                            has_more_after=has_more_after, has_more_before=has_more_before, filterset=None)
     else:
         qs = viewed_clients(user, params)
     fields = _row_fields(columns)
-    size = settings.CLIENTS_PAGE_SIZE
-    after, before = _cursor(params.get("after")), _cursor(params.get("before"))
     if tagged := with_row_tags(columns):
         qs, fields = qs.annotate(row_tags=tagged), [*fields, "row_tags"]
     page_qs = qs.values_list(*fields, named=True)

@@ -112,6 +112,12 @@ class Abilities:
         return can(self._user, perm)
 
 
+def abilities(user, names) -> dict[str, bool]:
+    """{name: whether the user may}, for a Jinja2 fragment, by the names templates use for `may`
+    (Abilities.NAMES: an unknown name is an error)."""
+    return {name: can(user, Abilities.NAMES[name]) for name in names}
+
+
 def template_context(request) -> dict:
     """Context processor: `may` for every template."""
     return {"may": Abilities(getattr(request, "user", None))}

@@ -227,14 +227,14 @@ def _cards_statement(user, params: QueryDict, stages: list[Stage]) -> tuple[str,
     ORM's building and compiling of the same query cost the board ~2 ms. Each stage's deals are
     taken (ordered, limited) before their clients and responsibles are joined: a manager's column
     then reads FIRST_CARDS clients, not one per deal of theirs in it (449 for 120 cards at 10,000
-    deals: 2.2 ms against 1.3). Filtered, the filter set's queryset, compiled, its rows `cards`."""
+    deals: 2.2 ms against 1.3). Filtered, the filter set's queryset, compiled, its rows `d` too."""
     stage_ids = "unnest(%s::bigint[]) AS stage_ids(id)"
     ids = [stage.pk for stage in stages]
     if board_filtered(params):
         qs = board_deals(user, params, stages)
         inner = qs.filter(stage_id=RawSQL("stage_ids.id", ())).order_by("position", "id").values(*CARD_FIELDS)[:FIRST_CARDS]
         sql, inner_params = inner.query.sql_with_params()
-        return "cards.*", f"{stage_ids} CROSS JOIN LATERAL ({sql}) AS cards", [ids, *inner_params]
+        return "d.*", f"{stage_ids} CROSS JOIN LATERAL ({sql}) AS d", [ids, *inner_params]
     from clients.models import Client
     from crm.models import User
 
@@ -257,7 +257,6 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
     order = ("position", "id")
     if connection.vendor == "postgresql":
         select, source, source_params = _cards_statement(user, params, stages)
-        card = "cards" if select == "cards.*" else "d"
         # Each card's tags (name order) and its client's unread messages in the same statement,
         # as cards.tags_of and cards.unread_of would read them: two queries fewer per board.
         from messenger.models import Conversation  # deals does not import messenger at load
@@ -265,9 +264,9 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
         conversation = Conversation._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {select}, ({tag_chips_sql(Deal.tags.through, 'deal_id', f'{card}.id')})::json AS card_tags,"
+                f"SELECT {select}, ({tag_chips_sql(Deal.tags.through, 'deal_id', 'd.id')})::json AS card_tags,"
                 f" (SELECT coalesce(sum(talk.unread), 0) FROM {conversation} talk"
-                f"  WHERE talk.client_id = {card}.client_id AND talk.unread > 0) AS card_unread"
+                f"  WHERE talk.client_id = d.client_id AND talk.unread > 0) AS card_unread"
                 f" FROM {source}",
                 source_params,
             )

@@ -413,11 +413,10 @@ def _apply_committed(writer: ChunkWriter, plan, language: str, previous: Future 
             # the last commits loses both, and the resume redoes those rows: no need to wait for
             # each commit's WAL flush.
             cursor.execute("SET LOCAL synchronous_commit = off")
-        writer.apply(plan, after_previous=previous.result if previous is not None else _nothing)
-
-
-def _nothing() -> None:
-    return None
+        if previous is None:
+            writer.apply(plan)
+        else:
+            writer.apply(plan, after_previous=previous.result)
 
 
 def _close_connections() -> None:

@@ -40,7 +40,7 @@ def clients_table(context) -> SafeString:
     actions (not in the deleted clients' view), the deals button when the user may see deals.
     Django's template engine took 0.4 ms to draw this frame around the rows."""
     page, query, user = context["page"], context["query"], context["user"]
-    may = {ability: gate.can(user, gate.Abilities.NAMES[ability]) for ability in ABILITIES}
+    may = gate.abilities(user, ABILITIES)
     link = f"?{query}&" if query else "?"
     return fragments.render("clients/table.html", {
         "rows": page.rows, "columns": [(col.key, str(col.label)) for col in page.columns], "query": query,
@@ -75,7 +75,7 @@ def clients_page_head(context) -> SafeString:
     use, the search box, the filters panel), drawn by fragments/clients/page.html: Django's
     template engine took 0.4 ms to draw it."""
     user = context["user"]
-    may = {ability: gate.can(user, gate.Abilities.NAMES[ability]) for ability in PAGE_ABILITIES}
+    may = gate.abilities(user, PAGE_ABILITIES)
     views = [("all", _("All records")), ("mine", _("Only mine"))]
     if may["view_deals"]:
         views.append(("no_deals", _("Without deals")))

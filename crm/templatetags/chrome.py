@@ -46,7 +46,7 @@ def topbar(context) -> SafeString:
     current_app = current_app_of(request)
     return fragments.render("crm/topbar.html", {
         "url": {name: kept_reverse(name, current_app=current_app) for name in ADDRESSES},
-        "may": {ability: gate.can(user, gate.Abilities.NAMES[ability]) for ability in ABILITIES},
+        "may": gate.abilities(user, ABILITIES),
         "app": (match.app_name if match else "") or "", "name": (match.url_name if match else "") or "",
         "t": _words(), "bell_icon": render_to_string("icons/bell.html"), "user_name": str(user),
         "csrf_token": str(context.get("csrf_token", "")),
