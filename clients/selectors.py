@@ -418,7 +418,7 @@ def hand_written_page(user, view: str, fields: list[str], columns: list[Column],
     order = "ASC" if before else "DESC"
     sql = (f"SELECT {select} FROM {Client._meta.db_table} c{joins} WHERE {' AND '.join(where)}"
            f" ORDER BY c.modified_at {order}, c.id {order} LIMIT {size + 1}")
-    with connection.cursor() as cursor:
+    with raw.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row_class = _row_class(tuple([*fields, "row_tags"] if tagged else fields))
         found = [row_class._make(row) for row in cursor.fetchall()]

@@ -52,7 +52,7 @@ class RoleBackend(ModelBackend):
                 pk = int(user_id)
             except (TypeError, ValueError):
                 return None
-            with connection.cursor() as cursor:
+            with raw.prepared_cursor() as cursor:
                 cursor.execute(_user_sql(), [pk])
                 row = cursor.fetchone()
             user = None if row is None else _user_from_row(row)

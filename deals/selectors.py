@@ -262,7 +262,7 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
         from messenger.models import Conversation  # deals does not import messenger at load
 
         conversation = Conversation._meta.db_table
-        with connection.cursor() as cursor:
+        with raw.prepared_cursor() as cursor:
             cursor.execute(
                 f"SELECT {select}, ({tag_chips_sql(Deal.tags.through, 'deal_id', 'd.id')})::json AS card_tags,"
                 f" (SELECT coalesce(sum(talk.unread), 0) FROM {conversation} talk"

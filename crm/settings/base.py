@@ -93,6 +93,21 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django binds parameters on the client and prepares nothing (prepare_threshold None). The
+    # few statements sent through crm.raw.prepared_cursor() (a server-binding cursor) are
+    # prepared at their first execution on a connection; every other cursor binds on the client
+    # and is never prepared, whatever this number. A pooler in transaction mode (PgBouncer before
+    # 1.21) would need it set back to None.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["prepare_threshold"] = 0
+    # Those statements are LIMIT-bounded index walks whose plan does not depend on their
+    # parameters; PostgreSQL's default (plan_cache_mode auto) kept planning the board's cards
+    # statement at every execution (its generic estimate of unnest($1) is 10 stages, not the 8 a
+    # custom plan sees), which is the cost preparing it was to save. The mode applies to prepared
+    # statements and PL/pgSQL only: the ORM's statements are planned as ever, and the counters'
+    # trigger statements (deals/migrations/0005) have no parameters to plan for.
+    options["options"] = " ".join(filter(None, [options.get("options", ""), "-c plan_cache_mode=force_generic_plan"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "crm.User"
