@@ -1,3 +1,5 @@
+import gc
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
@@ -30,3 +32,13 @@ class CrmConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         autodiscover_modules("jobs")
+
+        # The cyclic garbage collector's first threshold: 10,000 new container objects (CPython's
+        # default is 2,000). The board builds ~30,000 (its 120 cards' rows, dicts and pieces of
+        # text), almost all freed by reference counting when the page is sent; at 2,000 a young
+        # collection ran every few cards and each tenth swept the middle generation too. Measured
+        # interleaved, the board was 15 % faster (1.5-2 ms), other pages and the framework's floor
+        # unchanged. The older generations keep their defaults. Every process of the application
+        # (web, worker, tests, benches) sets it here.
+        young, middle, old = gc.get_threshold()
+        gc.set_threshold(max(young, 10_000), middle, old)

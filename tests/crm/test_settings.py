@@ -3,6 +3,7 @@ with DEBUG on, Celery defaults to production settings, `check --deploy` is clean
 environment a deployment sets, and every task's time limit stays under the broker's visibility
 timeout. Settings are read at import, so each case runs in a fresh process."""
 
+import os
 import re
 import subprocess
 import sys
@@ -166,3 +167,12 @@ def test_docker_compose_runs_web_worker_and_beat_on_production_settings_with_a_r
     read = "\n".join(path.read_text() for path in (ROOT / "crm" / "settings").glob("*.py"))
     unread = [name for name in env if name != "DJANGO_SETTINGS_MODULE" and f'"{name}"' not in read]
     assert not unread, f"docker-compose.yml sets variables no setting reads: {unread}"
+
+
+def test_every_process_of_the_application_collects_young_garbage_after_10000_new_objects():
+    """crm.apps: set as the apps load, in a process of its own (no test may have set it)."""
+    code = ("import django, gc; django.setup(); "
+            "print(gc.get_threshold()[0])")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings.test"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "10000"
