@@ -372,10 +372,6 @@ def _row_class(names: tuple[str, ...]) -> Any:
     return namedtuple("Row", names)
 
 
-def _column(model, field_name: str) -> str:
-    return connection.ops.quote_name(str(model._meta.get_field(field_name).column))
-
-
 def _page_select(fields: list[str], tagged: bool) -> tuple[str, str]:
     """(select list, joins) of the page's `fields` over the clients `c`, the people each joined
     once as `p_<relation>`, named as `values_list` names them ("responsible__first_name"); JSON
@@ -387,11 +383,11 @@ def _page_select(fields: list[str], tagged: bool) -> tuple[str, str]:
         relation, _sep, field_name = name.rpartition("__")
         if relation:
             kind = "LEFT JOIN" if Client._meta.get_field(relation).null else "JOIN"
-            joins[relation] = f" {kind} {users._meta.db_table} p_{relation} ON p_{relation}.id = c.{_column(Client, relation)}"
-            parts.append(f"p_{relation}.{_column(users, field_name)} AS {quote(name)}")
+            joins[relation] = f" {kind} {users._meta.db_table} p_{relation} ON p_{relation}.id = c.{raw.column(Client, relation)}"
+            parts.append(f"p_{relation}.{raw.column(users, field_name)} AS {quote(name)}")
             continue
         cast = "::json" if isinstance(Client._meta.get_field(field_name), JSONField) else ""
-        parts.append(f"c.{_column(Client, field_name)}{cast} AS {quote(name)}")
+        parts.append(f"c.{raw.column(Client, field_name)}{cast} AS {quote(name)}")
     if tagged:
         parts.append(f"({tag_chips_sql(Client.tags.through, 'client_id', 'c.id')})::json AS row_tags")
     return ", ".join(parts), "".join(joins.values())

@@ -4,8 +4,14 @@ clients.selectors.table_frame), and a cursor whose statements PostgreSQL keeps p
 
 from collections.abc import Iterable, Sequence
 
+import psycopg
 from django.db import connection, models
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+
+def column(model, field_name: str) -> str:
+    """The quoted column of a model's field (a foreign key's "<name>_id"), for hand-written SQL."""
+    return connection.ops.quote_name(str(model._meta.get_field(field_name).column))
 
 
 def select_list(model: type[models.Model], alias: str = "t") -> str:
@@ -58,8 +64,6 @@ def prepared_cursor() -> CursorWrapper:
     round trip, the ORM). Elsewhere (SQLite) a plain cursor."""
     if connection.vendor != "postgresql":
         return connection.cursor()
-    import psycopg
-
     connection.ensure_connection()
     connection.validate_thread_sharing()
     # prepare_threshold 0 (DATABASES OPTIONS, crm/settings/base.py): a server-binding cursor

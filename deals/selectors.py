@@ -213,8 +213,7 @@ def _cards_select() -> str:
     for name in CARD_FIELDS:
         relation, _sep, field = name.rpartition("__")
         model = Deal._meta.get_field(relation).related_model if relation else Deal
-        column = model._meta.get_field(field).column  # type: ignore[union-attr]
-        parts.append(f"{tables.get(relation, 'd')}.{quote(str(column))} AS {quote(name)}")
+        parts.append(f"{tables.get(relation, 'd')}.{raw.column(model, field)} AS {quote(name)}")
     return ", ".join(parts)
 
 
@@ -266,7 +265,7 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
             cursor.execute(
                 f"SELECT {select}, ({tag_chips_sql(Deal.tags.through, 'deal_id', 'd.id')})::json AS card_tags,"
                 f" (SELECT coalesce(sum(talk.unread), 0) FROM {conversation} talk"
-                f"  WHERE talk.client_id = d.client_id AND talk.unread > 0) AS card_unread"
+                "  WHERE talk.client_id = d.client_id AND talk.unread > 0) AS card_unread"
                 f" FROM {source}",
                 source_params,
             )

@@ -119,7 +119,7 @@ class ChunkWriter:
         self.distributes = job.deal_line_id is not None and Line.objects.filter(pk=job.deal_line_id).exclude(
             distribution=Line.Distribution.OFF).exists()
         self.new_client = instance_factory(Client)
-        # the last chunks prepared (perhaps not yet committed: services.WRITERS are written at once)
+        # the last chunks prepared (perhaps not yet committed: WRITERS are written at once)
         self.inflight: deque[Plan] = deque(maxlen=WRITERS)
 
     # Duplicates ---------------------------------------------------------------------------------
