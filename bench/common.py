@@ -82,6 +82,16 @@ def _statement_kind(sql: str) -> str:
     return words[0].upper() if words else ""
 
 
+def _statements(sql: str) -> list[str]:
+    """The statements of one logged query: a page may send several in one round trip (the board's
+    and the clients table's frames), and EXPLAIN takes one statement (given several, psycopg runs
+    them all and answers the first one's plan). Split by sqlparse (Django's own dependency), which
+    reads quoted literals, so a ';' in a value merged into the text does not split it."""
+    import sqlparse
+
+    return [part.strip().rstrip(";").strip() for part in sqlparse.split(sql) if part.strip().rstrip(";").strip()]
+
+
 def sql_times(queries: Iterable[dict], repeat: int = 3) -> tuple[float, float]:
     """(execution, planning) milliseconds of the statements a page issued, from PostgreSQL's own
     clock: each is run again under EXPLAIN (ANALYZE, TIMING OFF) - TIMING OFF because per-node
@@ -92,10 +102,10 @@ def sql_times(queries: Iterable[dict], repeat: int = 3) -> tuple[float, float]:
     writes (a session save, a data-modifying WITH) too, everything in a savepoint of its own (a
     second insert of the same key fails, and then counts as nothing); SET is run so that what follows is planned as
     the page planned it; transaction control (SAVEPOINT, RELEASE) costs nothing to speak of and is
-    skipped."""
+    skipped. A query of several statements is explained statement by statement (_statements)."""
     from django.db import DatabaseError, connection, transaction
 
-    statements = [q["sql"] for q in queries if q.get("sql")]
+    statements = [part for q in queries if q.get("sql") for part in _statements(q["sql"])]
     passes = []
     with transaction.atomic(), connection.cursor() as cursor:
         for _ in range(repeat):
