@@ -8,7 +8,7 @@ from django.utils.translation import ngettext
 
 from crm import fragments
 from crm import permissions as gate
-from crm.templatetags.urls import kept_reverse
+from crm.templatetags.urls import kept_addresses
 
 register = template.Library()
 
@@ -17,6 +17,7 @@ ADDRESSES = {"count": "clients:count", "send": "messenger:send", "documents": "c
              "bulk": "clients:bulk-confirm"}
 
 
+@fragments.words
 def _words() -> dict[str, str]:
     return {
         "selected": _("Selected"), "all_selected": _("Every client matching the filter is selected"), "counting": _("Counting…"),
@@ -49,7 +50,7 @@ def clients_table(context) -> SafeString:
         "paged": bool(page.next_cursor or page.prev_cursor),
         "newer": f"{link}before={quote(page.prev_cursor, safe='/')}" if page.prev_cursor else "",
         "older": f"{link}after={quote(page.next_cursor, safe='/')}" if page.next_cursor else "",
-        "url": {key: kept_reverse(name) for key, name in ADDRESSES.items()}, "t": _words(),
+        "url": kept_addresses(tuple(ADDRESSES.items())), "t": _words(),
     })
 
 
@@ -59,6 +60,7 @@ PAGE_ADDRESSES = {"search": "clients:search", "duplicates": "clients:duplicates"
                   "list": "clients:list", "filters": "clients:filters"}
 
 
+@fragments.words
 def _page_words() -> dict[str, str]:
     return {
         "clients": _("Clients"), "advanced_search": _("Advanced search"), "duplicates": _("Possible duplicates"),
@@ -87,6 +89,6 @@ def clients_page_head(context) -> SafeString:
         "may": may, "views": views, "view": context["view"], "links": context["view_links"],
         "tabs": [("", _("All")), ("potential", _("Potential")), ("converted", _("Converted"))], "tab": context["tab"],
         "query": context["query"], "keep_params": context["keep_params"], "q": context["q"],
-        "filters_active": context["filters_active"], "url": {key: kept_reverse(name) for key, name in PAGE_ADDRESSES.items()},
+        "filters_active": context["filters_active"], "url": kept_addresses(tuple(PAGE_ADDRESSES.items())),
         "t": _page_words(),
     })

@@ -16,7 +16,7 @@ from django.utils.translation import pgettext
 from crm import fragments
 from crm import permissions as gate
 
-from .urls import current_app_of, kept_reverse
+from .urls import current_app_of, kept_addresses
 
 register = template.Library()
 
@@ -25,10 +25,12 @@ ADDRESSES = (
     "deals:shifts", "messenger:channels", "partners:list", "fields:list", "fields:steps", "crm:users", "crm:roles",
     "deals:shift", "crm:notifications", "crm:bell", "crm:jobs", "crm:profile", "crm:logout",
 )
+NAMED = tuple((name, name) for name in ADDRESSES)  # for kept_addresses
 ABILITIES = ("view_clients", "manage_ignore", "configure_channels", "view_tasks", "view_deals", "configure_fields",
              "manage_users", "configure_partners")
 
 
+@fragments.words
 def _words() -> dict[str, str]:
     return {
         "sections": _("Sections"), "clients": _("Clients"), "messenger": _("Messenger"), "ignore": pgettext("menu", "Ignore"),
@@ -45,7 +47,7 @@ def topbar(context) -> SafeString:
     match = getattr(request, "resolver_match", None)
     current_app = current_app_of(request)
     return fragments.render("crm/topbar.html", {
-        "url": {name: kept_reverse(name, current_app=current_app) for name in ADDRESSES},
+        "url": kept_addresses(NAMED, current_app),
         "may": gate.abilities(user, ABILITIES),
         "app": (match.app_name if match else "") or "", "name": (match.url_name if match else "") or "",
         "t": _words(), "bell_icon": render_to_string("icons/bell.html"), "user_name": str(user),

@@ -7,7 +7,9 @@ view name, arguments, current app, URL conf and script prefix; the keeping is dr
 changes ROOT_URLCONF. Arguments that cannot be kept (unhashable) are reversed as Django does.
 """
 
+from collections.abc import Mapping
 from functools import lru_cache
+from types import MappingProxyType
 
 from django import template
 from django.core.signals import setting_changed
@@ -24,9 +26,15 @@ def _reversed(view_name: str, args: tuple, kwargs: tuple, current_app: str | Non
     return reverse(view_name, urlconf=urlconf, args=args, kwargs=dict(kwargs), current_app=current_app)
 
 
+@lru_cache(maxsize=256)
+def _addresses(named: tuple[tuple[str, str], ...], current_app: str | None, urlconf, prefix: str) -> Mapping[str, str]:
+    return MappingProxyType({key: _reversed(view_name, (), (), current_app, urlconf, prefix) for key, view_name in named})
+
+
 def _forget(*, setting, **_kwargs) -> None:
     if setting == "ROOT_URLCONF":
         _reversed.cache_clear()
+        _addresses.cache_clear()
 
 
 setting_changed.connect(_forget, dispatch_uid="crm.templatetags.urls")
@@ -46,6 +54,13 @@ def current_app_of(request) -> str | None:
 def kept_reverse(view_name: str, args: tuple = (), kwargs: tuple = (), current_app: str | None = None) -> str:
     """reverse(), its answer kept (hashable arguments only; kwargs as sorted pairs)."""
     return _reversed(view_name, args, kwargs, current_app, get_urlconf(), get_script_prefix())
+
+
+def kept_addresses(named: tuple[tuple[str, str], ...], current_app: str | None = None) -> Mapping[str, str]:
+    """Many addresses without arguments at once (a top bar's, a page head's), as {key: address}
+    for `named`'s (key, view name) pairs: kept as one read-only mapping, so a page asks for the URL
+    conf and the script prefix once, not once per address."""
+    return _addresses(named, current_app, get_urlconf(), get_script_prefix())
 
 
 class KeptURLNode(URLNode):

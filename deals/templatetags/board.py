@@ -14,6 +14,7 @@ from deals.cards import Money
 register = template.Library()
 
 
+@fragments.words
 def _card_texts() -> dict[str, str]:
     return {"unread": _("Unread messages"), "responsible": _("Responsible"), "created": _("Created"),
             "move_to": _("Move to…")}
@@ -25,7 +26,8 @@ def deal_cards(context, cards) -> SafeString:
     return fragments.render("deals/cards.html", {"cards": cards, "can_move": context.get("can_move", False), "texts": _card_texts()})
 
 
-def _head_texts() -> dict:
+@fragments.words
+def _head_texts() -> dict[str, str]:
     return {"deals": _("Deals"), "budget": _("Budget"), "sales_sum": _("Sales sum"), "sales": _("Sales"),
             "loading": _("Loading…"), "robot_icon": render_to_string("icons/robot.html", {"size": "14"})}
 
@@ -46,7 +48,8 @@ def _heads(context) -> list[dict]:
     return heads
 
 
-def _board_texts() -> dict:
+@fragments.words
+def _board_texts() -> dict[str, str]:
     return {**_card_texts(), **_head_texts(), "move_hint": _("Enter: move · Esc: cancel"),
             "no_stages": _("This line has no stages yet.")}
 

@@ -3,11 +3,13 @@ writes it, without its Markup wrapper; macros, {% set %} blocks and |safe keep t
 
 import pytest
 from django.template import engines
+from django.utils import translation
 from django.utils.functional import lazystr
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 from markupsafe import Markup, escape
 
-from crm.fragments import FragmentTemplate, output_escape
+from crm.fragments import FragmentTemplate, output_escape, words
 
 
 class Html:
@@ -50,3 +52,23 @@ def test_macros_and_set_blocks_are_escaped_once():
               "{% set block %}<u>{{ x }}</u>{% endset %}"
               "{{ chip(x) }}{{ block }}{{ chip(x) ~ '&' }}")
     assert render(source, x="A & B") == "<span>A &amp; B</span><u>A &amp; B</u><span>A &amp; B</span>&amp;"
+
+
+def test_words_are_translated_once_per_language_and_kept_read_only():
+    asked = []
+
+    @words
+    def texts():
+        asked.append(translation.get_language())
+        return {"deals": gettext("Deals"), "sales": gettext("Sales")}
+
+    with translation.override("ru"):
+        assert dict(texts()) == {"deals": "Сделки", "sales": "Продажи"}
+        assert texts()["deals"] == "Сделки"
+    with translation.override("en"):
+        assert dict(texts()) == {"deals": "Deals", "sales": "Sales"}
+    with translation.override("ru"):
+        assert texts()["deals"] == "Сделки"
+    assert asked == ["ru", "en"]
+    with pytest.raises(TypeError):
+        texts()["deals"] = "changed"  # type: ignore[index]

@@ -40,3 +40,20 @@ def test_a_new_url_conf_drops_what_was_kept(settings):
     assert urls._reversed.cache_info().currsize > 0
     settings.ROOT_URLCONF = "crm.urls"
     assert urls._reversed.cache_info().currsize == 0
+    assert urls._addresses.cache_info().currsize == 0
+
+
+def test_kept_addresses_answer_as_reverse_under_the_script_prefix_and_app_asked():
+    from django.urls import set_script_prefix
+
+    named = (("people", "clients:list"), ("out", "crm:logout"))
+    assert dict(urls.kept_addresses(named)) == {"people": reverse("clients:list"), "out": reverse("crm:logout")}
+    try:
+        set_script_prefix("/crm/")
+        assert dict(urls.kept_addresses(named)) == {"people": "/crm/clients/", "out": reverse("crm:logout")}
+        assert reverse("crm:logout").startswith("/crm/")
+    finally:
+        set_script_prefix("/")
+    assert urls.kept_addresses(named)["people"] == "/clients/"
+    with pytest.raises(TypeError):
+        urls.kept_addresses(named)["people"] = "/elsewhere/"  # type: ignore[index]
