@@ -1,4 +1,6 @@
-"""The board's cards as plain values: one `.values()` row per deal, formatted once in Python.
+"""The board's cards as plain values: one `.values()` row per deal, formatted once in Python,
+and drawn a column at a time (fragments/deals/cards.html), each column's markup kept by the rows it
+shows (crm.drawn).
 
 A card is a dict (a TypedDict for the reader and mypy), so the template's lookups succeed at the
 first try; labels, money and dates are formatted here once per card, the URL from a prefix
@@ -7,13 +9,17 @@ reversed once per page, and the tags of all the cards come from one query.
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TypedDict
 
 from django.utils import formats, numberformat
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from clients.selectors import TagChip, person_name, tag_chips
+from crm import fragments
+from crm.drawn import Drawn, reader
 from crm.formatting import Formatter
 from crm.http import url_maker
 
@@ -64,10 +70,22 @@ def cursor_of(position: float, pk: int) -> str:
     return f"{position!r}_{pk}"
 
 
+@fragments.words
+def card_texts() -> dict[str, str]:
+    return {"unread": _("Unread messages"), "responsible": _("Responsible"), "created": _("Created"),
+            "move_to": _("Move to…")}
+
+
+# Columns of cards drawn, by the rows they show and how they read (crm.drawn). A column is ~15 kB:
+# 2,000 columns are at most ~30 MB of a web worker, the boards of a few hundred lines.
+DRAWN_COLUMNS = Drawn(size=2000)
+
+
 class CardMaker:
     """Formats the rows of one page, in the reader's language and time zone."""
 
-    def __init__(self, *, hidden: frozenset | set = frozenset(), hidden_contact: frozenset | set = frozenset()):
+    def __init__(self, *, hidden: frozenset | set = frozenset(), hidden_contact: frozenset | set = frozenset(),
+                 can_move: bool = False):
         self.detail_url = url_maker("deals:detail")
         self.show_channel = "channel" not in hidden
         self.show_country = "country" not in hidden_contact
@@ -77,6 +95,9 @@ class CardMaker:
         self.sales_text = _("Sales: %(n)s for %(sum)s")
         self.no_sales = _("No sales yet")
         self.move_text = _("Move deal #%(n)s to")
+        self.can_move = can_move
+        # Everything besides a card's row that decides its markup (crm.drawn).
+        self.reading = (*reader(), self.show_channel, self.show_country, self.show_responsible, can_move)
 
     def _place(self, row) -> str:
         parts = []
@@ -94,15 +115,24 @@ class CardMaker:
             return "—"
         return person_name(row["responsible__first_name"], row["responsible__last_name"], row["responsible__username"])
 
+    def drawn(self, rows: list[dict]) -> SafeString:
+        """The rows' cards drawn (fragments/deals/cards.html), kept by the rows and the reading:
+        drawn again only when a value the cards show, or the way they read, changed.
+
+        Each row must carry its tags and unread count (with_extras): they are part of what the
+        cards show, so part of the key."""
+        if not rows:
+            return SafeString("")
+        key = (self.reading, tuple(tuple(row.values()) for row in rows))
+        return SafeString(DRAWN_COLUMNS.get(key, lambda: fragments.render(
+            "deals/cards.html", {"cards": self.cards(rows), "can_move": self.can_move, "texts": card_texts()})))
+
     def cards(self, rows: list[dict]) -> list[Card]:
-        """Cards of the rows; their tags and unread counts read here unless the rows carry them
-        (`card_tags`, `card_unread`: selectors.first_cards reads them in its statement)."""
-        if rows and "card_tags" in rows[0]:
-            tags = {row["id"]: row["card_tags"] or [] for row in rows}
-            unread = {row["client_id"]: int(row["card_unread"]) for row in rows}
-        else:
-            tags = tags_of([row["id"] for row in rows])
-            unread = unread_of([row["client_id"] for row in rows])
+        """Cards of rows carrying their tags (`card_tags`: JSON text, or None for none) and unread
+        counts (`card_unread`): selectors.first_cards reads them in its statement, with_extras
+        for other rows."""
+        tags = {row["id"]: json.loads(row["card_tags"]) if row["card_tags"] else [] for row in rows}
+        unread = {row["client_id"]: int(row["card_unread"]) for row in rows}
         return [
             Card(
                 pk=str(row["id"]), stage_id=str(row["stage_id"]), version=str(row["version"]),
@@ -115,6 +145,18 @@ class CardMaker:
             )
             for row in rows
         ]
+
+
+def with_extras(rows: list[dict]) -> list[dict]:
+    """Rows of CARD_FIELDS with each card's tags (JSON text, None for none) and its client's
+    unread messages added, read in two queries, as first_cards reads them in its statement on
+    PostgreSQL: for the rows read elsewhere (SQLite, the next cards of a column)."""
+    tags = tags_of([row["id"] for row in rows])
+    unread = unread_of([row["client_id"] for row in rows])
+    for row in rows:
+        row["card_tags"] = json.dumps(tags[row["id"]], ensure_ascii=False) if tags.get(row["id"]) else None
+        row["card_unread"] = unread.get(row["client_id"], 0)
+    return rows
 
 
 def tags_of(deal_ids: list[int]) -> dict[int, list[TagChip]]:

@@ -11,6 +11,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.http import Http404, QueryDict
+from django.utils.safestring import SafeString
 
 from clients.labels import label
 from clients.selectors import tag_chips_sql
@@ -18,7 +19,7 @@ from crm import permissions as gate
 from crm import raw
 from crm.exports import ExportRows, whole_result
 
-from .cards import CARD_FIELDS, Card, CardMaker
+from .cards import CARD_FIELDS, CardMaker, cursor_of, with_extras
 from .filters import DealFilter
 from .models import Deal, Line, Sale, Stage, StageLoad
 
@@ -200,7 +201,8 @@ class Column:
     count: int
     budget: Decimal
     sales: Decimal
-    cards: list[Card]
+    cards: SafeString  # its first cards, drawn (CardMaker.drawn)
+    shown: int  # how many
     more_after: str | None  # the cursor "load more" continues from, None when the column is complete
 
 
@@ -263,7 +265,7 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
         conversation = Conversation._meta.db_table
         with raw.prepared_cursor() as cursor:
             cursor.execute(
-                f"SELECT {select}, ({tag_chips_sql(Deal.tags.through, 'deal_id', 'd.id')})::json AS card_tags,"
+                f"SELECT {select}, ({tag_chips_sql(Deal.tags.through, 'deal_id', 'd.id')}) AS card_tags,"
                 f" (SELECT coalesce(sum(talk.unread), 0) FROM {conversation} talk"
                 "  WHERE talk.client_id = d.client_id AND talk.unread > 0) AS card_unread"
                 f" FROM {source}",
@@ -276,7 +278,7 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
         ranked = qs.annotate(
             rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=[F("position").asc(), F("id").asc()])
         ).filter(rank__lte=FIRST_CARDS)
-        rows = list(ranked.order_by("stage_id", *order).values(*CARD_FIELDS))
+        rows = with_extras(list(ranked.order_by("stage_id", *order).values(*CARD_FIELDS)))
     rows.sort(key=lambda row: (row["stage_id"], row["position"], row["id"]))
     return rows
 
@@ -286,12 +288,13 @@ def board_columns(user, stages: list[Stage], params: QueryDict, maker: CardMaker
     the first cards of every column from one query, their tags from one more."""
     totals = board_totals(user, stages, params)
     columns = totals.columns
-    cards: dict[int, list[Card]] = {}
-    for card in maker.cards(first_cards(user, params, [c.stage for c in columns if c.count])):
-        cards.setdefault(int(card["stage_id"]), []).append(card)
+    rows: dict[int, list[dict]] = {}
+    for row in first_cards(user, params, [c.stage for c in columns if c.count]):
+        rows.setdefault(row["stage_id"], []).append(row)
     for column in columns:
-        column.cards = cards.get(column.stage.pk, [])
-        column.more_after = column.cards[-1]["cursor"] if column.count > len(column.cards) else None
+        shown = rows.get(column.stage.pk, [])
+        column.cards, column.shown = maker.drawn(shown), len(shown)
+        column.more_after = cursor_of(shown[-1]["position"], shown[-1]["id"]) if column.count > len(shown) else None
     return totals
 
 
@@ -324,7 +327,7 @@ def board_totals(user, stages: list[Stage], params: QueryDict) -> Totals:
         token = f"{last.isoformat() if last else '-'}|{sum(row['n'] for row in totals.values())}"
     columns = [
         Column(stage=s, count=totals.get(s.pk, {}).get("n", 0), budget=totals.get(s.pk, {}).get("budget") or Decimal(0),
-               sales=totals.get(s.pk, {}).get("sales") or Decimal(0), cards=[], more_after=None)
+               sales=totals.get(s.pk, {}).get("sales") or Decimal(0), cards=SafeString(""), shown=0, more_after=None)
         for s in stages
     ]
     return Totals(columns=columns, token=token)
@@ -349,8 +352,9 @@ def line_token(user, funnel_pk: int, line_pk) -> str | None:
     return None if row is None else f"v{row[0]}"
 
 
-def column_more(user, stage: Stage, params: QueryDict, maker: CardMaker) -> tuple[list[Card], str | None]:
-    """The next cards of one column after the cursor "<position>_<id>"."""
+def column_more(user, stage: Stage, params: QueryDict, maker: CardMaker) -> tuple[SafeString, str | None]:
+    """The next cards of one column after the cursor "<position>_<id>", drawn, and the cursor
+    after them (None at the column's end)."""
     qs = board_deals(user, params, [stage])
     cursor = params.get("after", "")
     if cursor:
@@ -361,9 +365,8 @@ def column_more(user, stage: Stage, params: QueryDict, maker: CardMaker) -> tupl
             raise Http404 from None
         qs = qs.filter(Q(position__gt=position_value) | Q(position=position_value, pk__gt=pk_value))
     rows = list(qs.order_by("position", "id").values(*CARD_FIELDS)[: COLUMN_PAGE + 1])
-    more = len(rows) > COLUMN_PAGE
-    cards = maker.cards(rows[:COLUMN_PAGE])
-    return cards, (cards[-1]["cursor"] if more and cards else None)
+    more, rows = len(rows) > COLUMN_PAGE, with_extras(rows[:COLUMN_PAGE])
+    return maker.drawn(rows), (cursor_of(rows[-1]["position"], rows[-1]["id"]) if more and rows else None)
 
 
 def deals_table(user, params: QueryDict, *, funnel, deleted=False, stages=None) -> tuple[list, str | None, DealFilter]:

@@ -75,7 +75,7 @@ def _board_context(request, funnel_pk, *, loads: bool = False):
 
 
 def _card_maker(ctx) -> CardMaker:
-    return CardMaker(hidden=ctx["hidden"], hidden_contact=ctx["hidden_contact"])
+    return CardMaker(hidden=ctx["hidden"], hidden_contact=ctx["hidden_contact"], can_move=ctx["can_move"])
 
 
 @require_GET

@@ -9,21 +9,9 @@ from crm import fragments
 from crm import permissions as gate
 from crm.http import url_maker
 from crm.templatetags.urls import kept_reverse
-from deals.cards import Money
+from deals.cards import Money, card_texts
 
 register = template.Library()
-
-
-@fragments.words
-def _card_texts() -> dict[str, str]:
-    return {"unread": _("Unread messages"), "responsible": _("Responsible"), "created": _("Created"),
-            "move_to": _("Move to…")}
-
-
-@register.simple_tag(takes_context=True)
-def deal_cards(context, cards) -> SafeString:
-    """The board's cards (deals.cards.Card), drawn by fragments/deals/cards.html."""
-    return fragments.render("deals/cards.html", {"cards": cards, "can_move": context.get("can_move", False), "texts": _card_texts()})
 
 
 @fragments.words
@@ -50,7 +38,7 @@ def _heads(context) -> list[dict]:
 
 @fragments.words
 def _board_texts() -> dict[str, str]:
-    return {**_card_texts(), **_head_texts(), "move_hint": _("Enter: move · Esc: cancel"),
+    return {**card_texts(), **_head_texts(), "move_hint": _("Enter: move · Esc: cancel"),
             "no_stages": _("This line has no stages yet.")}
 
 

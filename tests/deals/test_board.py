@@ -1,4 +1,5 @@
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -13,10 +14,15 @@ from tests.factories import ClientFactory, DealFactory, TagFactory, UserFactory,
 pytestmark = pytest.mark.django_db
 
 
-def deal_names(cards) -> list[str]:
-    """The names of the deals behind the cards, in card order (a card shows the number, not the name)."""
-    names = dict(Deal.objects.filter(pk__in=[card["pk"] for card in cards]).values_list("pk", "name"))
-    return [names[int(card["pk"])] for card in cards]
+def deal_names(html: str) -> list[str]:
+    """The names of the deals behind the cards of `html`, in card order (a card shows the number, not the name)."""
+    pks = [int(pk) for pk in re.findall(r'<li class="deal-card" id="deal-(\d+)"', html)]
+    names = dict(Deal.objects.filter(pk__in=pks).values_list("pk", "name"))
+    return [names[pk] for pk in pks]
+
+
+def board_cards(response) -> str:
+    return "".join(column.cards for column in response.context["columns"])
 
 
 def test_default_funnel_has_two_lines_and_the_seed_stages(sales_funnel):
@@ -67,7 +73,7 @@ def test_deleted_and_foreign_deals_are_not_on_the_board(manager_client, manager,
     DealFactory(stage=stages[0], responsible=admin, name="admins")
     DealFactory(stage=stages[0], responsible=manager, name="gone", deleted_at=timezone.now())
     response = manager_client.get(stages[0].line.funnel.get_absolute_url())
-    assert deal_names([card for c in response.context["columns"] for card in c.cards]) == ["mine"]
+    assert deal_names(board_cards(response)) == ["mine"] == deal_names(response.content.decode())
 
 
 def test_a_column_renders_15_cards_then_loads_30_more_at_a_time(admin_client, stages, settings):
@@ -76,15 +82,16 @@ def test_a_column_renders_15_cards_then_loads_30_more_at_a_time(admin_client, st
     funnel = stages[0].line.funnel
     response = admin_client.get(funnel.get_absolute_url())
     column = response.context["columns"][0]
-    assert len(column.cards) == 15 and column.more_after and column.count == 75
+    assert column.shown == 15 and column.more_after and column.count == 75
     assert "intersect once" in response.content.decode()
-    seen = deal_names(column.cards)
+    seen = deal_names(response.content.decode())
+    assert len(seen) == 15
     cursor = column.more_after
     pages = []
     while cursor:
         more = admin_client.get(reverse("deals:more", args=[funnel.pk, stages[0].pk]), {"after": cursor}, headers=HX)
-        pages.append(len(more.context["cards"]))
-        seen += deal_names(more.context["cards"])
+        pages.append(len(deal_names(more.content.decode())))
+        seen += deal_names(more.content.decode())
         cursor = more.context["cursor"]
     assert seen == [f"d{i}" for i in range(75)] and pages == [30, 30]
 
@@ -113,7 +120,7 @@ def test_filters_combine_and_stay_in_the_url(admin_client, admin, manager, stage
     DealFactory(stage=stages[0], responsible=manager, channel="vk", name="other country")
     params = {"responsible": [manager.pk], "country": ["KZ"], "channel": ["vk"], "status": "converted"}
     response = admin_client.get(stages[0].line.funnel.get_absolute_url(), params)
-    assert deal_names([card for c in response.context["columns"] for card in c.cards]) == ["target"]
+    assert deal_names(response.content.decode()) == ["target"]
     assert "country=KZ" in response.context["filters"]
     assert f'href="{reverse("deals:table", args=[stages[0].line.funnel_id])}?line=' in response.content.decode()
 
