@@ -19,10 +19,12 @@ from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from crm import fragments, raw
 from crm import permissions as gate
-from crm import raw
+from crm.drawn import Drawn, reader
 from crm.exports import ExportRows, whole_result
 from crm.formatting import Formatter
 from crm.http import PAGING_PARAMS, url_maker
@@ -181,13 +183,44 @@ class TableRow(TypedDict):
 
 @dataclass
 class TablePage:
-    rows: list[TableRow]
+    found: list  # the page's clients as read: named tuples of _row_fields (and `row_tags`)
     columns: list[Column]
     total: int | None  # None: more than one page; the count arrives in its own request
     total_capped: bool
     next_cursor: str | None = None
     prev_cursor: str | None = None
     filterset: ClientFilter | None = None
+    return_to: str = ""  # the page's own address, where a row's deals send the user back
+
+    @functools.cached_property
+    def rows(self) -> list[TableRow]:
+        """The rows with every value ready to print (made only when drawn, or when asked)."""
+        return _table_rows(self.found, self.columns, return_to=self.return_to)
+
+    def drawn(self, *, selectable: bool, with_deals: bool) -> SafeString:
+        """The rows drawn (fragments/clients/rows.html), kept (crm.drawn) by every value they show
+        and how they read: the clients as read, the columns, the page's address and the reading.
+        The Step column's labels are the lead steps' (which an admin renames), read with the rows:
+        a page showing it is drawn every time; so is one whose rows hold a value with no hash
+        (a custom field's JSON)."""
+        def draw() -> str:
+            return fragments.render("clients/rows.html", {"rows": self.rows, "selectable": selectable, "with_deals": with_deals})
+
+        if not self.found:
+            return SafeString("")
+        key = (reader(), tuple(col.key for col in self.columns), self.return_to, selectable, with_deals, tuple(self.found))
+        try:
+            hash(key)
+        except TypeError:
+            return SafeString(draw())
+        if any(col.key == "step" for col in self.columns):
+            return SafeString(draw())
+        return SafeString(DRAWN_ROWS.get(key, draw))
+
+
+# Pages of rows drawn, by the rows they show and how they read (crm.drawn). A page is ~25 kB: 1,000
+# pages are at most ~25 MB of a web worker.
+DRAWN_ROWS = Drawn(size=1000)
 
 
 PEOPLE = ("responsible", "created_by", "modified_by")
@@ -351,8 +384,9 @@ def _table_page(found: list, columns: list[Column], *, return_to: str, after, be
         total = None  # deferred: clients_count() answers the count partial
 
     return TablePage(
-        rows=_table_rows(found, columns, return_to=return_to),
+        found=found,
         columns=columns,
+        return_to=return_to,
         total=total,
         total_capped=False,
         next_cursor=cursor_of(found[-1]) if found and has_more_after else None,
@@ -389,7 +423,7 @@ def _page_select(fields: list[str], tagged: bool) -> tuple[str, str]:
         cast = "::json" if isinstance(Client._meta.get_field(field_name), JSONField) else ""
         parts.append(f"c.{raw.column(Client, field_name)}{cast} AS {quote(name)}")
     if tagged:
-        parts.append(f"({tag_chips_sql(Client.tags.through, 'client_id', 'c.id')})::json AS row_tags")
+        parts.append(f"({tag_chips_sql(Client.tags.through, 'client_id', 'c.id')}) AS row_tags")  # JSON text: a key (TablePage.drawn)
     return ", ".join(parts), "".join(joins.values())
 
 
@@ -505,7 +539,8 @@ def _recency_compare(op: str, boundary: tuple[datetime, int]) -> RawSQL:
 def _table_rows(found: list, columns: list[Column], *, return_to: str) -> list[TableRow]:
     tags: dict[int, list[TagChip]] = {}
     if found and hasattr(found[0], "row_tags"):  # brought by the rows' own statement (with_row_tags)
-        tags = {row.id: row.row_tags or [] for row in found}
+        # JSON text from the hand-written page (hashable, for TablePage.drawn's key), decoded from the ORM's
+        tags = {row.id: (json.loads(row.row_tags) if isinstance(row.row_tags, str) else row.row_tags) or [] for row in found}
     elif any(col.key == "tags" for col in columns):
         tags = tags_of([row.id for row in found])
     keyed_values = [(col.key, value) for col, value in zip(columns, _cell_values(columns, tags), strict=True)]

@@ -44,7 +44,8 @@ def clients_table(context) -> SafeString:
     may = gate.abilities(user, ABILITIES)
     link = f"?{query}&" if query else "?"
     return fragments.render("clients/table.html", {
-        "rows": page.rows, "columns": [(col.key, str(col.label)) for col in page.columns], "query": query,
+        "rows": page.drawn(selectable=context["view"] != "deleted", with_deals=may["view_deals"]),
+        "columns": [(col.key, str(col.label)) for col in page.columns], "query": query,
         "total": page.total, "total_text": count_text(page.total) if page.total is not None else "",
         "selectable": context["view"] != "deleted", "with_deals": may["view_deals"], "may": may,
         "paged": bool(page.next_cursor or page.prev_cursor),
