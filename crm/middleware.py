@@ -2,16 +2,25 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.utils import timezone, translation
+from django.utils.functional import SimpleLazyObject
 
 
 class UserLanguageMiddleware:
-    """Activate the signed-in user's interface language (Russian by default) and time zone."""
+    """Activate the signed-in user's interface language (Russian by default) and time zone.
+
+    The user is read here for every request anyway, so `request.user` is set to the user itself in
+    place of AuthenticationMiddleware's lazy proxy: every attribute read through the proxy costs a
+    Python-level __getattribute__, and a board asks the user ~300 times (the gate's answers, the
+    layout, the templates)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         user = getattr(request, "user", None)
+        if type(user) is SimpleLazyObject:
+            user.is_authenticated  # noqa: B018 (reads the user)
+            request.user = user = user._wrapped  # type: ignore[attr-defined]
         if user is not None and user.is_authenticated:
             language = user.language
             try:

@@ -283,3 +283,21 @@ def test_time_zones_are_worded_in_the_users_language():
     with translation.override("en"):
         summer = dict(time_zone_choices(datetime(2026, 7, 15, 12, tzinfo=UTC))[1][1])
     assert summer["Europe/London"] == "London (UTC+1)"
+
+
+def test_the_request_carries_the_signed_in_user_itself_not_a_proxy(client, db):
+    """UserLanguageMiddleware reads the user and puts it on the request in place of the lazy proxy
+    (each attribute read through the proxy cost Python code): signed in, the user; signed out, the
+    anonymous user; both in their language."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from crm.models import User
+    from tests.factories import UserFactory, role
+
+    response = client.get(reverse("crm:login"), headers={"Accept-Language": "en"})
+    assert type(response.wsgi_request.user) is AnonymousUser and response.headers["Content-Language"] == "en"
+    person = UserFactory(role=role("Manager"), language="ru")
+    client.force_login(person)
+    response = client.get(reverse("clients:list"))
+    assert type(response.wsgi_request.user) is User and response.wsgi_request.user.pk == person.pk
+    assert response.headers["Content-Language"] == "ru" and response.context["user"] is response.wsgi_request.user
