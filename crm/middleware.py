@@ -20,7 +20,7 @@ class UserLanguageMiddleware:
         user = getattr(request, "user", None)
         if type(user) is SimpleLazyObject:
             user.is_authenticated  # noqa: B018 (reads the user)
-            request.user = user = user._wrapped  # type: ignore[attr-defined]
+            request.user = user = user._wrapped
         if user is not None and user.is_authenticated:
             language = user.language
             try:
