@@ -10,7 +10,9 @@ reversed once per page, and the tags of all the cards come from one query.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from typing import TypedDict
 
 from django.utils import formats, numberformat
@@ -31,6 +33,20 @@ CARD_FIELDS = (
     "responsible_id", "responsible__first_name", "responsible__last_name", "responsible__username",
     "created_at", "sales_count", "sales_sum",
 )
+
+# A card's row as the board reads it (selectors.first_cards, column_more): a tuple of CARD_FIELDS,
+# then the deal's tags (JSON text, None for none) and its client's unread messages. A tuple: the
+# rows of a column are the key its drawn markup is kept under (CardMaker.drawn).
+CARD_COLUMNS = (*CARD_FIELDS, "card_tags", "card_unread")
+AT = {name: index for index, name in enumerate(CARD_COLUMNS)}  # a column's place in a card row
+
+
+def card_rows(names: list[str] | tuple[str, ...], rows) -> list[tuple]:
+    """Rows whose columns are `names`, as card rows (CARD_COLUMNS' order)."""
+    if tuple(names) == CARD_COLUMNS:
+        return rows if isinstance(rows, list) else list(rows)
+    order = [list(names).index(name) for name in CARD_COLUMNS]
+    return [tuple(row[i] for i in order) for row in rows]
 
 
 class Card(TypedDict):
@@ -86,18 +102,30 @@ class CardMaker:
 
     def __init__(self, *, hidden: frozenset | set = frozenset(), hidden_contact: frozenset | set = frozenset(),
                  can_move: bool = False):
-        self.detail_url = url_maker("deals:detail")
         self.show_channel = "channel" not in hidden
         self.show_country = "country" not in hidden_contact
         self.show_responsible = "deal_responsible" not in hidden
-        self.fmt = Formatter()  # dates and labels in the reader's language and time zone
-        self.money = Money()
-        self.sales_text = _("Sales: %(n)s for %(sum)s")
-        self.no_sales = _("No sales yet")
-        self.move_text = _("Move deal #%(n)s to")
         self.can_move = can_move
         # Everything besides a card's row that decides its markup (crm.drawn).
         self.reading = (*reader(), self.show_channel, self.show_country, self.show_responsible, can_move)
+
+    # What formatting needs, made when a card is formatted: a board whose columns are all kept
+    # (drawn) formats nothing.
+    @cached_property
+    def fmt(self) -> Formatter:
+        return Formatter()  # dates and labels in the reader's language and time zone
+
+    @cached_property
+    def money(self) -> Money:
+        return Money()
+
+    @cached_property
+    def detail_url(self) -> Callable[[int], str]:
+        return url_maker("deals:detail")
+
+    @cached_property
+    def _texts(self) -> tuple[str, str, str]:
+        return _("Sales: %(n)s for %(sum)s"), _("No sales yet"), _("Move deal #%(n)s to")
 
     def _place(self, row) -> str:
         parts = []
@@ -115,17 +143,15 @@ class CardMaker:
             return "—"
         return person_name(row["responsible__first_name"], row["responsible__last_name"], row["responsible__username"])
 
-    def drawn(self, rows: list[dict]) -> SafeString:
-        """The rows' cards drawn (fragments/deals/cards.html), kept by the rows and the reading:
-        drawn again only when a value the cards show, or the way they read, changed.
-
-        Each row must carry its tags and unread count (with_extras): they are part of what the
-        cards show, so part of the key."""
+    def drawn(self, rows: list[tuple]) -> SafeString:
+        """The cards of card rows (CARD_COLUMNS: their tags and unread counts are part of what they
+        show, so of the key) drawn by fragments/deals/cards.html, kept by the rows and the reading:
+        drawn again only when a value the cards show, or the way they read, changed."""
         if not rows:
             return SafeString("")
-        key = (self.reading, tuple(tuple(row.values()) for row in rows))
-        return SafeString(DRAWN_COLUMNS.get(key, lambda: fragments.render(
-            "deals/cards.html", {"cards": self.cards(rows), "can_move": self.can_move, "texts": card_texts()})))
+        return SafeString(DRAWN_COLUMNS.get((self.reading, tuple(rows)), lambda: fragments.render(
+            "deals/cards.html", {"cards": self.cards([dict(zip(CARD_COLUMNS, row, strict=True)) for row in rows]),
+                                 "can_move": self.can_move, "texts": card_texts()})))
 
     def cards(self, rows: list[dict]) -> list[Card]:
         """Cards of rows carrying their tags (`card_tags`: JSON text, or None for none) and unread
@@ -133,30 +159,32 @@ class CardMaker:
         for other rows."""
         tags = {row["id"]: json.loads(row["card_tags"]) if row["card_tags"] else [] for row in rows}
         unread = {row["client_id"]: int(row["card_unread"]) for row in rows}
+        sales_text, no_sales, move_text = self._texts
         return [
             Card(
                 pk=str(row["id"]), stage_id=str(row["stage_id"]), version=str(row["version"]),
                 cursor=cursor_of(row["position"], row["id"]), url=self.detail_url(row["id"]),
                 client_name=row["client__name"], place=self._place(row), responsible=self._responsible(row),
                 created=self.fmt.date(row["created_at"]),
-                sales=self.sales_text % {"n": row["sales_count"], "sum": self.money(row["sales_sum"])} if row["sales_count"] else self.no_sales,
-                move_label=self.move_text % {"n": row["id"]},
+                sales=sales_text % {"n": row["sales_count"], "sum": self.money(row["sales_sum"])} if row["sales_count"] else no_sales,
+                move_label=move_text % {"n": row["id"]},
                 tags=tags.get(row["id"], []), unread=unread.get(row["client_id"], 0),
             )
             for row in rows
         ]
 
 
-def with_extras(rows: list[dict]) -> list[dict]:
-    """Rows of CARD_FIELDS with each card's tags (JSON text, None for none) and its client's
-    unread messages added, read in two queries, as first_cards reads them in its statement on
-    PostgreSQL: for the rows read elsewhere (SQLite, the next cards of a column)."""
+def with_extras(rows: list[dict]) -> list[tuple]:
+    """Card rows (CARD_COLUMNS) of `.values(*CARD_FIELDS)` rows: each card's tags (JSON text, None
+    for none) and its client's unread messages read in two queries, as first_cards reads them in
+    its statement on PostgreSQL; for the rows read elsewhere (SQLite, the next cards of a column)."""
     tags = tags_of([row["id"] for row in rows])
     unread = unread_of([row["client_id"] for row in rows])
-    for row in rows:
-        row["card_tags"] = json.dumps(tags[row["id"]], ensure_ascii=False) if tags.get(row["id"]) else None
-        row["card_unread"] = unread.get(row["client_id"], 0)
-    return rows
+    return [
+        (*(row[name] for name in CARD_FIELDS),
+         json.dumps(tags[row["id"]], ensure_ascii=False) if tags.get(row["id"]) else None, unread.get(row["client_id"], 0))
+        for row in rows
+    ]
 
 
 def tags_of(deal_ids: list[int]) -> dict[int, list[TagChip]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -19,7 +20,7 @@ from crm import permissions as gate
 from crm import raw
 from crm.exports import ExportRows, whole_result
 
-from .cards import CARD_FIELDS, CardMaker, cursor_of, with_extras
+from .cards import AT, CARD_FIELDS, CardMaker, card_rows, cursor_of, with_extras
 from .filters import DealFilter
 from .models import Deal, Line, Sale, Stage, StageLoad
 
@@ -246,8 +247,9 @@ def _cards_statement(user, params: QueryDict, stages: list[Stage]) -> tuple[str,
             f" LEFT JOIN {User._meta.db_table} u ON u.id = d.responsible_id", [ids, *visible_params])
 
 
-def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
-    """The first FIRST_CARDS cards of each stage as plain rows (cards.CARD_FIELDS), in one query.
+def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[tuple]:
+    """The first FIRST_CARDS cards of each stage as card rows (cards.CARD_COLUMNS), in one query,
+    by stage and position.
 
     On PostgreSQL a LATERAL join over the stage ids: each stage walks the (stage, position, id)
     index and stops after FIRST_CARDS rows, however big the column. Elsewhere (SQLite) a
@@ -258,8 +260,9 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
     order = ("position", "id")
     if connection.vendor == "postgresql":
         select, source, source_params = _cards_statement(user, params, stages)
-        # Each card's tags (name order) and its client's unread messages in the same statement,
-        # as cards.tags_of and cards.unread_of would read them: two queries fewer per board.
+        # Each card's tags (jsonb, which Django reads as text: decoded only when a card is drawn)
+        # and its client's unread messages in the same statement, as cards.with_extras reads them
+        # elsewhere: two queries fewer per board.
         from messenger.models import Conversation  # deals does not import messenger at load
 
         conversation = Conversation._meta.db_table
@@ -271,15 +274,14 @@ def first_cards(user, params: QueryDict, stages: list[Stage]) -> list[dict]:
                 f" FROM {source}",
                 source_params,
             )
-            names = [column.name for column in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            rows = card_rows([column.name for column in cursor.description], cursor.fetchall())
     else:
         qs = board_deals(user, params, stages)
         ranked = qs.annotate(
             rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=[F("position").asc(), F("id").asc()])
         ).filter(rank__lte=FIRST_CARDS)
         rows = with_extras(list(ranked.order_by("stage_id", *order).values(*CARD_FIELDS)))
-    rows.sort(key=lambda row: (row["stage_id"], row["position"], row["id"]))
+    rows.sort(key=operator.itemgetter(AT["stage_id"], AT["position"], AT["id"]))
     return rows
 
 
@@ -288,13 +290,13 @@ def board_columns(user, stages: list[Stage], params: QueryDict, maker: CardMaker
     the first cards of every column from one query, their tags from one more."""
     totals = board_totals(user, stages, params)
     columns = totals.columns
-    rows: dict[int, list[dict]] = {}
+    rows: dict[int, list[tuple]] = {}
     for row in first_cards(user, params, [c.stage for c in columns if c.count]):
-        rows.setdefault(row["stage_id"], []).append(row)
+        rows.setdefault(row[AT["stage_id"]], []).append(row)
     for column in columns:
         shown = rows.get(column.stage.pk, [])
         column.cards, column.shown = maker.drawn(shown), len(shown)
-        column.more_after = cursor_of(shown[-1]["position"], shown[-1]["id"]) if column.count > len(shown) else None
+        column.more_after = cursor_of(shown[-1][AT["position"]], shown[-1][AT["id"]]) if column.count > len(shown) else None
     return totals
 
 
@@ -364,9 +366,10 @@ def column_more(user, stage: Stage, params: QueryDict, maker: CardMaker) -> tupl
         except ValueError:
             raise Http404 from None
         qs = qs.filter(Q(position__gt=position_value) | Q(position=position_value, pk__gt=pk_value))
-    rows = list(qs.order_by("position", "id").values(*CARD_FIELDS)[: COLUMN_PAGE + 1])
-    more, rows = len(rows) > COLUMN_PAGE, with_extras(rows[:COLUMN_PAGE])
-    return maker.drawn(rows), (cursor_of(rows[-1]["position"], rows[-1]["id"]) if more and rows else None)
+    read = list(qs.order_by("position", "id").values(*CARD_FIELDS)[: COLUMN_PAGE + 1])
+    rows = with_extras(read[:COLUMN_PAGE])
+    more = len(read) > COLUMN_PAGE
+    return maker.drawn(rows), (cursor_of(rows[-1][AT["position"]], rows[-1][AT["id"]]) if more and rows else None)
 
 
 def deals_table(user, params: QueryDict, *, funnel, deleted=False, stages=None) -> tuple[list, str | None, DealFilter]:

@@ -156,12 +156,15 @@ def test_no_missing_migrations_and_they_run_on_sqlite(tmp_path):
         "d = Deal.objects.select_related('stage__line').get(pk=d.pk);"
         "print('moved', services.deal_move(actor=u, deal=d, to_stage_id=s[1].pk, seen_stage_id=s[0].pk, seen_version=1));"
         "from django.http import QueryDict;"
-        "print('cards', [x['id'] == d.pk for x in selectors.first_cards(u, QueryDict(), s[:3])])"
+        "from deals.cards import AT, CardMaker; rows = selectors.first_cards(u, QueryDict(), s[:3]);"
+        "print('cards', [x[AT['id']] == d.pk for x in rows]);"
+        "print('drawn', f'id=\"deal-{d.pk}\"' in CardMaker().drawn(rows))"
     )
     shell = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env,
                            capture_output=True, text=True)
     assert "['Smith', 'Петров Пётр', 'Петров Пётр', 'Петров Пётр']" in shell.stdout, shell.stdout + shell.stderr
     assert "moved 2" in shell.stdout and "cards [True]" in shell.stdout, shell.stdout + shell.stderr
+    assert "drawn True" in shell.stdout, shell.stdout + shell.stderr
 
 
 def test_deploy_checks_are_clean_with_production_settings():

@@ -272,6 +272,7 @@ def test_the_boards_hand_written_first_cards_are_the_gates_deals(stages, team):
 
     from crm import permissions as gate
     from crm.models import Role
+    from deals.cards import AT
     from deals.selectors import FIRST_CARDS, first_cards
 
     mate, stranger = UserFactory(team=team, role=role("Manager")), UserFactory(role=role("Manager"))
@@ -293,6 +294,6 @@ def test_the_boards_hand_written_first_cards_are_the_gates_deals(stages, team):
         assert by_sql == by_orm, viewer
         expected = [pk for stage in stages for pk in
                     gate.visible_deals(viewer, stages=stages).filter(stage=stage).order_by("position", "id").values_list("pk", flat=True)[:FIRST_CARDS]]
-        assert [row["id"] for row in first_cards(viewer, QueryDict(""), stages)] == expected, viewer
+        assert [row[AT["id"]] for row in first_cards(viewer, QueryDict(""), stages)] == expected, viewer
         counts.add(len(by_orm))
     assert len(counts) >= 3 and 0 in counts  # the viewers saw different deals, the ungranted one none
