@@ -90,31 +90,24 @@ def board_frame(user, funnel_pk: int, line_param, *, loads: bool = False) -> Fra
         load_join = (" CROSS JOIN LATERAL (SELECT coalesce(sum(counters.deals), 0) AS n, coalesce(sum(counters.budget), 0) AS budget,"
                      " coalesce(sum(counters.sales), 0) AS sales, coalesce(sum(counters.changes), 0) AS changes"
                      f" FROM {StageLoad._meta.db_table} counters WHERE counters.stage_id = t.id AND {scope}) AS load")
-    sql = (
-        f"SELECT {raw.select_list(Funnel)} FROM {Funnel._meta.db_table} t WHERE %s OR t.id = ANY(%s::bigint[])"
-        " ORDER BY t.position, t.id;"
-        f" SELECT {raw.select_list(Line)} FROM {Line._meta.db_table} t WHERE t.funnel_id = %s ORDER BY t.position, t.id;"
-        f" SELECT {raw.select_list(Stage)},"
-        f" (SELECT count(*) FROM {robots} r WHERE r.stage_id = t.id AND r.is_active) AS robots_on{load_columns}"
-        f" FROM {Stage._meta.db_table} t{load_join} WHERE t.line_id = {picked} ORDER BY t.position, t.id"
-    )
+    statements: list[tuple[str, list]] = [
+        (f"SELECT {raw.select_list(Funnel)} FROM {Funnel._meta.db_table} t WHERE %s OR t.id = ANY(%s::bigint[])"
+         " ORDER BY t.position, t.id", [every, granted]),
+        (f"SELECT {raw.select_list(Line)} FROM {Line._meta.db_table} t WHERE t.funnel_id = %s ORDER BY t.position, t.id",
+         [funnel_pk]),
+        (f"SELECT {raw.select_list(Stage)},"
+         f" (SELECT count(*) FROM {robots} r WHERE r.stage_id = t.id AND r.is_active) AS robots_on{load_columns}"
+         f" FROM {Stage._meta.db_table} t{load_join} WHERE t.line_id = {picked} ORDER BY t.position, t.id",
+         [*load_params, funnel_pk, wanted]),
+    ]
     hidden = gate.hidden_keys_wanted(user)  # a manager's hidden fields (the cards leave them out): a fourth
     if hidden:
-        from clients.layout import hidden_keys_sql
+        from clients.layout import hidden_keys, hidden_keys_sql
 
-        sql += f"; {hidden_keys_sql()}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [every, granted, funnel_pk, *load_params, funnel_pk, wanted])
-        funnel_rows = cursor.fetchall()
-        cursor.nextset()
-        line_rows = cursor.fetchall()
-        cursor.nextset()
-        stage_rows = cursor.fetchall()
-        if hidden:
-            from clients.layout import hidden_keys
-
-            cursor.nextset()
-            gate.keep_hidden_keys(user, hidden_keys(cursor.fetchall()))
+        statements.append((hidden_keys_sql(), []))
+    funnel_rows, line_rows, stage_rows, *hidden_rows = raw.prepared_batch(statements)
+    if hidden:
+        gate.keep_hidden_keys(user, hidden_keys(hidden_rows[0]))
     funnels, lines = raw.instances(Funnel, funnel_rows), raw.instances(Line, line_rows)
     line = pick_line(lines, line_param)
     stages = []

@@ -52,3 +52,32 @@ def test_the_pages_statements_are_prepared_and_reused(page, admin_client, admin)
     user_row = [counts for text, counts in plans.items() if text.lstrip().startswith("SELECT crm_user.")]
     assert ours and all(generic >= 3 and custom == 0 for generic, custom in ours), plans
     assert user_row and all(generic >= 3 for generic, _custom in user_row)
+
+
+def test_a_pages_frame_is_prepared_and_sent_in_one_round_trip(manager_client, manager):
+    """The board's frame (funnels, lines, stages with their counters, a manager's hidden fields):
+    four prepared statements in one round trip (raw.prepared_batch), logged as one query of them
+    with their values merged."""
+    deal = DealFactory(client=ClientFactory(responsible=manager), responsible=manager)
+    url = deal.stage.line.funnel.get_absolute_url()
+    for _ in range(3):
+        assert manager_client.get(url).status_code == 200
+    plans = prepared_statements()
+    for marker in ("FROM deals_funnel t", "FROM deals_line t", "FROM deals_stage t", "FROM clients_cardfield f"):
+        ours = [counts for text, counts in plans.items() if marker in text]
+        assert ours and all(generic >= 3 and custom == 0 for generic, custom in ours), (marker, plans)
+    with CaptureQueriesContext(connection) as queries:
+        manager_client.get(url)
+    frame = [q["sql"] for q in queries if "FROM deals_funnel t" in q["sql"]]
+    assert len(frame) == 1 and frame[0].count("SELECT ") >= 4 and "$1" not in frame[0]
+    assert f"t.funnel_id = {deal.stage.line.funnel_id}" in frame[0]
+
+
+def test_a_batch_answers_each_statement_in_order_and_fails_as_a_database_error():
+    from django.db import DatabaseError
+
+    person = ClientFactory(name="Пётр")
+    assert raw.prepared_batch([("SELECT name FROM clients_client WHERE id = %s", [person.pk]),
+                               ("SELECT %s::int + 1", [41]), ("SELECT 1 WHERE false", [])]) == [[("Пётр",)], [(42,)], []]
+    with pytest.raises(DatabaseError):
+        raw.prepared_batch([("SELECT 1", []), ("SELECT * FROM no_such_table", [])])
