@@ -59,27 +59,26 @@ def table_columns_for(user, custom_fields, hidden=None, *, saved=_UNREAD) -> tup
 
 def table_frame(user) -> tuple[list[CustomField], list | None]:
     """What every clients table page starts from: the active custom fields of clients and the
-    user's saved columns (None: never saved). On PostgreSQL two hand-written statements in one
-    round trip (their two querysets' compiling cost the page more than the queries); elsewhere
+    user's saved columns (None: never saved). On PostgreSQL two hand-written statements, prepared
+    and sent in one round trip (raw.prepared_batch; their two querysets' compiling cost the page
+    more than the queries); elsewhere
     custom_fields_active and the settings' query."""
     if connection.vendor != "postgresql":
         saved = TableSettings.objects.filter(user=user, table=CLIENTS_TABLE).values_list("columns", flat=True).first()
         return custom_fields_active(), saved
     hidden = gate.hidden_keys_wanted(user)  # a manager's hidden fields: a third statement
-    with connection.cursor() as cursor:
-        cursor.execute(  # in CustomField's own order (Meta.ordering: position, pk)
-            f"SELECT {raw.select_list(CustomField)} FROM {CustomField._meta.db_table} t"
-            " WHERE t.is_active AND t.entity = %s ORDER BY t.position, t.id;"
-            f" SELECT columns FROM {TableSettings._meta.db_table} WHERE user_id = %s AND \"table\" = %s LIMIT 1"
-            + (f"; {layout.hidden_keys_sql()}" if hidden else ""),
-            [CustomField.Entity.CLIENT, user.pk, CLIENTS_TABLE],
-        )
-        rows = cursor.fetchall()
-        cursor.nextset()
-        settings_row = cursor.fetchone()
-        if hidden:
-            cursor.nextset()
-            gate.keep_hidden_keys(user, layout.hidden_keys(cursor.fetchall()))
+    statements: list[tuple[str, list]] = [
+        (f"SELECT {raw.select_list(CustomField)} FROM {CustomField._meta.db_table} t"  # in CustomField's own order
+         " WHERE t.is_active AND t.entity = %s ORDER BY t.position, t.id", [CustomField.Entity.CLIENT]),
+        (f"SELECT columns FROM {TableSettings._meta.db_table} WHERE user_id = %s AND \"table\" = %s LIMIT 1",
+         [user.pk, CLIENTS_TABLE]),
+    ]
+    if hidden:
+        statements.append((layout.hidden_keys_sql(), []))
+    rows, settings_rows, *hidden_rows = raw.prepared_batch(statements)  # prepared, one round trip
+    settings_row = settings_rows[0] if settings_rows else None
+    if hidden:
+        gate.keep_hidden_keys(user, layout.hidden_keys(hidden_rows[0]))
     saved = raw.value(TableSettings, "columns", settings_row[0]) if settings_row else None
     return raw.instances(CustomField, rows), saved
 
