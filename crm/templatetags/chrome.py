@@ -7,11 +7,17 @@ request. Jinja2 draws the same markup from plain values made here: the addresses
 asked of the gate once each.
 """
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from django import template
+from django.core.signals import setting_changed
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.utils.safestring import SafeString
+from django.utils.translation import get_language, pgettext
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
 
 from crm import fragments
 from crm import permissions as gate
@@ -53,3 +59,40 @@ def topbar(context) -> SafeString:
         "t": _words(), "bell_icon": render_to_string("icons/bell.html"), "user_name": str(user),
         "csrf_token": str(context.get("csrf_token", "")),
     })
+
+
+# The files every page links (templates/base.html), by path.
+PAGE_FILES = ("css/app.css", "vendor/htmx.min.js", "vendor/Sortable.min.js", "js/app.js", "js/partners.js")
+
+
+@functools.cache
+def kept_static(*paths: str) -> Mapping[str, str]:
+    """{% static %}'s addresses of `paths`, kept per process: the storage's addresses (a manifest's
+    hashed names in production) do not change while a process runs."""
+    return MappingProxyType({path: static(path) for path in paths})
+
+
+def _forget_static(*, setting, **_kwargs) -> None:
+    if setting in ("STATIC_URL", "STORAGES", "STATIC_ROOT"):
+        kept_static.cache_clear()
+
+
+setting_changed.connect(_forget_static, dispatch_uid="crm.templatetags.chrome.static")
+
+
+@fragments.words
+def _shell_words() -> dict[str, str]:
+    return {"skip": _("Skip to content")}
+
+
+def page_context(context) -> dict:
+    """The values of the page shell drawn in Jinja2 (fragments/crm/page.html, the twin of
+    templates/base.html), from a Django template's context: a page drawn whole by a fragment (the
+    board, the clients table) pays for no Django template but the one tag that draws it."""
+    user = context["user"]
+    signed_in = user.is_authenticated
+    return {
+        "lang": get_language(), "csrf_token": str(context.get("csrf_token", "")), "static": kept_static(*PAGE_FILES),
+        "sound": bool(signed_in and user.notification_sound), "topbar": topbar(context) if signed_in else "",
+        "messages": context.get("messages") or (), "t": _shell_words(),
+    }

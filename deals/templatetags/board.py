@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from crm import fragments
 from crm import permissions as gate
 from crm.http import url_maker
+from crm.templatetags.chrome import kept_static, page_context
 from crm.templatetags.urls import kept_reverse
 from deals.cards import Money, card_texts
 
@@ -87,3 +88,35 @@ def board_head(context) -> SafeString:
 def column_heads(context) -> SafeString:
     """The columns' heads alone, each marked for an out-of-band swap (after a move)."""
     return fragments.render("deals/heads.html", {"columns": _heads(context), "texts": _head_texts()})
+
+
+@fragments.words
+def _filters_words() -> dict[str, str]:
+    return {"filters": _("Filters"), "on": _("on"), "loading": _("Loading…")}
+
+
+@register.simple_tag(takes_context=True)
+def filters_box(context) -> SafeString:
+    """The deal filters' box (the board's and the deals table's), drawn by fragments/deals/filters_box.html."""
+    return fragments.render("deals/filters_box.html", {
+        "filters_active": context.get("filters_active", False), "filters": context.get("filters", ""),
+        "line_query": context.get("line_query", ""), "url": kept_reverse("deals:filters", (context["funnel"].pk,)),
+        "t": _filters_words(),
+    })
+
+
+@fragments.words
+def _page_words() -> dict[str, str]:
+    return {"scroll_left": _("Scroll the board left"), "scroll_right": _("Scroll the board right"),
+            "move_hint": _("Arrow keys choose a stage; Enter moves the deal there, Escape cancels.")}
+
+
+@register.simple_tag(takes_context=True)
+def board_page(context) -> SafeString:
+    """The board's whole page, shell included (fragments/deals/page.html in crm/page.html): its
+    head, filters' box and columns drawn by the tags above, the shell from chrome.page_context.
+    Django's template engine took longer to draw the shell around them than Jinja2 takes for all."""
+    return fragments.render("deals/page.html", {
+        "page": page_context(context), "funnel_name": str(context["funnel"]), "board_js": kept_static("js/board.js")["js/board.js"],
+        "head": board_head(context), "filters_box": filters_box(context), "columns": board_columns(context), "t": _page_words(),
+    })
