@@ -8,6 +8,7 @@ from django.utils.translation import ngettext
 
 from crm import fragments
 from crm import permissions as gate
+from crm.templatetags.chrome import page_context
 from crm.templatetags.urls import kept_addresses
 
 register = template.Library()
@@ -92,4 +93,14 @@ def clients_page_head(context) -> SafeString:
         "query": context["query"], "keep_params": context["keep_params"], "q": context["q"],
         "filters_active": context["filters_active"], "url": kept_addresses(tuple(PAGE_ADDRESSES.items())),
         "t": _page_words(),
+    })
+
+
+@register.simple_tag(takes_context=True)
+def clients_page(context) -> SafeString:
+    """The clients list's whole page, shell included (fragments/clients/list.html in crm/page.html):
+    the head and the table drawn by the tags above, the shell from chrome.page_context."""
+    return fragments.render("clients/list.html", {
+        "page": page_context(context), "title": _page_words()["clients"],
+        "head": clients_page_head(context), "table": clients_table(context),
     })
