@@ -7,15 +7,17 @@ Needs generate_clients.py and generate_deals.py first. Every figure as the admin
 `_manager`). For each page: p50/p95 (ms, server side through Django's full request cycle), the
 query count, the SQL execution time of those queries (EXPLAIN ANALYZE) and the floor ratio,
 p50 / (framework floor + SQL), the floor being a trivial authenticated view timed in the same run
-(`framework_floor_ms`). The poll is the URL the rendered board polls every 4 s, read from the
-page, asked while nothing changed (204). The last line is one JSON object.
+(`framework_floor_ms`). The boards also as a first view draws them (`_first_view_p50_ms`): the
+markup crm.drawn keeps forgotten before each request. The poll is the URL the rendered board
+polls every 4 s, read from the page, asked while nothing changed (204). The last line is one JSON
+object.
 """
 
 import argparse
 import threading
 import time
 
-from common import captured, emit, find_elements, framework_floor, measure_page, setup_django, summary
+from common import captured, emit, find_elements, first_view, framework_floor, measure_page, setup_django, summary
 
 POLL_TRIGGER = "every 4s"
 
@@ -29,6 +31,7 @@ def poll_url(page: str) -> str:
 
 def board_figures(http, suffix: str, runs: int) -> dict:
     """The board at 10k and 100k and the poll at 100k, for the user `http` is logged in as."""
+    from deals.cards import DRAWN_COLUMNS
     from deals.models import Funnel
 
     result = {f"framework_floor{suffix}_ms": framework_floor(http, runs)}
@@ -37,6 +40,7 @@ def board_figures(http, suffix: str, runs: int) -> dict:
     for label, name in (("10k", "Bench 10k"), ("100k", "Bench 100k")):
         url = Funnel.objects.get(name=name).get_absolute_url()
         result.update(measure_page(http, f"board_{label}{suffix}", url, runs=runs, floor_ms=floor_ms))
+        result.update(first_view(http, f"board_{label}{suffix}", url, DRAWN_COLUMNS.clear, runs))
     result[f"board{suffix}_queries"] = max(result[f"board_10k{suffix}_queries"], result[f"board_100k{suffix}_queries"])
     response, _queries = captured(http, Funnel.objects.get(name="Bench 100k").get_absolute_url())
     poll = poll_url(response.content.decode())

@@ -50,16 +50,19 @@ WRITES = {"INSERT", "UPDATE", "DELETE", "WITH"}  # WITH: may hold a data-modifyi
 
 
 def timed(http, url: str, params: Params = None, runs: int = 40, *, headers: dict | None = None,
-          status: int = 200) -> list[float]:
+          status: int = 200, before_each: Callable[[], None] | None = None) -> list[float]:
     """Milliseconds of `runs` GETs through Django's whole request cycle (the test client: middleware,
     session, the view, rendering; no HTTP server), after one warm-up. `params` may be a function of
-    the run's index (a search rotating over fragments). Every answer must have `status`."""
+    the run's index (a search rotating over fragments). Every answer must have `status`.
+    `before_each` runs before each request, untimed."""
     def params_at(i: int) -> dict | None:
         return params(i) if callable(params) else params
 
     http.get(url, params_at(0), headers=headers)
     samples = []
     for i in range(runs):
+        if before_each is not None:
+            before_each()
         started = time.perf_counter()
         response = http.get(url, params_at(i), headers=headers)
         samples.append((time.perf_counter() - started) * 1000)
@@ -134,6 +137,16 @@ def sql_times(queries: Iterable[dict], repeat: int = 3) -> tuple[float, float]:
 def sql_execution_ms(queries: Iterable[dict], repeat: int = 3) -> float:
     """The SQL execution time of a page's statements (see sql_times)."""
     return sql_times(queries, repeat)[0]
+
+
+def first_view(http, key: str, url: str, forget: Callable[[], None], runs: int) -> dict:
+    """`{key}_first_view_p50_ms`: the page as its first view in a process draws it, with the markup
+    kept by crm.drawn forgotten (`forget`) before each request: what a reader sees after a deploy or
+    a worker's restart, or when everything the page shows changed. The page's p50 (measure_page) is
+    the one users get by default, its markup kept after the first view."""
+    p50 = summary(timed(http, url, runs=runs, before_each=forget))[0]
+    print(f"{key + ' (first view)':34} p50 {p50:7.1f} ms", flush=True)
+    return {f"{key}_first_view_p50_ms": p50}
 
 
 def framework_floor(http, runs: int = 40) -> float:
