@@ -200,8 +200,9 @@ class TablePage:
         """The rows drawn (fragments/clients/rows.html), kept (crm.drawn) by every value they show
         and how they read: the clients as read, the columns, the page's address and the reading.
         The Step column's labels are the lead steps' (which an admin renames), read with the rows:
-        a page showing it is drawn every time; so is one whose rows hold a value with no hash
-        (a custom field's JSON)."""
+        a page showing it is drawn every time; so is one showing the Tags column whose rows do not
+        bring their tags (tags_of reads them apart: elsewhere than PostgreSQL), and one whose rows
+        hold a value with no hash (a custom field's JSON, the tags the ORM's pages decode)."""
         def draw() -> str:
             return fragments.render("clients/rows.html", {"rows": self.rows, "selectable": selectable, "with_deals": with_deals})
 
@@ -212,14 +213,15 @@ class TablePage:
             hash(key)
         except TypeError:
             return SafeString(draw())
-        if any(col.key == "step" for col in self.columns):
+        keys = {col.key for col in self.columns}
+        if "step" in keys or ("tags" in keys and not hasattr(self.found[0], "row_tags")):
             return SafeString(draw())
         return SafeString(DRAWN_ROWS.get(key, draw))
 
 
-# Pages of rows drawn, by the rows they show and how they read (crm.drawn). A page is ~25 kB: 1,000
-# pages are at most ~25 MB of a web worker.
-DRAWN_ROWS = Drawn(size=1000)
+# Pages of rows drawn, by the rows they show and how they read (crm.drawn). A page is ~25 kB and its
+# key about as much: 500 pages are at most ~25 MB of a web worker.
+DRAWN_ROWS = Drawn(size=500)
 
 
 PEOPLE = ("responsible", "created_by", "modified_by")

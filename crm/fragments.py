@@ -17,6 +17,7 @@ import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from django.core.signals import setting_changed
 from django.template import engines
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
@@ -67,6 +68,19 @@ def render(name: str, context: dict) -> SafeString:
     return mark_safe(template.render(context))  # every value in it was escaped by Jinja2's autoescape
 
 
+_kept_words: list[dict] = []
+
+
+def _forget_words(*, setting, **_kwargs) -> None:
+    # A test that changes the languages or the catalogues' places must not read kept words.
+    if setting in ("LANGUAGES", "LANGUAGE_CODE", "LOCALE_PATHS", "INSTALLED_APPS"):
+        for kept in _kept_words:
+            kept.clear()
+
+
+setting_changed.connect(_forget_words, dispatch_uid="crm.fragments.words")
+
+
 def words[W: Mapping](make: Callable[[], W]) -> Callable[[], Mapping]:
     """A fragment's words (`make`: a function of no arguments returning a dict of translated
     texts), translated once per language in a process and kept, read-only.
@@ -75,6 +89,7 @@ def words[W: Mapping](make: Callable[[], W]) -> Callable[[], Mapping]:
     variable) before looking in the catalogue: the board's and the table's pages asked for about
     sixty words each, a tenth of a millisecond. Catalogues do not change while a process runs."""
     kept: dict[str | None, Mapping] = {}
+    _kept_words.append(kept)
 
     @functools.wraps(make)
     def translated() -> Mapping:

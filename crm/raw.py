@@ -52,6 +52,16 @@ class _LoggedPrepared(CursorDebugWrapper):
             return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
 
 
+def _ready() -> None:
+    """What Django's own cursor() checks before a statement, for the psycopg cursors made here: the
+    connection's health (CONN_HEALTH_CHECKS: a connection the server dropped is replaced, once per
+    request), the connection itself, the thread, and no statement inside a broken atomic block."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+
+
 def prepared_cursor() -> CursorWrapper:
     """A cursor for the few statements every page or poll sends (the signed-in user, the board's
     cards, the clients table's page): on PostgreSQL, each is prepared on the server the first
@@ -66,8 +76,7 @@ def prepared_cursor() -> CursorWrapper:
     round trip, the ORM). Elsewhere (SQLite) a plain cursor."""
     if connection.vendor != "postgresql":
         return connection.cursor()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
+    _ready()
     # prepare_threshold 0 (DATABASES OPTIONS, crm/settings/base.py): a server-binding cursor
     # prepares at its first execution; only this function makes one.
     cursor = psycopg.Cursor(connection.connection)
@@ -86,15 +95,18 @@ def prepared_batch(statements: list[tuple[str, list]]) -> list[list[tuple]]:
                 cursor.execute(sql, params)
                 found.append(cursor.fetchall())
             return found
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
+    _ready()
     raw_connection = connection.connection
     prepared = [psycopg.Cursor(raw_connection) for _ in statements]
     started = time.monotonic()
-    with connection.wrap_database_errors, raw_connection.pipeline():
-        for each, (sql, params) in zip(prepared, statements, strict=True):
-            each.execute(sql, params)
-    found = [each.fetchall() for each in prepared]
+    try:
+        with connection.wrap_database_errors, raw_connection.pipeline():
+            for each, (sql, params) in zip(prepared, statements, strict=True):
+                each.execute(sql, params)
+        found = [each.fetchall() for each in prepared]
+    finally:
+        for each in prepared:
+            each.close()
     if connection.queries_logged:
         ops: Any = connection.ops  # PostgreSQL's: compose_sql merges the parameters as the server saw them
         connection.queries_log.append({

@@ -92,9 +92,10 @@ def card_texts() -> dict[str, str]:
             "move_to": _("Move to…")}
 
 
-# Columns of cards drawn, by the rows they show and how they read (crm.drawn). A column is ~15 kB:
-# 2,000 columns are at most ~30 MB of a web worker, the boards of a few hundred lines.
-DRAWN_COLUMNS = Drawn(size=2000)
+# Columns of cards drawn, by the rows they show and how they read (crm.drawn). A column is ~15 kB and
+# its key (the rows) a few kB: 1,000 columns are at most ~20 MB of a web worker, the boards of a
+# hundred lines and more.
+DRAWN_COLUMNS = Drawn(size=1000)
 
 
 class CardMaker:

@@ -93,3 +93,24 @@ def test_a_custom_fields_column_is_drawn_every_time_and_reads_right(admin_client
     assert "Казань" in row_of(table(admin_client), person)
     Client.objects.filter(pk=person.pk).update(custom={field.key: "Самара"})
     assert "Самара" in row_of(table(admin_client), person)
+
+
+def test_rows_that_do_not_bring_their_tags_are_drawn_every_time(admin, drawn):
+    """Elsewhere than PostgreSQL (and on the ORM's pages) the rows do not carry their tags, which
+    tags_of reads apart: a renamed tag changes no row, so such a page is never kept."""
+    from clients.columns import SYSTEM_COLUMNS
+    from clients.selectors import TablePage, _row_class
+
+    person = ClientFactory(name="Без тегов в строке")
+    tag = TagFactory(name="Старое имя", color="blue")
+    person.tags.add(tag)
+    columns = [col for col in SYSTEM_COLUMNS if col.key in ("name", "tags")]
+    row = _row_class(("id", "name"))._make((person.pk, person.name))
+
+    def drawn_now() -> str:
+        return TablePage(found=[row], columns=columns, total=1, total_capped=False).drawn(selectable=True, with_deals=False)
+
+    assert "Старое имя" in drawn_now()
+    tag.name = "Новое имя"
+    tag.save()
+    assert "Новое имя" in drawn_now() and len(drawn) == 0

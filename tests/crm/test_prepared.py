@@ -81,3 +81,30 @@ def test_a_batch_answers_each_statement_in_order_and_fails_as_a_database_error()
                                ("SELECT %s::int + 1", [41]), ("SELECT 1 WHERE false", [])]) == [[("Пётр",)], [(42,)], []]
     with pytest.raises(DatabaseError):
         raw.prepared_batch([("SELECT 1", []), ("SELECT * FROM no_such_table", [])])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_and_a_prepared_cursor_replace_a_connection_the_server_dropped():
+    """With CONN_HEALTH_CHECKS (production's settings), a kept connection that the server closed
+    is replaced before the first statement of a request, as Django's own cursors do."""
+    import psycopg
+
+    for use in (lambda: raw.prepared_batch([("SELECT %s::int", [7])]), lambda: _one_prepared(7)):
+        connection.ensure_connection()
+        pid = connection.connection.info.backend_pid
+        params = connection.get_connection_params()
+        with psycopg.connect(**{k: v for k, v in params.items() if k in ("dbname", "user", "host", "port", "password")},
+                             autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        connection.health_check_enabled, connection.health_check_done = True, False
+        try:
+            assert use() in ([[(7,)]], [(7,)])
+            assert connection.connection.info.backend_pid != pid
+        finally:
+            connection.health_check_enabled = False
+
+
+def _one_prepared(value: int):
+    with raw.prepared_cursor() as cursor:
+        cursor.execute("SELECT %s::int", [value])
+        return cursor.fetchall()
