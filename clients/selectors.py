@@ -208,13 +208,13 @@ class TablePage:
 
         if not self.found:
             return SafeString("")
-        key = (reader(), tuple(col.key for col in self.columns), self.return_to, selectable, with_deals, tuple(self.found))
+        keys = tuple(col.key for col in self.columns)
+        if "step" in keys or ("tags" in keys and not hasattr(self.found[0], "row_tags")):
+            return SafeString(draw())
+        key = (reader(), keys, self.return_to, selectable, with_deals, tuple(self.found))
         try:
             hash(key)
         except TypeError:
-            return SafeString(draw())
-        keys = {col.key for col in self.columns}
-        if "step" in keys or ("tags" in keys and not hasattr(self.found[0], "row_tags")):
             return SafeString(draw())
         return SafeString(DRAWN_ROWS.get(key, draw))
 

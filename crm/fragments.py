@@ -81,18 +81,18 @@ def _forget_words(*, setting, **_kwargs) -> None:
 setting_changed.connect(_forget_words, dispatch_uid="crm.fragments.words")
 
 
-def words[W: Mapping](make: Callable[[], W]) -> Callable[[], Mapping]:
+def words(make: Callable[[], Mapping[str, str]]) -> Callable[[], Mapping[str, str]]:
     """A fragment's words (`make`: a function of no arguments returning a dict of translated
     texts), translated once per language in a process and kept, read-only.
 
     Every gettext call reads the active language from an asgiref Local (a lock and a context
     variable) before looking in the catalogue: the board's and the table's pages asked for about
     sixty words each, a tenth of a millisecond. Catalogues do not change while a process runs."""
-    kept: dict[str | None, Mapping] = {}
+    kept: dict[str | None, Mapping[str, str]] = {}
     _kept_words.append(kept)
 
     @functools.wraps(make)
-    def translated() -> Mapping:
+    def translated() -> Mapping[str, str]:
         language = get_language()
         found = kept.get(language)
         if found is None:

@@ -54,7 +54,6 @@ class Card(TypedDict):
     pk: str
     stage_id: str
     version: str
-    cursor: str  # "<position>_<id>": where "load more" continues after this card
     url: str
     client_name: str
     place: str  # channel · country, each unless the layout hides it
@@ -82,8 +81,9 @@ class Money:
         return self._done[whole]
 
 
-def cursor_of(position: float, pk: int) -> str:
-    return f"{position!r}_{pk}"
+def cursor_of(row: tuple) -> str:
+    """Where "load more" continues after a card row: "<position>_<id>"."""
+    return f"{row[AT['position']]!r}_{row[AT['id']]}"
 
 
 @fragments.words
@@ -164,7 +164,7 @@ class CardMaker:
         return [
             Card(
                 pk=str(row["id"]), stage_id=str(row["stage_id"]), version=str(row["version"]),
-                cursor=cursor_of(row["position"], row["id"]), url=self.detail_url(row["id"]),
+                url=self.detail_url(row["id"]),
                 client_name=row["client__name"], place=self._place(row), responsible=self._responsible(row),
                 created=self.fmt.date(row["created_at"]),
                 sales=sales_text % {"n": row["sales_count"], "sum": self.money(row["sales_sum"])} if row["sales_count"] else no_sales,

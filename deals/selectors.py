@@ -289,7 +289,7 @@ def board_columns(user, stages: list[Stage], params: QueryDict, maker: CardMaker
     for column in columns:
         shown = rows.get(column.stage.pk, [])
         column.cards, column.shown = maker.drawn(shown), len(shown)
-        column.more_after = cursor_of(shown[-1][AT["position"]], shown[-1][AT["id"]]) if column.count > len(shown) else None
+        column.more_after = cursor_of(shown[-1]) if column.count > len(shown) else None
     return totals
 
 
@@ -362,7 +362,7 @@ def column_more(user, stage: Stage, params: QueryDict, maker: CardMaker) -> tupl
     read = list(qs.order_by("position", "id").values(*CARD_FIELDS)[: COLUMN_PAGE + 1])
     rows = with_extras(read[:COLUMN_PAGE])
     more = len(read) > COLUMN_PAGE
-    return maker.drawn(rows), (cursor_of(rows[-1][AT["position"]], rows[-1][AT["id"]]) if more and rows else None)
+    return maker.drawn(rows), (cursor_of(rows[-1]) if more and rows else None)
 
 
 def deals_table(user, params: QueryDict, *, funnel, deleted=False, stages=None) -> tuple[list, str | None, DealFilter]:

@@ -44,11 +44,12 @@ def clients_table(context) -> SafeString:
     page, query, user = context["page"], context["query"], context["user"]
     may = gate.abilities(user, ABILITIES)
     link = f"?{query}&" if query else "?"
+    selectable, with_deals = context["view"] != "deleted", may["view_deals"]
     return fragments.render("clients/table.html", {
-        "rows": page.drawn(selectable=context["view"] != "deleted", with_deals=may["view_deals"]),
+        "rows": page.drawn(selectable=selectable, with_deals=with_deals),
         "columns": [(col.key, str(col.label)) for col in page.columns], "query": query,
         "total": page.total, "total_text": count_text(page.total) if page.total is not None else "",
-        "selectable": context["view"] != "deleted", "with_deals": may["view_deals"], "may": may,
+        "selectable": selectable, "with_deals": with_deals, "may": may,
         "paged": bool(page.next_cursor or page.prev_cursor),
         "newer": f"{link}before={quote(page.prev_cursor, safe='/')}" if page.prev_cursor else "",
         "older": f"{link}after={quote(page.next_cursor, safe='/')}" if page.next_cursor else "",

@@ -10,7 +10,7 @@ from crm import permissions as gate
 from crm.http import url_maker
 from crm.templatetags.chrome import kept_static, page_context
 from crm.templatetags.urls import kept_reverse
-from deals.cards import Money, card_texts
+from deals.cards import Money
 
 register = template.Library()
 
@@ -39,7 +39,7 @@ def _heads(context) -> list[dict]:
 
 @fragments.words
 def _board_texts() -> dict[str, str]:
-    return {**card_texts(), **_head_texts(), "move_hint": _("Enter: move · Esc: cancel"),
+    return {**_head_texts(), "move_hint": _("Enter: move · Esc: cancel"),
             "no_stages": _("This line has no stages yet.")}
 
 
